@@ -1,0 +1,215 @@
+//! The contract between `seedsweep-trainer` and its watchers (the local executor, the operator, dashboards):
+//! Prometheus metric names and labels, the end-of-run summary, and exit codes. Changing anything here is an API
+//! change: the README documents it and the Grafana dashboards query it.
+
+use crate::task::Metrics;
+use serde::{Deserialize, Serialize};
+
+/// Prometheus metric names exported on the trainer's `/metrics`.
+pub mod metric {
+    /// Fraction of total training steps done, 0..=1.
+    pub const PROGRESS: &str = "seedsweep_trial_progress";
+    /// Current epoch (0-based, fractional epochs are not reported).
+    pub const EPOCH: &str = "seedsweep_trial_epoch";
+    /// Optimizer steps done.
+    pub const STEP: &str = "seedsweep_trial_step";
+    /// Optimizer steps the full run will take.
+    pub const TOTAL_STEPS: &str = "seedsweep_trial_total_steps";
+    /// Training loss of the latest step.
+    pub const TRAIN_LOSS: &str = "seedsweep_trial_train_loss";
+    /// Learning rate of the latest step.
+    pub const LEARNING_RATE: &str = "seedsweep_trial_learning_rate";
+    /// Training throughput over the latest logging window.
+    pub const EXAMPLES_PER_SECOND: &str = "seedsweep_trial_examples_per_second";
+    /// One series per evaluation point and metric, labels [`super::label::EVAL_INDEX`], [`super::label::EVAL_STEP`],
+    /// [`super::label::EVAL_PROGRESS`], [`super::label::METRIC`]. Series are never removed, so a scraper that looks
+    /// rarely still sees every evaluation.
+    pub const EVAL: &str = "seedsweep_trial_eval";
+    /// The dev set's majority-class baseline, label [`super::label::METRIC`].
+    pub const MAJORITY_BASELINE: &str = "seedsweep_trial_majority_baseline";
+    /// 1 once the run has ended (any outcome), else 0.
+    pub const DONE: &str = "seedsweep_trial_done";
+}
+
+/// Label names. Every trainer metric carries the identity labels.
+pub mod label {
+    pub const SWEEP: &str = "sweep";
+    pub const TRIAL: &str = "trial";
+    pub const WI_SEED: &str = "wi_seed";
+    pub const DO_SEED: &str = "do_seed";
+    pub const METRIC: &str = "metric";
+    pub const EVAL_INDEX: &str = "eval_index";
+    pub const EVAL_STEP: &str = "step";
+    pub const EVAL_PROGRESS: &str = "progress";
+}
+
+/// Process exit codes of `seedsweep-trainer`.
+pub mod exit_code {
+    /// Training ran to completion.
+    pub const COMPLETED: i32 = 0;
+    /// Bad input or a runtime error; the message is on stderr (and in the termination log when possible).
+    pub const ERROR: i32 = 1;
+    /// Command-line usage error (clap's convention).
+    pub const USAGE: i32 = 2;
+    /// The training loss became NaN or infinite.
+    pub const DIVERGED: i32 = 3;
+    /// Stopped by SIGTERM/SIGINT; the summary was still written. 128 + 15, as a shell reports it.
+    pub const TERMINATED: i32 = 143;
+}
+
+/// Kubernetes truncates a container's termination message at 4096 bytes.
+pub const TERMINATION_LOG_LIMIT: usize = 4096;
+
+/// How a trainer run ended.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub enum Outcome {
+    Completed,
+    Diverged,
+    Terminated,
+    Failed,
+}
+
+/// One evaluation on the full dev set.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct EvalPoint {
+    /// 0-based position among this run's evaluations.
+    pub index: u32,
+    pub step: u64,
+    /// `step / total_steps`.
+    pub progress: f64,
+    pub metrics: Metrics,
+}
+
+/// What a trainer run leaves behind: written to `--output` (full) and `--termination-log` (compacted to fit
+/// [`TERMINATION_LOG_LIMIT`]).
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct TrialSummary {
+    pub sweep: String,
+    pub trial: String,
+    pub wi_seed: u64,
+    pub do_seed: u64,
+    pub outcome: Outcome,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    pub steps_done: u64,
+    pub total_steps: u64,
+    /// The metrics of always predicting the dev set's majority class.
+    pub majority_baseline: Metrics,
+    /// The last evaluation when training completed, else `None`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub final_metrics: Option<Metrics>,
+    /// Evaluations in order. In the termination log the oldest may be dropped to fit; see `droppedEvals`.
+    pub evals: Vec<EvalPoint>,
+    /// How many of the oldest evaluations were dropped from `evals` to fit the termination log.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub dropped_evals: u32,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
+}
+
+impl TrialSummary {
+    /// Serializes the summary into at most `limit` bytes by dropping the oldest evaluations first (the latest ones
+    /// and the final metrics matter most to a watcher that has missed them), then shortening the reason.
+    pub fn to_compact_json(&self, limit: usize) -> String {
+        let mut s = self.clone();
+        loop {
+            let json = serde_json::to_string(&s).expect("summary serializes");
+            if json.len() <= limit {
+                return json;
+            }
+            if !s.evals.is_empty() {
+                let drop = s.evals.len().div_ceil(8).min(s.evals.len());
+                s.evals.drain(..drop);
+                s.dropped_evals += drop as u32;
+            } else if let Some(reason) = s.reason.as_mut().filter(|r| r.len() > 64) {
+                let cut = (0..=reason.len() / 2)
+                    .rev()
+                    .find(|&i| reason.is_char_boundary(i))
+                    .unwrap_or(0);
+                reason.truncate(cut);
+                reason.push('…');
+            } else {
+                // Identity fields alone exceed the limit only with absurd names; fall back to a minimal record.
+                s.sweep.truncate(s.sweep.len().min(253));
+                s.trial.truncate(s.trial.len().min(253));
+                s.reason = None;
+                return serde_json::to_string(&s).expect("summary serializes");
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn summary(evals: u32) -> TrialSummary {
+        TrialSummary {
+            sweep: "mrpc".into(),
+            trial: "mrpc-w1-d2".into(),
+            wi_seed: 1,
+            do_seed: 2,
+            outcome: Outcome::Completed,
+            reason: None,
+            steps_done: 690,
+            total_steps: 690,
+            majority_baseline: Metrics {
+                accuracy: 0.68,
+                f1: 0.81,
+                mcc: 0.0,
+                acc_and_f1: 0.745,
+            },
+            final_metrics: Some(Metrics {
+                accuracy: 0.85,
+                f1: 0.89,
+                mcc: 0.64,
+                acc_and_f1: 0.87,
+            }),
+            evals: (0..evals)
+                .map(|i| EvalPoint {
+                    index: i,
+                    step: u64::from(i) * 23,
+                    progress: f64::from(i) / f64::from(evals),
+                    metrics: Metrics {
+                        accuracy: 0.812345678,
+                        f1: 0.87654321,
+                        mcc: 0.5123456,
+                        acc_and_f1: 0.8441,
+                    },
+                })
+                .collect(),
+            dropped_evals: 0,
+        }
+    }
+
+    #[test]
+    fn compact_json_keeps_everything_when_it_fits() {
+        let s = summary(3);
+        let json = s.to_compact_json(TERMINATION_LOG_LIMIT);
+        let back: TrialSummary = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, s);
+    }
+
+    #[test]
+    fn compact_json_drops_oldest_evals_first() {
+        let s = summary(31);
+        let full = serde_json::to_string(&s).unwrap();
+        assert!(
+            full.len() > TERMINATION_LOG_LIMIT,
+            "test needs an oversized summary"
+        );
+        let json = s.to_compact_json(TERMINATION_LOG_LIMIT);
+        assert!(json.len() <= TERMINATION_LOG_LIMIT);
+        let back: TrialSummary = serde_json::from_str(&json).unwrap();
+        assert!(back.dropped_evals > 0);
+        assert_eq!(back.dropped_evals as usize + back.evals.len(), 31);
+        assert_eq!(back.evals.last(), s.evals.last());
+        assert_eq!(back.evals[0].index, back.dropped_evals);
+        assert_eq!(back.final_metrics, s.final_metrics);
+    }
+}
