@@ -142,7 +142,8 @@ pub fn score_summary(scores: &[f64]) -> Option<ScoreSummary> {
 ///
 /// allentune's `_compute_variance` returns the square root of that sum and its result calls it `var`; here the
 /// sum is `variance` and its square root `std`. Tied scores need no special handling: the formula treats the N
-/// scores as N distinct items, and tied items have the same value. NaN and infinite scores are ignored.
+/// scores as N distinct items, and tied items have the same value. NaN and infinite scores are ignored, and a
+/// point whose variance overflows (scores near `f64::MAX`) is left out rather than reported as infinity.
 pub fn expected_max_curve(scores: &[f64]) -> Vec<ExpectedMaxPoint> {
     let ns: Vec<usize> = (1..=scores.len()).collect();
     expected_max_at(scores, &ns)
@@ -710,8 +711,8 @@ pub fn spearman(x: &[f64], y: &[f64]) -> Option<Spearman> {
     Some(Spearman { n, rho, p_value })
 }
 
-/// Spearman correlation between the metric at each evaluation point and the final score (Dodge et al. 2020 §5:
-/// how well early performance predicts final performance).
+/// Spearman correlation between the metric at each evaluation point and the final score (how well early
+/// performance predicts final performance).
 ///
 /// Evaluation points are grouped by progress rounded to [`PROGRESS_QUANTUM`] (not by evaluation index, so that a
 /// trial's k-th evaluation lines up with the others' at the same progress even if it skipped one). A point uses
@@ -783,7 +784,7 @@ pub fn compute_accounting(trials: &[TrialOutcome]) -> ComputeAccounting {
     }
 }
 
-/// Cost of one early-stopping rung, Dodge et al. 2020 §6.
+/// Cost of one early-stopping rung (Dodge et al. 2020's budget formula).
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct RungCost {
     /// (t·f + p·(1−f))·s: t trials trained to fraction f, then p of them trained to completion.
@@ -1526,9 +1527,9 @@ mod tests {
 
     #[test]
     fn early_vs_final_is_capped() {
-        // Every trial evaluates at its own progress values, plus 3 shared ones at 0.1, 0.2, 0.3 … in pairs of
-        // trials: more qualifying points than the cap.
-        let trials: Vec<TrialOutcome> = (0..900u64)
+        // 300 groups of 3 trials each evaluate at 3 progress values of their own: 900 points with n = 3, more than
+        // the cap. 4 more trials share progress 0.95, the only point with n = 4, which the cap must keep.
+        let mut trials: Vec<TrialOutcome> = (0..900u64)
             .map(|i| TrialOutcome {
                 evals: (0..3)
                     .map(|k| ((1 + (i / 3) * 3 + k) as f64 / 1000.0, i as f64))
@@ -1536,10 +1537,18 @@ mod tests {
                 ..trial(i, i, Some(i as f64))
             })
             .collect();
+        trials.extend((0..4u64).map(|i| TrialOutcome {
+            evals: vec![(0.95, i as f64)],
+            ..trial(1000 + i, 0, Some(i as f64))
+        }));
         let (points, omitted) = early_vs_final(&trials);
         assert_eq!(points.len(), MAX_EARLY_VS_FINAL_POINTS);
-        assert!(omitted > 0);
+        assert_eq!(omitted, 901 - MAX_EARLY_VS_FINAL_POINTS);
         assert!(points.windows(2).all(|w| w[0].progress < w[1].progress));
+        assert_eq!(points.last().map(|p| (p.progress, p.n)), Some((0.95, 4)));
+        // Among the n = 3 points, the earliest progress values are kept.
+        assert_eq!(points[0].progress, 0.001);
+        assert_eq!(points[254].progress, 0.255);
     }
 
     #[test]
