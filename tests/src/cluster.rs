@@ -1,0 +1,483 @@
+//! `TestCluster`: a Kubernetes API to run end-to-end tests against.
+//!
+//! * `SEEDSWEEP_TEST_KUBECONFIG` set: that cluster, as-is (a real one with kubelets, e.g. kind); no simulator.
+//! * else `<workspace>/../shared/k8s/start.sh` exists: a private control plane on free loopback ports in a temp
+//!   state dir, plus simulated nodes (the kubelet stand-in) running on a dedicated runtime thread.
+//! * else: [`Setup::Skip`] with the reason, so tests print `skipping: ...` and pass.
+//!
+//! Cleanup: a watchdog process (`sh`) holds a pipe from the test process; when the pipe closes — drop, panic,
+//! normal exit or even SIGKILL of the test binary — it kills leftover pod processes, runs `stop.sh` and removes
+//! the state dir. That is what makes a `static` shared cluster (never dropped) safe.
+
+use std::io::Write as _;
+use std::net::{Ipv4Addr, TcpListener};
+use std::os::unix::process::CommandExt as _;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use kube::Client;
+use kube::config::{KubeConfigOptions, Kubeconfig};
+
+use crate::sim::{NodeConfig, NodeSimulator};
+
+/// Use this cluster instead of starting one (a real cluster with kubelets, such as kind).
+pub const KUBECONFIG_ENV: &str = "SEEDSWEEP_TEST_KUBECONFIG";
+/// Overrides the location of the `shared/k8s` scripts.
+pub const K8S_DIR_ENV: &str = "SEEDSWEEP_K8S_DIR";
+/// `1`: keep the control plane's state dir (logs, pod logs) after the run, for debugging.
+pub const KEEP_STATE_ENV: &str = "SEEDSWEEP_TEST_KEEP_STATE";
+
+/// Name of the node every local cluster starts with.
+pub const DEFAULT_NODE: &str = "seedsweep-sim-0";
+
+/// Either a cluster or the reason there is none.
+pub enum Setup {
+    Ready(TestCluster),
+    Skip(String),
+}
+
+impl Setup {
+    /// The cluster, or `None` after printing `skipping: <why>` (for `let Some(c) = .. else { return }`).
+    pub fn ready_or_skip(&self) -> Option<&TestCluster> {
+        match self {
+            Setup::Ready(c) => Some(c),
+            Setup::Skip(why) => {
+                eprintln!("skipping: {why}");
+                None
+            }
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct ClusterOptions {
+    /// GPUs (`nvidia.com/gpu`) of the default simulated node.
+    pub default_node_gpus: u32,
+}
+
+impl Default for ClusterOptions {
+    fn default() -> Self {
+        ClusterOptions {
+            default_node_gpus: 2,
+        }
+    }
+}
+
+/// One cluster per test binary, started on first use and cleaned up by the watchdog at process exit.
+/// Panics only if starting a cluster that should be available fails (a broken environment, not a skip).
+pub fn shared() -> &'static Setup {
+    static SHARED: OnceLock<Setup> = OnceLock::new();
+    SHARED.get_or_init(|| match TestCluster::start(ClusterOptions::default()) {
+        Ok(setup) => setup,
+        Err(e) => panic!("starting the shared test cluster failed: {e:#}"),
+    })
+}
+
+pub struct TestCluster {
+    kubeconfig: PathBuf,
+    local: Option<Local>,
+}
+
+/// What only a cluster we started has.
+struct Local {
+    state_dir: PathBuf,
+    k8s_dir: PathBuf,
+    watchdog: Child,
+    /// Held only so dropping it (or process exit) closes the watchdog's stdin.
+    watchdog_pipe: Option<std::process::ChildStdin>,
+    harness: Harness,
+    ip_second_octet: u8,
+}
+
+/// A runtime on its own thread hosts the simulators, so they outlive every `#[tokio::test]` runtime.
+struct Harness {
+    handle: tokio::runtime::Handle,
+    sims: Arc<Mutex<Vec<NodeSimulator>>>,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+    nodes: Mutex<Vec<String>>,
+}
+
+impl TestCluster {
+    /// Blocking (8–15 s for a local control plane); callable from sync code and from inside async tests.
+    pub fn start(options: ClusterOptions) -> Result<Setup> {
+        if let Some(path) = std::env::var_os(KUBECONFIG_ENV).filter(|p| !p.is_empty()) {
+            let kubeconfig = PathBuf::from(path);
+            if !kubeconfig.is_file() {
+                bail!("{KUBECONFIG_ENV}={} is not a file", kubeconfig.display());
+            }
+            return Ok(Setup::Ready(TestCluster {
+                kubeconfig,
+                local: None,
+            }));
+        }
+        let k8s_dir = match std::env::var_os(K8S_DIR_ENV) {
+            Some(dir) => PathBuf::from(dir),
+            None => Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/k8s"),
+        };
+        if !k8s_dir.join("start.sh").is_file() {
+            return Ok(Setup::Skip(format!(
+                "no {}/start.sh and {KUBECONFIG_ENV} unset: no Kubernetes API to test against",
+                k8s_dir.display()
+            )));
+        }
+        let k8s_dir = k8s_dir
+            .canonicalize()
+            .with_context(|| format!("resolving {}", k8s_dir.display()))?;
+        Self::start_local(k8s_dir, options).map(Setup::Ready)
+    }
+
+    fn start_local(k8s_dir: PathBuf, options: ClusterOptions) -> Result<TestCluster> {
+        let state_dir = tempfile::Builder::new()
+            .prefix("seedsweep-k8s-")
+            .tempdir()
+            .context("creating the control plane's state dir")?
+            .keep();
+        let keep = std::env::var(KEEP_STATE_ENV).is_ok_and(|v| v == "1");
+        let (watchdog, pipe) = spawn_watchdog(&state_dir, &k8s_dir, keep)?;
+        // From here on the watchdog owns cleanup; a failure below just drops `local`, which triggers it.
+        let harness = Harness::start()?;
+        let mut local = Local {
+            state_dir,
+            k8s_dir,
+            watchdog,
+            watchdog_pipe: Some(pipe),
+            harness,
+            ip_second_octet: 10 + (std::process::id() % 200) as u8,
+        };
+        local.start_control_plane()?;
+        let cluster = TestCluster {
+            kubeconfig: local.state_dir.join("kubeconfig"),
+            local: Some(local),
+        };
+        cluster.add_node_blocking(
+            cluster
+                .node_config(DEFAULT_NODE)?
+                .with_gpus(options.default_node_gpus),
+        )?;
+        Ok(cluster)
+    }
+
+    pub fn kubeconfig(&self) -> &Path {
+        &self.kubeconfig
+    }
+
+    /// True when pods run on simulated nodes (a local control plane), false on an external cluster.
+    pub fn has_simulator(&self) -> bool {
+        self.local.is_some()
+    }
+
+    /// The control plane's state dir (logs of etcd/apiserver/kcm/scheduler, `node-sim/` pod dirs), if local.
+    pub fn state_dir(&self) -> Option<&Path> {
+        self.local.as_ref().map(|l| l.state_dir.as_path())
+    }
+
+    /// A client bound to the calling Tokio runtime. Create one per test: a client's connection tasks die with
+    /// the runtime that created them, and each `#[tokio::test]` has its own runtime.
+    pub async fn client(&self) -> Result<Client> {
+        client_from(&self.kubeconfig).await
+    }
+
+    /// Names of the simulated nodes (empty on an external cluster).
+    pub fn nodes(&self) -> Vec<String> {
+        self.local
+            .as_ref()
+            .map(|l| {
+                l.harness
+                    .nodes
+                    .lock()
+                    .map(|n| n.clone())
+                    .unwrap_or_default()
+            })
+            .unwrap_or_default()
+    }
+
+    /// A node config with this cluster's work dir and a pod IP range of its own (127.<per process>.<node>.x).
+    pub fn node_config(&self, name: &str) -> Result<NodeConfig> {
+        let local = self
+            .local
+            .as_ref()
+            .context("no node simulator on an external cluster")?;
+        let index = local.harness.nodes.lock().map(|n| n.len()).unwrap_or(0);
+        let third = u8::try_from(index * 16 % 256).unwrap_or(0);
+        Ok(
+            NodeConfig::new(name, local.state_dir.join("node-sim").join(name))
+                .with_ip_base(Ipv4Addr::new(127, local.ip_second_octet, third, 0)),
+        )
+    }
+
+    /// Starts another simulated node; returns once it is registered and Ready.
+    pub async fn add_node(&self, config: NodeConfig) -> Result<()> {
+        let local = self
+            .local
+            .as_ref()
+            .context("no node simulator on an external cluster")?;
+        let kubeconfig = self.kubeconfig.clone();
+        let sims = local.harness.sims.clone();
+        let name = config.name.clone();
+        local
+            .harness
+            .handle
+            .spawn(async move {
+                let client = client_from(&kubeconfig).await?;
+                let sim = NodeSimulator::start(client, config).await?;
+                sims.lock()
+                    .map_err(|_| anyhow::anyhow!("simulator list poisoned"))?
+                    .push(sim);
+                anyhow::Ok(())
+            })
+            .await
+            .context("node simulator start task")?
+            .with_context(|| format!("starting simulated node {name}"))?;
+        if let Ok(mut nodes) = local.harness.nodes.lock() {
+            nodes.push(name);
+        }
+        Ok(())
+    }
+
+    fn add_node_blocking(&self, config: NodeConfig) -> Result<()> {
+        let local = self
+            .local
+            .as_ref()
+            .context("no node simulator on an external cluster")?;
+        let (tx, rx) = std::sync::mpsc::channel();
+        let fut = self.add_node(config);
+        // Run on the harness runtime via a scoped thread, so this works even when called inside another runtime.
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                let _ = tx.send(local.harness.handle.block_on(fut));
+            });
+        });
+        rx.recv().context("node start thread died")?
+    }
+
+    /// Pods, events and the simulator's logs for `namespace`: print it when a test fails.
+    pub async fn diagnostics(&self, client: &Client, namespace: &str) -> String {
+        let mut out = crate::helpers::dump_namespace(client, namespace).await;
+        if let Some(local) = &self.local {
+            out.push_str(&local.pod_logs(namespace));
+        }
+        out
+    }
+}
+
+impl Local {
+    fn start_control_plane(&mut self) -> Result<()> {
+        let mut last_err = None;
+        for attempt in 0..3 {
+            let ports = free_ports(attempt).context("finding free loopback ports")?;
+            let output = Command::new(self.k8s_dir.join("start.sh"))
+                .arg(&self.state_dir)
+                .env("K8S_APISERVER_PORT", ports[0].to_string())
+                .env("K8S_ETCD_PORT", ports[1].to_string())
+                .env("K8S_KCM_PORT", ports[3].to_string())
+                .env("K8S_SCHED_PORT", ports[4].to_string())
+                // Own process group: Ctrl-C on the test must not kill the control plane before the watchdog
+                // has cleaned up pod processes.
+                .process_group(0)
+                .stdin(Stdio::null())
+                .output()
+                .with_context(|| format!("running {}/start.sh", self.k8s_dir.display()))?;
+            if output.status.success() {
+                return Ok(());
+            }
+            let err = anyhow::anyhow!(
+                "start.sh failed ({}) on ports {ports:?}: {}\napiserver.log tail:\n{}",
+                output.status,
+                String::from_utf8_lossy(&output.stderr).trim(),
+                tail_file(&self.state_dir.join("apiserver.log"), 15)
+            );
+            // A port may have been taken between our probe and the bind; stop what started and retry.
+            let _ = Command::new(self.k8s_dir.join("stop.sh"))
+                .arg(&self.state_dir)
+                .output();
+            last_err = Some(err);
+        }
+        Err(last_err.unwrap_or_else(|| anyhow::anyhow!("start.sh failed")))
+    }
+
+    fn pod_logs(&self, namespace: &str) -> String {
+        let mut out = String::new();
+        let Ok(nodes) = std::fs::read_dir(self.state_dir.join("node-sim")) else {
+            return out;
+        };
+        for node in nodes.flatten() {
+            let Ok(pods) = std::fs::read_dir(node.path().join("pods")) else {
+                continue;
+            };
+            for pod in pods.flatten() {
+                if !pod
+                    .file_name()
+                    .to_string_lossy()
+                    .starts_with(&format!("{namespace}_"))
+                {
+                    continue;
+                }
+                let Ok(files) = std::fs::read_dir(pod.path()) else {
+                    continue;
+                };
+                for f in files.flatten() {
+                    let name = f.file_name().to_string_lossy().into_owned();
+                    if name.ends_with(".log") || name.ends_with(".termination-log") {
+                        out.push_str(&format!(
+                            "--- {}/{}/{name}\n{}\n",
+                            node.file_name().to_string_lossy(),
+                            pod.file_name().to_string_lossy(),
+                            tail_file(&f.path(), 30)
+                        ));
+                    }
+                }
+            }
+        }
+        out
+    }
+}
+
+impl Drop for Local {
+    fn drop(&mut self) {
+        self.harness.stop();
+        // Closing the pipe tells the watchdog to clean up; wait so a following cluster starts from a clean slate.
+        drop(self.watchdog_pipe.take());
+        let _ = self.watchdog.wait();
+    }
+}
+
+impl Harness {
+    fn start() -> Result<Self> {
+        let (handle_tx, handle_rx) = std::sync::mpsc::channel();
+        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+        let sims: Arc<Mutex<Vec<NodeSimulator>>> = Arc::default();
+        let thread_sims = sims.clone();
+        let thread = std::thread::Builder::new()
+            .name("seedsweep-test-harness".into())
+            .spawn(move || {
+                let rt = match tokio::runtime::Builder::new_multi_thread()
+                    .worker_threads(2)
+                    .enable_all()
+                    .build()
+                {
+                    Ok(rt) => rt,
+                    Err(e) => {
+                        let _ = handle_tx.send(Err(e));
+                        return;
+                    }
+                };
+                let _ = handle_tx.send(Ok(rt.handle().clone()));
+                rt.block_on(async {
+                    let _ = stop_rx.await;
+                    let sims: Vec<NodeSimulator> = thread_sims
+                        .lock()
+                        .map(|mut s| s.drain(..).collect())
+                        .unwrap_or_default();
+                    for sim in sims {
+                        sim.shutdown().await;
+                    }
+                });
+                rt.shutdown_timeout(Duration::from_secs(5));
+            })
+            .context("spawning the harness thread")?;
+        let handle = handle_rx
+            .recv()
+            .context("harness thread died")?
+            .context("building the harness runtime")?;
+        Ok(Harness {
+            handle,
+            sims,
+            stop: Some(stop_tx),
+            thread: Some(thread),
+            nodes: Mutex::default(),
+        })
+    }
+
+    fn stop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+async fn client_from(kubeconfig: &Path) -> Result<Client> {
+    let kc = Kubeconfig::read_from(kubeconfig)
+        .with_context(|| format!("reading kubeconfig {}", kubeconfig.display()))?;
+    let config = kube::Config::from_custom_kubeconfig(kc, &KubeConfigOptions::default())
+        .await
+        .with_context(|| format!("loading kubeconfig {}", kubeconfig.display()))?;
+    Client::try_from(config).context("building Kubernetes client")
+}
+
+/// The watchdog: a `sh` in its own process group that waits for EOF on stdin, then cleans up.
+fn spawn_watchdog(
+    state_dir: &Path,
+    k8s_dir: &Path,
+    keep: bool,
+) -> Result<(Child, std::process::ChildStdin)> {
+    const SCRIPT: &str = r#"
+cat >/dev/null
+for f in "$1"/node-sim/*/pods/*/*.pgid; do
+  [ -f "$f" ] && kill -KILL -- "-$(cat "$f")" 2>/dev/null
+done
+"$2/stop.sh" "$1" >/dev/null 2>&1
+[ "$3" = 1 ] || rm -rf "$1"
+"#;
+    let mut child = Command::new("sh")
+        .arg("-c")
+        .arg(SCRIPT)
+        .arg("seedsweep-test-watchdog")
+        .arg(state_dir)
+        .arg(k8s_dir)
+        .arg(if keep { "1" } else { "0" })
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .process_group(0)
+        .spawn()
+        .context("spawning the cleanup watchdog")?;
+    let mut pipe = child.stdin.take().context("watchdog has no stdin")?;
+    // Proves the pipe works before we rely on it.
+    pipe.write_all(b"\n").context("writing to the watchdog")?;
+    Ok((child, pipe))
+}
+
+/// Five free loopback ports: apiserver, etcd client, etcd peer (must be client + 1), controller-manager,
+/// scheduler. Probed by binding; a race with another process is handled by start_control_plane's retry.
+fn free_ports(attempt: u32) -> Result<[u16; 5]> {
+    let seed = std::process::id()
+        .wrapping_mul(7919)
+        .wrapping_add(attempt * 104_729);
+    let started = Instant::now();
+    let mut candidate = 20_000 + (seed % 20_000) as u16 / 5 * 5;
+    while started.elapsed() < Duration::from_secs(5) {
+        let ports = [
+            candidate,
+            candidate + 1,
+            candidate + 2,
+            candidate + 3,
+            candidate + 4,
+        ];
+        if ports
+            .iter()
+            .all(|&p| TcpListener::bind(("127.0.0.1", p)).is_ok())
+        {
+            return Ok(ports);
+        }
+        candidate = if candidate >= 39_990 {
+            20_000
+        } else {
+            candidate + 5
+        };
+    }
+    bail!("no five consecutive free ports found in 20000..40000")
+}
+
+fn tail_file(path: &Path, lines: usize) -> String {
+    let bytes = crate::sim::process::read_tail(path, 16 * 1024);
+    let text = String::from_utf8_lossy(&bytes);
+    let all: Vec<&str> = text.lines().collect();
+    all[all.len().saturating_sub(lines)..].join("\n")
+}

@@ -1,0 +1,329 @@
+//! Container environment as the kubelet builds it: `$(VAR)` expansion and the downward API.
+//!
+//! Pure functions only, so the subtle kubelet semantics (escaping, ordering, unknown references) are unit tested
+//! without a cluster.
+
+use std::collections::HashMap;
+
+use anyhow::{Context, Result, bail};
+use k8s_openapi::api::core::v1::{Container, ObjectFieldSelector, Pod};
+
+/// Expands `$(NAME)` references the way the kubelet does (a port of
+/// `third_party/forked/golang/expansion.Expand`): `$$` is an escaped `$`, references to unknown variables and
+/// unterminated `$(` are kept verbatim, and a `$` before anything else is kept as-is.
+pub fn expand(input: &str, lookup: impl Fn(&str) -> Option<String>) -> String {
+    let bytes = input.as_bytes();
+    // Work on bytes like Go does; every byte is either copied or replaced by a whole (valid UTF-8) value, and
+    // variable names end at an ASCII `)`, so the result is valid UTF-8.
+    let mut out: Vec<u8> = Vec::with_capacity(bytes.len());
+    let mut checkpoint = 0;
+    let mut cursor = 0;
+    while cursor < bytes.len() {
+        if bytes[cursor] == b'$' && cursor + 1 < bytes.len() {
+            out.extend_from_slice(&bytes[checkpoint..cursor]);
+            let rest = &bytes[cursor + 1..];
+            let advance = match rest[0] {
+                b'$' => {
+                    out.push(b'$');
+                    1
+                }
+                b'(' => match rest.iter().position(|&b| b == b')') {
+                    Some(close) => {
+                        // The slice lies between two ASCII bytes, so it is valid UTF-8.
+                        let name = std::str::from_utf8(&rest[1..close]).unwrap_or_default();
+                        match lookup(name) {
+                            Some(value) => out.extend_from_slice(value.as_bytes()),
+                            None => out.extend_from_slice(&bytes[cursor..cursor + close + 2]),
+                        }
+                        close + 1
+                    }
+                    None => {
+                        out.extend_from_slice(b"$(");
+                        1
+                    }
+                },
+                other => {
+                    out.push(b'$');
+                    out.push(other);
+                    1
+                }
+            };
+            cursor += advance;
+            checkpoint = cursor + 1;
+        }
+        cursor += 1;
+    }
+    out.extend_from_slice(&bytes[checkpoint.min(bytes.len())..]);
+    String::from_utf8(out).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
+}
+
+/// What the downward API can resolve for a pod on this node.
+#[derive(Debug, Clone)]
+pub struct PodFacts<'a> {
+    pub pod: &'a Pod,
+    pub pod_ip: String,
+    pub host_ip: String,
+    pub node_name: String,
+}
+
+/// Resolves a `fieldRef` the way the kubelet does for the paths SeedSweep's pods use.
+pub fn resolve_field_ref(sel: &ObjectFieldSelector, facts: &PodFacts<'_>) -> Result<String> {
+    let meta = &facts.pod.metadata;
+    let path = sel.field_path.as_str();
+    let value = match path {
+        "metadata.name" => meta.name.clone().unwrap_or_default(),
+        "metadata.namespace" => meta.namespace.clone().unwrap_or_default(),
+        "metadata.uid" => meta.uid.clone().unwrap_or_default(),
+        "spec.nodeName" => facts.node_name.clone(),
+        "spec.serviceAccountName" => facts
+            .pod
+            .spec
+            .as_ref()
+            .and_then(|s| s.service_account_name.clone())
+            .unwrap_or_default(),
+        "status.podIP" | "status.podIPs" => facts.pod_ip.clone(),
+        "status.hostIP" | "status.hostIPs" => facts.host_ip.clone(),
+        _ => {
+            if let Some(key) = map_key(path, "metadata.labels") {
+                meta.labels
+                    .as_ref()
+                    .and_then(|m| m.get(&key).cloned())
+                    .unwrap_or_default()
+            } else if let Some(key) = map_key(path, "metadata.annotations") {
+                meta.annotations
+                    .as_ref()
+                    .and_then(|m| m.get(&key).cloned())
+                    .unwrap_or_default()
+            } else {
+                bail!("unsupported downward API fieldPath {path:?}");
+            }
+        }
+    };
+    Ok(value)
+}
+
+/// Parses `prefix['key']` (the only subscript syntax the API server accepts for fieldRef).
+fn map_key(path: &str, prefix: &str) -> Option<String> {
+    let rest = path.strip_prefix(prefix)?;
+    let inner = rest.strip_prefix("['")?.strip_suffix("']")?;
+    Some(inner.to_string())
+}
+
+/// Builds a container's environment in declaration order. Each value may reference only variables declared
+/// before it (kubelet semantics); the result keeps the order so later lookups see the final values.
+///
+/// `rewrite` maps in-container paths in literal values to local ones (see `plan`).
+pub fn container_env(
+    container: &Container,
+    facts: &PodFacts<'_>,
+    rewrite: impl Fn(&str) -> String,
+) -> Result<Vec<(String, String)>> {
+    let mut env: Vec<(String, String)> = Vec::new();
+    let mut index: HashMap<String, usize> = HashMap::new();
+    if container.env_from.as_ref().is_some_and(|v| !v.is_empty()) {
+        bail!(
+            "container {:?}: envFrom is not supported by the node simulator",
+            container.name
+        );
+    }
+    for var in container.env.iter().flatten() {
+        let value = match (&var.value, &var.value_from) {
+            (_, Some(from)) => {
+                if let Some(field) = &from.field_ref {
+                    resolve_field_ref(field, facts).with_context(|| format!("env {}", var.name))?
+                } else {
+                    bail!(
+                        "container {:?}: env {} uses a valueFrom source other than fieldRef, which the node \
+                         simulator does not support",
+                        container.name,
+                        var.name
+                    );
+                }
+            }
+            (Some(value), None) => {
+                let expanded = expand(value, |name| index.get(name).map(|&i| env[i].1.clone()));
+                rewrite(&expanded)
+            }
+            (None, None) => String::new(),
+        };
+        match index.get(&var.name) {
+            Some(&i) => env[i].1 = value,
+            None => {
+                index.insert(var.name.clone(), env.len());
+                env.push((var.name.clone(), value));
+            }
+        }
+    }
+    Ok(env)
+}
+
+/// Expands `command` and `args` against the container's full environment, as the kubelet does.
+pub fn expand_all(items: &[String], env: &[(String, String)]) -> Vec<String> {
+    let map: HashMap<&str, &str> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    items
+        .iter()
+        .map(|s| expand(s, |name| map.get(name).map(|v| v.to_string())))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use k8s_openapi::api::core::v1::{EnvVar, EnvVarSource, PodSpec};
+    use kube::api::ObjectMeta;
+    use std::collections::BTreeMap;
+
+    fn vars(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+        let map: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        move |name| map.get(name).cloned()
+    }
+
+    #[test]
+    fn expands_like_the_kubelet() {
+        let v = vars(&[("VAR_A", "A"), ("VAR_B", "B"), ("EMPTY", "")]);
+        let cases = [
+            ("$(VAR_A)", "A"),
+            ("___$(VAR_A)___", "___A___"),
+            ("$(VAR_A)$(VAR_B)", "AB"),
+            ("$(VAR_A)-$(EMPTY)-", "A--"),
+            ("$$(VAR_A)", "$(VAR_A)"),
+            ("$$$(VAR_A)", "$A"),
+            ("$$$$(VAR_A)", "$$(VAR_A)"),
+            ("$(UNKNOWN)", "$(UNKNOWN)"),
+            ("a $(UNKNOWN) $(VAR_B)", "a $(UNKNOWN) B"),
+            ("$(VAR_A", "$(VAR_A"),
+            ("$()", "$()"),
+            ("$VAR_A", "$VAR_A"),
+            ("${VAR_A}", "${VAR_A}"),
+            ("trailing $", "trailing $"),
+            ("$", "$"),
+            ("$$", "$"),
+            ("ünï$(VAR_A)cödé $é", "ünïAcödé $é"),
+            ("", ""),
+        ];
+        for (input, want) in cases {
+            assert_eq!(expand(input, &v), want, "input {input:?}");
+        }
+    }
+
+    fn pod() -> Pod {
+        Pod {
+            metadata: ObjectMeta {
+                name: Some("trial-1".into()),
+                namespace: Some("ns1".into()),
+                uid: Some("u-1".into()),
+                labels: Some(BTreeMap::from([(
+                    "seedsweep.dev/seed".to_string(),
+                    "42".to_string(),
+                )])),
+                ..Default::default()
+            },
+            spec: Some(PodSpec::default()),
+            ..Default::default()
+        }
+    }
+
+    fn field(name: &str, path: &str) -> EnvVar {
+        EnvVar {
+            name: name.into(),
+            value_from: Some(EnvVarSource {
+                field_ref: Some(ObjectFieldSelector {
+                    field_path: path.into(),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }
+    }
+
+    fn literal(name: &str, value: &str) -> EnvVar {
+        EnvVar {
+            name: name.into(),
+            value: Some(value.into()),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn builds_env_in_order_with_downward_api() {
+        let pod = pod();
+        let facts = PodFacts {
+            pod: &pod,
+            pod_ip: "127.3.0.7".into(),
+            host_ip: "127.0.0.1".into(),
+            node_name: "n1".into(),
+        };
+        let container = Container {
+            name: "trainer".into(),
+            env: Some(vec![
+                literal("URL", "http://$(POD_IP):8080"), // POD_IP is declared later: stays a reference
+                field("POD_IP", "status.podIP"),
+                field("NAME", "metadata.name"),
+                field("NS", "metadata.namespace"),
+                field("NODE", "spec.nodeName"),
+                field("SEED", "metadata.labels['seedsweep.dev/seed']"),
+                field("MISSING", "metadata.labels['nope']"),
+                literal("ADDR", "$(POD_IP):$(PORT)"),
+                literal("OUT", "/data/out"),
+            ]),
+            ..Default::default()
+        };
+        let env =
+            container_env(&container, &facts, |s| s.replace("/data", "/tmp/pod/data")).unwrap();
+        let get = |k: &str| env.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
+        assert_eq!(get("URL"), Some("http://$(POD_IP):8080"));
+        assert_eq!(get("POD_IP"), Some("127.3.0.7"));
+        assert_eq!(get("NAME"), Some("trial-1"));
+        assert_eq!(get("NS"), Some("ns1"));
+        assert_eq!(get("NODE"), Some("n1"));
+        assert_eq!(get("SEED"), Some("42"));
+        assert_eq!(get("MISSING"), Some(""));
+        assert_eq!(get("ADDR"), Some("127.3.0.7:$(PORT)"));
+        assert_eq!(get("OUT"), Some("/tmp/pod/data/out"));
+
+        let args = expand_all(&["--addr=$(ADDR)".into(), "$(NAME)-$$(NAME)".into()], &env);
+        assert_eq!(
+            args,
+            vec![
+                "--addr=127.3.0.7:$(PORT)".to_string(),
+                "trial-1-$(NAME)".to_string()
+            ]
+        );
+    }
+
+    #[test]
+    fn rejects_unsupported_sources() {
+        let pod = pod();
+        let facts = PodFacts {
+            pod: &pod,
+            pod_ip: "127.3.0.7".into(),
+            host_ip: "127.0.0.1".into(),
+            node_name: "n1".into(),
+        };
+        let bad_path = Container {
+            name: "c".into(),
+            env: Some(vec![field("X", "spec.hostname")]),
+            ..Default::default()
+        };
+        let err = container_env(&bad_path, &facts, |s| s.to_string()).unwrap_err();
+        assert!(format!("{err:#}").contains("spec.hostname"), "{err:#}");
+
+        let secret = Container {
+            name: "c".into(),
+            env: Some(vec![EnvVar {
+                name: "TOKEN".into(),
+                value_from: Some(EnvVarSource {
+                    secret_key_ref: Some(Default::default()),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }]),
+            ..Default::default()
+        };
+        assert!(container_env(&secret, &facts, |s| s.to_string()).is_err());
+    }
+}

@@ -1,0 +1,140 @@
+//! Local processes standing in for containers: spawn in their own process group, signal the whole group, and
+//! record the group id on disk so a harness watchdog can kill leftovers if the simulator itself dies.
+
+use std::fs;
+use std::os::unix::process::ExitStatusExt;
+use std::path::{Path, PathBuf};
+use std::process::{ExitStatus, Stdio};
+
+use anyhow::{Context, Result};
+use tokio::process::{Child, Command};
+
+use super::plan::ProcessPlan;
+
+/// A started container process. The process is the leader of its own process group (pgid == pid), so signals
+/// reach `sh -c` children too, like signals sent to a container's pid namespace.
+#[derive(Debug)]
+pub struct Process {
+    pub pid: u32,
+    pgid_file: PathBuf,
+}
+
+pub fn spawn(plan: &ProcessPlan) -> Result<(Process, Child)> {
+    for dir in &plan.dirs {
+        fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
+    if !plan.working_dir.is_dir() {
+        anyhow::bail!(
+            "workingDir {} does not exist on this machine",
+            plan.working_dir.display()
+        );
+    }
+    // A stale message from a previous run of the same container must not be reported for this run.
+    match fs::remove_file(&plan.termination_log) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => {
+            return Err(e).with_context(|| format!("clearing {}", plan.termination_log.display()));
+        }
+    }
+    let log = fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&plan.log_file)
+        .with_context(|| format!("opening log {}", plan.log_file.display()))?;
+    let log_err = log.try_clone().context("duplicating log file handle")?;
+
+    let mut cmd = Command::new(&plan.program);
+    cmd.args(&plan.args)
+        .envs(plan.env.iter().map(|(k, v)| (k, v)))
+        .current_dir(&plan.working_dir)
+        .stdin(Stdio::null())
+        .stdout(log)
+        .stderr(log_err)
+        .process_group(0)
+        .kill_on_drop(false);
+    let child = cmd.spawn().with_context(|| {
+        format!(
+            "starting {:?} for container {:?}",
+            plan.program, plan.container
+        )
+    })?;
+    let pid = child.id().context("spawned process has no pid")?;
+    let pgid_file = plan.log_file.with_extension("pgid");
+    fs::write(&pgid_file, pid.to_string())
+        .with_context(|| format!("writing {}", pgid_file.display()))?;
+    Ok((Process { pid, pgid_file }, child))
+}
+
+impl Process {
+    /// Sends `signal` to the whole process group; a group that is already gone is not an error.
+    pub fn signal_group(&self, signal: i32) {
+        let Ok(pgid) = i32::try_from(self.pid) else {
+            return;
+        };
+        // SAFETY: kill(2) with a negative pid only sends a signal; no memory is touched.
+        unsafe {
+            libc::kill(-pgid, signal);
+        }
+    }
+
+    /// Called once the leader has exited: kill stragglers left in the group and forget the group file.
+    pub fn reap(&self) {
+        self.signal_group(libc::SIGKILL);
+        let _ = fs::remove_file(&self.pgid_file);
+    }
+}
+
+/// Exit code as container runtimes report it: the code, or 128 + signal for a killed process.
+pub fn exit_code(status: ExitStatus) -> (i32, Option<i32>) {
+    match (status.code(), status.signal()) {
+        (Some(code), _) => (code, None),
+        (None, Some(sig)) => (128 + sig, Some(sig)),
+        (None, None) => (255, None),
+    }
+}
+
+/// Reads at most the last `max` bytes of a file; a missing file reads as empty.
+pub fn read_tail(path: &Path, max: usize) -> Vec<u8> {
+    use std::io::{Read, Seek, SeekFrom};
+    let Ok(mut f) = fs::File::open(path) else {
+        return Vec::new();
+    };
+    let len = f.metadata().map(|m| m.len()).unwrap_or(0);
+    let start = len.saturating_sub(max as u64);
+    if f.seek(SeekFrom::Start(start)).is_err() {
+        return Vec::new();
+    }
+    let mut buf = Vec::new();
+    let _ = f.take(max as u64).read_to_end(&mut buf);
+    buf
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn signal_exit_codes() {
+        assert_eq!(exit_code(ExitStatus::from_raw(0)), (0, None));
+        assert_eq!(exit_code(ExitStatus::from_raw(3 << 8)), (3, None));
+        assert_eq!(
+            exit_code(ExitStatus::from_raw(libc::SIGKILL)),
+            (137, Some(9))
+        );
+        assert_eq!(
+            exit_code(ExitStatus::from_raw(libc::SIGTERM)),
+            (143, Some(15))
+        );
+    }
+
+    #[test]
+    fn tail_of_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("f");
+        fs::write(&p, b"0123456789").unwrap();
+        assert_eq!(read_tail(&p, 4), b"6789");
+        assert_eq!(read_tail(&p, 100), b"0123456789");
+        assert!(read_tail(&dir.path().join("missing"), 4).is_empty());
+    }
+}

@@ -1,0 +1,432 @@
+//! Pod status as the kubelet reports it, built from the simulator's view of its processes.
+//!
+//! Pure: `build_status` takes the previous status (to keep `PodScheduled` and stable transition times) and the
+//! runtime view, and returns the whole new status, which the pod worker sends as a merge patch.
+
+use k8s_openapi::api::core::v1::{
+    ContainerState, ContainerStateRunning, ContainerStateTerminated, ContainerStateWaiting,
+    ContainerStatus, Pod, PodCondition, PodIP, PodStatus,
+};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use k8s_openapi::jiff::Timestamp;
+
+/// The kubelet's cap on termination messages (`MaxContainerTerminationMessageLength`).
+pub const MAX_TERMINATION_MESSAGE: usize = 4096;
+/// `FallbackToLogsOnError` uses at most this many bytes / lines from the end of the log.
+pub const MAX_FALLBACK_BYTES: usize = 2048;
+pub const MAX_FALLBACK_LINES: usize = 80;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Termination {
+    pub exit_code: i32,
+    /// Set when the process died from a signal; `exit_code` is then 128 + signal, like container runtimes report.
+    pub signal: Option<i32>,
+    pub reason: String,
+    pub message: Option<String>,
+    pub started_at: Timestamp,
+    pub finished_at: Timestamp,
+}
+
+impl Termination {
+    pub fn new(
+        exit_code: i32,
+        signal: Option<i32>,
+        message: Option<String>,
+        started_at: Timestamp,
+    ) -> Self {
+        let reason = if exit_code == 0 { "Completed" } else { "Error" };
+        Termination {
+            exit_code,
+            signal,
+            reason: reason.to_string(),
+            message: message.filter(|m| !m.is_empty()),
+            started_at,
+            finished_at: Timestamp::now(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RunState {
+    /// Not started yet, or waiting for a restart; the reason is what `kubectl get pods` shows.
+    Waiting {
+        reason: String,
+        message: Option<String>,
+    },
+    Running {
+        started_at: Timestamp,
+    },
+    Terminated(Termination),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ContainerView {
+    pub name: String,
+    pub image: String,
+    pub state: RunState,
+    pub restart_count: i32,
+    pub last_termination: Option<Termination>,
+    /// A stable id for the process (`sim://<pid>`), so clients can tell restarts apart.
+    pub container_id: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PodView {
+    pub pod_ip: String,
+    pub host_ip: String,
+    pub start_time: Timestamp,
+    pub containers: Vec<ContainerView>,
+}
+
+impl PodView {
+    pub fn phase(&self) -> &'static str {
+        let all_terminated = self
+            .containers
+            .iter()
+            .all(|c| matches!(c.state, RunState::Terminated(_)));
+        if self.containers.is_empty() {
+            return "Pending";
+        }
+        if all_terminated {
+            let all_ok = self
+                .containers
+                .iter()
+                .all(|c| matches!(&c.state, RunState::Terminated(t) if t.exit_code == 0));
+            return if all_ok { "Succeeded" } else { "Failed" };
+        }
+        let anything_started = self
+            .containers
+            .iter()
+            .any(|c| !matches!(c.state, RunState::Waiting { .. }) || c.restart_count > 0);
+        if anything_started {
+            "Running"
+        } else {
+            "Pending"
+        }
+    }
+}
+
+fn term_state(t: &Termination, container_id: Option<&String>) -> ContainerState {
+    ContainerState {
+        terminated: Some(ContainerStateTerminated {
+            exit_code: t.exit_code,
+            signal: t.signal,
+            reason: Some(t.reason.clone()),
+            message: t.message.clone(),
+            started_at: Some(Time(t.started_at)),
+            finished_at: Some(Time(t.finished_at)),
+            container_id: container_id.cloned(),
+        }),
+        ..Default::default()
+    }
+}
+
+fn container_status(c: &ContainerView) -> ContainerStatus {
+    let state = match &c.state {
+        RunState::Waiting { reason, message } => ContainerState {
+            waiting: Some(ContainerStateWaiting {
+                reason: Some(reason.clone()),
+                message: message.clone(),
+            }),
+            ..Default::default()
+        },
+        RunState::Running { started_at } => ContainerState {
+            running: Some(ContainerStateRunning {
+                started_at: Some(Time(*started_at)),
+            }),
+            ..Default::default()
+        },
+        RunState::Terminated(t) => term_state(t, c.container_id.as_ref()),
+    };
+    let running = matches!(c.state, RunState::Running { .. });
+    ContainerStatus {
+        name: c.name.clone(),
+        image: c.image.clone(),
+        image_id: String::new(),
+        container_id: c.container_id.clone(),
+        ready: running,
+        started: Some(running),
+        restart_count: c.restart_count,
+        state: Some(state),
+        last_state: c.last_termination.as_ref().map(|t| term_state(t, None)),
+        ..Default::default()
+    }
+}
+
+/// Condition with `lastTransitionTime` kept from the previous status when the value did not change.
+fn condition(
+    previous: Option<&PodStatus>,
+    type_: &str,
+    ok: bool,
+    reason: Option<&str>,
+    now: Timestamp,
+) -> PodCondition {
+    let status = if ok { "True" } else { "False" };
+    let old = previous
+        .and_then(|s| s.conditions.as_ref())
+        .and_then(|cs| cs.iter().find(|c| c.type_ == type_));
+    let since = match old {
+        Some(c) if c.status == status => c.last_transition_time.clone(),
+        _ => None,
+    };
+    PodCondition {
+        type_: type_.to_string(),
+        status: status.to_string(),
+        reason: reason.map(str::to_string),
+        last_transition_time: since.or(Some(Time(now))),
+        ..Default::default()
+    }
+}
+
+pub fn build_status(previous: Option<&PodStatus>, view: &PodView, now: Timestamp) -> PodStatus {
+    let phase = view.phase();
+    let all_running = !view.containers.is_empty()
+        && view
+            .containers
+            .iter()
+            .all(|c| matches!(c.state, RunState::Running { .. }));
+    let not_ready_reason = if phase == "Succeeded" || phase == "Failed" {
+        "PodCompleted"
+    } else {
+        "ContainersNotReady"
+    };
+    let reason = (!all_running).then_some(not_ready_reason);
+
+    let scheduled = previous
+        .and_then(|s| s.conditions.as_ref())
+        .and_then(|cs| cs.iter().find(|c| c.type_ == "PodScheduled").cloned())
+        .unwrap_or_else(|| condition(None, "PodScheduled", true, None, now));
+    let conditions = vec![
+        condition(previous, "Initialized", true, None, now),
+        condition(previous, "Ready", all_running, reason, now),
+        condition(previous, "ContainersReady", all_running, reason, now),
+        scheduled,
+    ];
+
+    PodStatus {
+        phase: Some(phase.to_string()),
+        conditions: Some(conditions),
+        host_ip: Some(view.host_ip.clone()),
+        pod_ip: Some(view.pod_ip.clone()),
+        pod_ips: Some(vec![PodIP {
+            ip: view.pod_ip.clone(),
+        }]),
+        start_time: Some(Time(view.start_time)),
+        container_statuses: Some(view.containers.iter().map(container_status).collect()),
+        qos_class: previous.and_then(|s| s.qos_class.clone()),
+        ..Default::default()
+    }
+}
+
+/// The container's message as the kubelet would report it: the last 4096 bytes of the termination-message file,
+/// or, with `FallbackToLogsOnError` and a failed container, the tail of its log when the file is empty.
+pub fn termination_message(
+    file: &[u8],
+    log: &[u8],
+    exit_code: i32,
+    fallback_to_logs: bool,
+) -> Option<String> {
+    let from_file = tail_bytes(file, MAX_TERMINATION_MESSAGE);
+    if !from_file.is_empty() || !fallback_to_logs || exit_code == 0 {
+        return (!from_file.is_empty()).then(|| String::from_utf8_lossy(from_file).into_owned());
+    }
+    let mut start = log.len();
+    let mut lines = 0;
+    // Count newlines from the end; a trailing newline does not open an extra (empty) line.
+    for (i, &b) in log.iter().enumerate().rev() {
+        if b == b'\n' && i + 1 != log.len() {
+            lines += 1;
+            if lines == MAX_FALLBACK_LINES {
+                break;
+            }
+        }
+        start = i;
+    }
+    let tail = tail_bytes(&log[start..], MAX_FALLBACK_BYTES);
+    (!tail.is_empty()).then(|| String::from_utf8_lossy(tail).into_owned())
+}
+
+fn tail_bytes(bytes: &[u8], max: usize) -> &[u8] {
+    &bytes[bytes.len().saturating_sub(max)..]
+}
+
+/// Whether the simulator should treat this pod as terminal already (it might be re-listed after a restart).
+pub fn is_terminal(pod: &Pod) -> bool {
+    matches!(
+        pod.status.as_ref().and_then(|s| s.phase.as_deref()),
+        Some("Succeeded" | "Failed")
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ts(secs: i64) -> Timestamp {
+        Timestamp::from_second(1_700_000_000 + secs).unwrap()
+    }
+
+    fn view(states: Vec<RunState>) -> PodView {
+        PodView {
+            pod_ip: "127.5.0.2".into(),
+            host_ip: "127.0.0.1".into(),
+            start_time: ts(0),
+            containers: states
+                .into_iter()
+                .enumerate()
+                .map(|(i, state)| ContainerView {
+                    name: format!("c{i}"),
+                    image: "busybox".into(),
+                    state,
+                    restart_count: 0,
+                    last_termination: None,
+                    container_id: Some(format!("sim://{}", 100 + i)),
+                })
+                .collect(),
+        }
+    }
+
+    fn term(code: i32, msg: Option<&str>) -> RunState {
+        RunState::Terminated(Termination {
+            exit_code: code,
+            signal: None,
+            reason: if code == 0 {
+                "Completed".into()
+            } else {
+                "Error".into()
+            },
+            message: msg.map(str::to_string),
+            started_at: ts(1),
+            finished_at: ts(2),
+        })
+    }
+
+    #[test]
+    fn phases() {
+        let waiting = RunState::Waiting {
+            reason: "ContainerCreating".into(),
+            message: None,
+        };
+        assert_eq!(view(vec![waiting.clone()]).phase(), "Pending");
+        assert_eq!(
+            view(vec![RunState::Running { started_at: ts(1) }, waiting]).phase(),
+            "Running"
+        );
+        assert_eq!(
+            view(vec![RunState::Running { started_at: ts(1) }, term(0, None)]).phase(),
+            "Running"
+        );
+        assert_eq!(
+            view(vec![term(0, None), term(0, None)]).phase(),
+            "Succeeded"
+        );
+        assert_eq!(view(vec![term(0, None), term(3, None)]).phase(), "Failed");
+    }
+
+    #[test]
+    fn running_status_has_ips_and_ready() {
+        let status = build_status(
+            None,
+            &view(vec![RunState::Running { started_at: ts(1) }]),
+            ts(5),
+        );
+        assert_eq!(status.phase.as_deref(), Some("Running"));
+        assert_eq!(status.pod_ip.as_deref(), Some("127.5.0.2"));
+        assert_eq!(status.pod_ips.as_ref().unwrap()[0].ip, "127.5.0.2");
+        assert_eq!(status.start_time, Some(Time(ts(0))));
+        let cs = &status.container_statuses.as_ref().unwrap()[0];
+        assert!(cs.ready);
+        assert_eq!(
+            cs.state
+                .as_ref()
+                .unwrap()
+                .running
+                .as_ref()
+                .unwrap()
+                .started_at,
+            Some(Time(ts(1)))
+        );
+        let ready = status
+            .conditions
+            .as_ref()
+            .unwrap()
+            .iter()
+            .find(|c| c.type_ == "Ready")
+            .unwrap();
+        assert_eq!(ready.status, "True");
+    }
+
+    #[test]
+    fn terminated_status_and_stable_conditions() {
+        let mut previous = build_status(
+            None,
+            &view(vec![RunState::Running { started_at: ts(1) }]),
+            ts(5),
+        );
+        previous
+            .conditions
+            .as_mut()
+            .unwrap()
+            .retain(|c| c.type_ != "PodScheduled");
+        previous.conditions.as_mut().unwrap().push(PodCondition {
+            type_: "PodScheduled".into(),
+            status: "True".into(),
+            last_transition_time: Some(Time(ts(-10))),
+            ..Default::default()
+        });
+        let status = build_status(Some(&previous), &view(vec![term(2, Some("boom"))]), ts(9));
+        assert_eq!(status.phase.as_deref(), Some("Failed"));
+        let t = status.container_statuses.as_ref().unwrap()[0]
+            .state
+            .as_ref()
+            .unwrap()
+            .terminated
+            .clone()
+            .unwrap();
+        assert_eq!(
+            (t.exit_code, t.reason.as_deref(), t.message.as_deref()),
+            (2, Some("Error"), Some("boom"))
+        );
+        let conds = status.conditions.unwrap();
+        let get = |t: &str| conds.iter().find(|c| c.type_ == t).unwrap().clone();
+        assert_eq!(get("Ready").status, "False");
+        assert_eq!(get("Ready").reason.as_deref(), Some("PodCompleted"));
+        assert_eq!(get("Ready").last_transition_time, Some(Time(ts(9))));
+        assert_eq!(
+            get("Initialized").last_transition_time,
+            Some(Time(ts(5))),
+            "unchanged condition keeps its time"
+        );
+        assert_eq!(
+            get("PodScheduled").last_transition_time,
+            Some(Time(ts(-10))),
+            "scheduler's condition is kept"
+        );
+    }
+
+    #[test]
+    fn termination_messages() {
+        assert_eq!(
+            termination_message(b"done\n", b"", 0, false).as_deref(),
+            Some("done\n")
+        );
+        assert_eq!(termination_message(b"", b"log", 1, false), None);
+        assert_eq!(
+            termination_message(b"", b"log", 0, true),
+            None,
+            "fallback only on failure"
+        );
+        assert_eq!(
+            termination_message(b"", b"a\nb\n", 1, true).as_deref(),
+            Some("a\nb\n")
+        );
+        let big = vec![b'x'; 5000];
+        assert_eq!(
+            termination_message(&big, b"", 0, false).unwrap().len(),
+            MAX_TERMINATION_MESSAGE
+        );
+        let many: String = (0..100).map(|i| format!("{i}\n")).collect();
+        let msg = termination_message(b"", many.as_bytes(), 1, true).unwrap();
+        assert!(msg.starts_with("20\n") && msg.ends_with("99\n"), "{msg:?}");
+    }
+}
