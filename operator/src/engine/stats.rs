@@ -131,7 +131,8 @@ pub fn score_summary(scores: &[f64]) -> Option<ScoreSummary> {
     })
 }
 
-/// The expected maximum of n draws, for each n = 1..=N, from the N finite values among `scores`.
+/// The expected maximum of n draws from the N finite values among `scores`, for each n in `ns` that lies in
+/// 1..=N (others are skipped; [`expected_max_sizes`] gives the n that [`compute`] reports).
 ///
 /// This follows allentune's `samplemax` (allentune/commands/plot.py, with `with_replacement=True`, its default),
 /// which is the estimator of Dodge et al. 2019 ("Show Your Work"): with the scores sorted v(1) ≤ … ≤ v(N), the
@@ -144,12 +145,6 @@ pub fn score_summary(scores: &[f64]) -> Option<ScoreSummary> {
 /// sum is `variance` and its square root `std`. Tied scores need no special handling: the formula treats the N
 /// scores as N distinct items, and tied items have the same value. NaN and infinite scores are ignored, and a
 /// point whose variance overflows (scores near `f64::MAX`) is left out rather than reported as infinity.
-pub fn expected_max_curve(scores: &[f64]) -> Vec<ExpectedMaxPoint> {
-    let ns: Vec<usize> = (1..=scores.len()).collect();
-    expected_max_at(scores, &ns)
-}
-
-/// [`expected_max_curve`] at the given n only (each n in 1..=N; others are skipped).
 pub fn expected_max_at(scores: &[f64], ns: &[usize]) -> Vec<ExpectedMaxPoint> {
     let mut sorted: Vec<f64> = scores.iter().copied().filter(|x| x.is_finite()).collect();
     sorted.sort_by(f64::total_cmp);
@@ -860,8 +855,8 @@ pub fn compute(trials: &[TrialOutcome]) -> SweepStatistics {
 fn grid_statistics(selection: &GridSelection) -> Option<SeedGridStatistics> {
     let grid = &selection.grid;
     Some(SeedGridStatistics {
-        wi_seeds: grid.wi_seeds.clone(),
-        do_seeds: grid.do_seeds.clone(),
+        wi_seeds: grid.wi_seeds().to_vec(),
+        do_seeds: grid.do_seeds().to_vec(),
         all_wi_seeds: count(selection.all_wi_seeds),
         all_do_seeds: count(selection.all_do_seeds),
         missing_cells: count(selection.missing_cells),
@@ -898,6 +893,11 @@ mod tests {
             steps_done: 0,
             total_steps: 0,
         }
+    }
+
+    /// The whole curve, n = 1..=N.
+    fn expected_max_curve(scores: &[f64]) -> Vec<ExpectedMaxPoint> {
+        expected_max_at(scores, &(1..=scores.len()).collect::<Vec<_>>())
     }
 
     /// Mean and population variance of the maximum over all Nⁿ equally likely n-tuples drawn with replacement.
