@@ -1,0 +1,569 @@
+//! The `SeedSweep` custom resource: one fine-tuning configuration run under many (weight-init, data-order) seed
+//! pairs, with early discarding of trials that fall behind.
+//!
+//! Simple constraints (ranges, enums, list sizes) live in the OpenAPI schema generated from these types, so the
+//! apiserver enforces them. Cross-field rules (strictly increasing rungs, keep counts against the trial count, a
+//! grid's size) cannot be expressed without CEL, which Kubernetes 1.20 lacks; the operator validates those.
+
+use crate::statistics::SweepStatistics;
+use crate::task::{MetricName, Task};
+use k8s_openapi::api::core::v1::{
+    Affinity, ConfigMapVolumeSource, EmptyDirVolumeSource, EnvVar, LocalObjectReference,
+    PersistentVolumeClaimVolumeSource, ResourceRequirements, SecretVolumeSource, Toleration,
+};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+use kube::CustomResource;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// The most trials one sweep may plan. Dodge et al.'s largest grid is 25 × 25 = 625.
+pub const MAX_TRIALS: usize = 10_000;
+/// Kubernetes names of Jobs (and so of trials) are DNS labels.
+pub const MAX_TRIAL_NAME_LEN: usize = 63;
+
+#[derive(CustomResource, Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq)]
+#[kube(
+    group = "seedsweep.dev",
+    version = "v1alpha1",
+    kind = "SeedSweep",
+    plural = "seedsweeps",
+    singular = "seedsweep",
+    shortname = "ssw",
+    namespaced,
+    status = "SeedSweepStatus",
+    printcolumn = r#"{"name":"Phase","type":"string","jsonPath":".status.phase"}"#,
+    printcolumn = r#"{"name":"Running","type":"integer","jsonPath":".status.counts.running"}"#,
+    printcolumn = r#"{"name":"Finished","type":"integer","jsonPath":".status.counts.succeeded"}"#,
+    printcolumn = r#"{"name":"Discarded","type":"integer","jsonPath":".status.counts.discarded"}"#,
+    printcolumn = r#"{"name":"Best","type":"number","jsonPath":".status.bestTrial.score"}"#,
+    printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
+)]
+#[serde(rename_all = "camelCase")]
+pub struct SeedSweepSpec {
+    pub task: TaskSpec,
+    pub model: ModelSpec,
+    pub seeds: SeedsSpec,
+    #[serde(default)]
+    pub training: TrainingSpec,
+    /// Defaults to the paper's metric for the task (MRPC `acc_and_f1`, CoLA `mcc`, else `accuracy`), maximized.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub objective: Option<ObjectiveSpec>,
+    /// Without it every trial trains to completion.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub early_discard: Option<EarlyDiscardSpec>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub divergence: Option<DivergenceSpec>,
+    /// How many trials run at once. It may change while the sweep runs.
+    #[serde(default = "default_parallelism")]
+    #[schemars(range(min = 1, max = 10000))]
+    pub parallelism: u32,
+    /// Retries of a trial's pod before the trial counts as failed (the Job's `backoffLimit`).
+    #[serde(default)]
+    #[schemars(range(min = 0, max = 10))]
+    pub backoff_limit: u32,
+    #[serde(default)]
+    pub trial_template: TrialTemplate,
+}
+
+fn default_parallelism() -> u32 {
+    1
+}
+
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct TaskSpec {
+    pub name: Task,
+    /// Directory holding the task's `train.tsv` and `dev.tsv` (GLUE layout), inside the trial's container or, for
+    /// `seedsweep run`, on this machine (relative paths are relative to the manifest).
+    #[schemars(length(min = 1))]
+    pub data_dir: String,
+    /// Train on only the first `trainSubset` training examples (for quick runs).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1))]
+    pub train_subset: Option<u32>,
+    /// Evaluate on only the first `devSubset` dev examples.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1))]
+    pub dev_subset: Option<u32>,
+}
+
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct ModelSpec {
+    /// A Hugging-Face-format model directory (`config.json`, `model.safetensors`, `tokenizer.json` or `vocab.txt`).
+    #[schemars(length(min = 1))]
+    pub path: String,
+}
+
+/// Which (weight-init, data-order) seed pairs the sweep trains. Without `pairs` or `sample`, the full grid of
+/// `weightInit` × `dataOrder`.
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct SeedsSpec {
+    /// Seeds of the task head's random initialization.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub weight_init: Option<SeedList>,
+    /// Seeds of the training data's order (and, by default, of dropout).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data_order: Option<SeedList>,
+    /// An explicit list of pairs instead of a grid; `weightInit` and `dataOrder` must then be absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 10000))]
+    pub pairs: Option<Vec<SeedPair>>,
+    /// Train only `count` pairs drawn uniformly without replacement from the grid.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sample: Option<SampleSpec>,
+}
+
+/// Seed values, either listed or as the range `start, start + 1, …, start + count − 1`. Exactly one form.
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct SeedList {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 10000))]
+    pub values: Option<Vec<u64>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 10000))]
+    pub count: Option<u32>,
+}
+
+#[derive(
+    Serialize, Deserialize, JsonSchema, Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord,
+)]
+#[serde(rename_all = "camelCase")]
+pub struct SeedPair {
+    pub weight_init: u64,
+    pub data_order: u64,
+}
+
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Copy, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct SampleSpec {
+    #[schemars(range(min = 1, max = 10000))]
+    pub count: u32,
+    /// Seed of the draw, so that a sample is reproducible.
+    #[serde(default)]
+    pub seed: u64,
+}
+
+/// Fine-tuning hyperparameters, shared by every trial. Defaults are the paper's, except the batch size.
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct TrainingSpec {
+    #[serde(default = "default_epochs")]
+    #[schemars(range(min = 1, max = 1000))]
+    pub epochs: u32,
+    #[serde(default = "default_batch_size")]
+    #[schemars(range(min = 1, max = 65536))]
+    pub batch_size: u32,
+    #[serde(default = "default_learning_rate")]
+    #[schemars(extend("exclusiveMinimum" = true, "minimum" = 0.0, "maximum" = 1.0))]
+    pub learning_rate: f64,
+    #[serde(default = "default_max_seq_length")]
+    #[schemars(range(min = 8, max = 8192))]
+    pub max_seq_length: u32,
+    #[serde(default = "default_warmup_ratio")]
+    #[schemars(range(min = 0.0, max = 1.0))]
+    pub warmup_ratio: f64,
+    #[serde(default = "default_weight_decay")]
+    #[schemars(range(min = 0.0, max = 1.0))]
+    pub weight_decay: f64,
+    /// Evaluations on the dev set per epoch, evenly spaced in steps (the paper: 10).
+    #[serde(default = "default_evals_per_epoch")]
+    #[schemars(range(min = 1, max = 1000))]
+    pub evals_per_epoch: u32,
+    /// Which seed drives dropout masks. The paper's code reseeded the global generator with the data-order seed
+    /// before training, so dropout followed the data order there.
+    #[serde(default)]
+    pub dropout_seed: DropoutSeed,
+}
+
+fn default_epochs() -> u32 {
+    3
+}
+fn default_batch_size() -> u32 {
+    32
+}
+fn default_learning_rate() -> f64 {
+    2e-5
+}
+fn default_max_seq_length() -> u32 {
+    128
+}
+fn default_warmup_ratio() -> f64 {
+    0.1
+}
+fn default_weight_decay() -> f64 {
+    0.01
+}
+fn default_evals_per_epoch() -> u32 {
+    10
+}
+
+impl Default for TrainingSpec {
+    fn default() -> Self {
+        TrainingSpec {
+            epochs: default_epochs(),
+            batch_size: default_batch_size(),
+            learning_rate: default_learning_rate(),
+            max_seq_length: default_max_seq_length(),
+            warmup_ratio: default_warmup_ratio(),
+            weight_decay: default_weight_decay(),
+            evals_per_epoch: default_evals_per_epoch(),
+            dropout_seed: DropoutSeed::default(),
+        }
+    }
+}
+
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Copy, Debug, PartialEq, Eq, Default)]
+#[serde(rename_all = "camelCase")]
+pub enum DropoutSeed {
+    #[default]
+    DataOrder,
+    WeightInit,
+}
+
+impl DropoutSeed {
+    /// The trainer's `--dropout-seed-from` value.
+    pub fn as_trainer_arg(self) -> &'static str {
+        match self {
+            DropoutSeed::DataOrder => "do",
+            DropoutSeed::WeightInit => "wi",
+        }
+    }
+}
+
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Copy, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct ObjectiveSpec {
+    pub metric: MetricName,
+    #[serde(default)]
+    pub direction: Direction,
+}
+
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Copy, Debug, PartialEq, Eq, Default)]
+#[serde(rename_all = "camelCase")]
+pub enum Direction {
+    #[default]
+    Maximize,
+    Minimize,
+}
+
+impl Direction {
+    /// True when `a` is strictly better than `b`.
+    pub fn better(self, a: f64, b: f64) -> bool {
+        match self {
+            Direction::Maximize => a > b,
+            Direction::Minimize => a < b,
+        }
+    }
+}
+
+/// Early discarding (Dodge et al. 2020, §5): evaluate every trial after a fraction of training and continue only the
+/// best. One rung is the paper's algorithm; several rungs give successive halving.
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct EarlyDiscardSpec {
+    #[serde(default)]
+    pub mode: DiscardMode,
+    #[schemars(length(min = 1, max = 16))]
+    pub rungs: Vec<RungSpec>,
+    /// `asynchronous` only: how many trials must have reached a rung before it discards any.
+    #[serde(default = "default_min_observations")]
+    #[schemars(range(min = 1, max = 10000))]
+    pub min_observations: u32,
+}
+
+fn default_min_observations() -> u32 {
+    2
+}
+
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Copy, Debug, PartialEq, Eq, Default)]
+#[serde(rename_all = "camelCase")]
+pub enum DiscardMode {
+    /// The trials that train to completion are exactly the offline algorithm's top-p at every rung, among all trials
+    /// of the sweep. A trial continues provisionally while it is in the top so far, and is preempted when beaten.
+    #[default]
+    Exact,
+    /// ASHA-style: continue when within the top fraction of the trials that reached the rung so far. Never preempts.
+    Asynchronous,
+}
+
+/// One evaluation point at which trials are ranked. Exactly one of `keepFraction` and `keepCount`.
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Copy, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct RungSpec {
+    /// Fraction of training after which trials are ranked, in (0, 1). A trial is ranked by its first evaluation at
+    /// or after this point.
+    #[schemars(extend("exclusiveMinimum" = true, "minimum" = 0.0, "exclusiveMaximum" = true, "maximum" = 1.0))]
+    pub at_fraction: f64,
+    /// Fraction of the trials ranked at this rung that continue, in (0, 1]; rounded up.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("exclusiveMinimum" = true, "minimum" = 0.0, "maximum" = 1.0))]
+    pub keep_fraction: Option<f64>,
+    /// How many trials ranked at this rung continue.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 10000))]
+    pub keep_count: Option<u32>,
+}
+
+/// A trial whose evaluation metric, at or after `afterFraction` of training, is no better than the majority-class
+/// baseline plus `margin` has diverged (it predicts one class) and is discarded at once. A NaN or infinite loss
+/// always counts as divergence.
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Copy, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct DivergenceSpec {
+    #[serde(default = "default_divergence_after")]
+    #[schemars(range(min = 0.0, max = 1.0))]
+    pub after_fraction: f64,
+    #[serde(default = "default_divergence_margin")]
+    #[schemars(range(min = 0.0, max = 1.0))]
+    pub margin: f64,
+}
+
+fn default_divergence_after() -> f64 {
+    0.3
+}
+fn default_divergence_margin() -> f64 {
+    0.005
+}
+
+/// Settings of every trial's pod. Volumes are restricted to kinds that cannot reach the node: no hostPath, no
+/// privileged anything.
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct TrialTemplate {
+    /// Container image holding `seedsweep-trainer`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("enum" = ["Always", "IfNotPresent", "Never"]))]
+    pub image_pull_policy: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub image_pull_secrets: Vec<LocalObjectReference>,
+    /// Requests and limits, e.g. `limits: {nvidia.com/gpu: 1}`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resources: Option<ResourceRequirements>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub node_selector: BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tolerations: Vec<Toleration>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub affinity: Option<Affinity>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub priority_class_name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service_account_name: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub env: Vec<EnvVar>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 32))]
+    pub volumes: Vec<TrialVolume>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 32))]
+    pub volume_mounts: Vec<TrialVolumeMount>,
+    /// Port of the trainer's Prometheus endpoint inside the pod.
+    #[serde(default = "default_metrics_port")]
+    #[schemars(range(min = 1024, max = 65535))]
+    pub metrics_port: u16,
+    /// Extra arguments appended to the trainer's command line.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub extra_args: Vec<String>,
+}
+
+fn default_metrics_port() -> u16 {
+    9090
+}
+
+impl Default for TrialTemplate {
+    fn default() -> Self {
+        TrialTemplate {
+            image: None,
+            image_pull_policy: None,
+            image_pull_secrets: Vec::new(),
+            resources: None,
+            node_selector: BTreeMap::new(),
+            tolerations: Vec::new(),
+            affinity: None,
+            priority_class_name: None,
+            service_account_name: None,
+            env: Vec::new(),
+            volumes: Vec::new(),
+            volume_mounts: Vec::new(),
+            metrics_port: default_metrics_port(),
+            extra_args: Vec::new(),
+        }
+    }
+}
+
+/// A pod volume of one of the allowed kinds. Exactly one source.
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct TrialVolume {
+    #[schemars(length(min = 1, max = 63))]
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub persistent_volume_claim: Option<PersistentVolumeClaimVolumeSource>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub config_map: Option<ConfigMapVolumeSource>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret: Option<SecretVolumeSource>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub empty_dir: Option<EmptyDirVolumeSource>,
+}
+
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct TrialVolumeMount {
+    pub name: String,
+    pub mount_path: String,
+    #[serde(default)]
+    pub read_only: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sub_path: Option<String>,
+}
+
+impl SeedSweepSpec {
+    /// The objective with the task's default filled in.
+    pub fn objective(&self) -> ObjectiveSpec {
+        self.objective.unwrap_or(ObjectiveSpec {
+            metric: self.task.name.default_metric(),
+            direction: Direction::Maximize,
+        })
+    }
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Status
+
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct SeedSweepStatus {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phase: Option<SweepPhase>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub conditions: Vec<Condition>,
+    #[serde(default)]
+    pub counts: TrialCounts,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub best_trial: Option<BestTrial>,
+    /// One record per planned trial, in launch order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub trials: Vec<TrialRecord>,
+    /// Seed statistics over the trials finished so far (which trials each number uses is stated inside).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub statistics: Option<SweepStatistics>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start_time: Option<Time>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub completion_time: Option<Time>,
+}
+
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SweepPhase {
+    Pending,
+    Running,
+    Succeeded,
+    Failed,
+    Invalid,
+}
+
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Copy, Debug, PartialEq, Eq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct TrialCounts {
+    pub total: u32,
+    pub pending: u32,
+    pub running: u32,
+    /// Trained to completion and kept.
+    pub succeeded: u32,
+    pub discarded: u32,
+    pub diverged: u32,
+    pub failed: u32,
+}
+
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct BestTrial {
+    pub name: String,
+    pub weight_init: u64,
+    pub data_order: u64,
+    pub score: f64,
+}
+
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum TrialPhase {
+    /// Planned, not started.
+    Pending,
+    Running,
+    /// Trained to completion, but an exact-mode rung decision it passed provisionally is not final yet.
+    AwaitingDecision,
+    /// Trained to completion and kept.
+    Succeeded,
+    /// Stopped (or, having completed, not kept) because it fell outside the top at a rung.
+    Discarded,
+    Diverged,
+    Failed,
+}
+
+impl TrialPhase {
+    pub fn is_terminal(self) -> bool {
+        matches!(
+            self,
+            TrialPhase::Succeeded
+                | TrialPhase::Discarded
+                | TrialPhase::Diverged
+                | TrialPhase::Failed
+        )
+    }
+}
+
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct TrialRecord {
+    pub name: String,
+    pub weight_init: u64,
+    pub data_order: u64,
+    pub phase: TrialPhase,
+    /// Fraction of training done, 0..=1.
+    #[serde(default)]
+    pub progress: f64,
+    #[serde(default)]
+    pub steps_done: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub total_steps: Option<u64>,
+    /// The objective at each rung the trial reached, and the decision taken there.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub rungs: Vec<RungRecord>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub latest_score: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub best_score: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub final_score: Option<f64>,
+    /// Why the trial was discarded, diverged or failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct RungRecord {
+    pub rung: u32,
+    /// Training progress of the evaluation used for this rung.
+    pub progress: f64,
+    pub score: f64,
+    pub decision: RungDecision,
+}
+
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum RungDecision {
+    /// In the top so far, but later trials may still beat it (exact mode).
+    ContinueProvisional,
+    Continue,
+    Discard,
+}

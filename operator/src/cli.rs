@@ -1,0 +1,163 @@
+//! The `seedsweep` command line.
+
+use crate::engine::plan::{Plan, plan};
+use crate::manifest;
+use anyhow::Context;
+use clap::{Parser, Subcommand, ValueEnum};
+use seedsweep_crds::sweep::SeedSweep;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "seedsweep",
+    version,
+    about = "Seed sweeps for fine-tuning: weight-init × data-order grids with early discarding"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Check SeedSweep manifests; prints every problem. Exit status 0 when all are valid, 1 otherwise.
+    Validate {
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
+    /// Print the SeedSweep CustomResourceDefinition (YAML).
+    Crd,
+    /// Print a sweep's trials in launch order and its rungs.
+    Plan {
+        file: PathBuf,
+        #[arg(long, value_enum, default_value_t = Output::Table)]
+        output: Output,
+    },
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Output {
+    Table,
+    Json,
+}
+
+pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let mut out = std::io::stdout().lock();
+    match cli.command {
+        Command::Validate { files } => validate(&files, &mut out),
+        Command::Crd => {
+            out.write_all(seedsweep_crds::crd_yaml().as_bytes())?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Plan { file, output } => {
+            let sweep = load(&file)?;
+            let name = sweep.metadata.name.clone().unwrap_or_default();
+            let plan = plan(&name, &sweep.spec);
+            match output {
+                Output::Json => writeln!(out, "{}", serde_json::to_string_pretty(&plan)?)?,
+                Output::Table => print_plan(&plan, &mut out)?,
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+/// Reads and validates one manifest; the error lists every problem, each prefixed with the file name.
+pub fn load(path: &Path) -> anyhow::Result<SeedSweep> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    manifest::load(&text).map_err(|errors| {
+        let lines: Vec<String> = errors
+            .0
+            .iter()
+            .map(|e| format!("{}: {e}", path.display()))
+            .collect();
+        anyhow::anyhow!("invalid manifest\n{}", lines.join("\n"))
+    })
+}
+
+fn validate(files: &[PathBuf], out: &mut impl Write) -> anyhow::Result<ExitCode> {
+    let mut all_valid = true;
+    for file in files {
+        let text = match std::fs::read_to_string(file) {
+            Ok(text) => text,
+            Err(e) => {
+                writeln!(out, "{}: cannot read: {e}", file.display())?;
+                all_valid = false;
+                continue;
+            }
+        };
+        match manifest::load(&text) {
+            Ok(sweep) => {
+                let name = sweep.metadata.name.clone().unwrap_or_default();
+                let plan = plan(&name, &sweep.spec);
+                writeln!(
+                    out,
+                    "{}: valid ({} trials, {} rung{})",
+                    file.display(),
+                    plan.trials.len(),
+                    plan.rungs.len(),
+                    if plan.rungs.len() == 1 { "" } else { "s" }
+                )?;
+            }
+            Err(errors) => {
+                all_valid = false;
+                for e in &errors.0 {
+                    writeln!(out, "{}: {e}", file.display())?;
+                }
+            }
+        }
+    }
+    Ok(if all_valid {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+fn print_plan(plan: &Plan, out: &mut impl Write) -> std::io::Result<()> {
+    writeln!(
+        out,
+        "{} trials, early discard: {}",
+        plan.trials.len(),
+        describe_rungs(plan)
+    )?;
+    let width = plan
+        .trials
+        .iter()
+        .map(|t| t.name.len())
+        .max()
+        .unwrap_or(4)
+        .max(5);
+    writeln!(
+        out,
+        "{:>5}  {:<width$}  {:>12}  {:>12}",
+        "ORDER", "TRIAL", "WEIGHT-INIT", "DATA-ORDER"
+    )?;
+    for t in &plan.trials {
+        writeln!(
+            out,
+            "{:>5}  {:<width$}  {:>12}  {:>12}",
+            t.index, t.name, t.weight_init, t.data_order
+        )?;
+    }
+    Ok(())
+}
+
+fn describe_rungs(plan: &Plan) -> String {
+    if plan.rungs.is_empty() {
+        return "none (every trial trains to completion)".into();
+    }
+    let rungs: Vec<String> = plan
+        .rungs
+        .iter()
+        .map(|r| format!("keep {} at {:.0}%", r.keep, r.at_fraction * 100.0))
+        .collect();
+    format!(
+        "{} mode, {}",
+        format!("{:?}", plan.mode).to_lowercase(),
+        rungs.join(", then ")
+    )
+}

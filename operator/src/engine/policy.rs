@@ -1,0 +1,423 @@
+//! Rung decisions and divergence: a pure function of what has been observed so far.
+//!
+//! Executors (Kubernetes, local) record observations and act on the decisions; nothing here knows about clocks,
+//! processes or pods, so a restarted executor that replays the same observations decides the same way.
+//!
+//! **Exact mode.** The offline algorithm of Dodge et al. ranks every trial at a rung and keeps the top `keep`; with
+//! several rungs it ranks the survivors of one rung at the next. Online, trials reach a rung in waves, so for each
+//! trial at each rung we ask what the *final* offline outcome can still be:
+//! - out for sure when `keep` trials that are certainly ranked at this rung already beat it → `Discard` (the trial
+//!   is stopped; more observations can only add such trials, so this never reverses);
+//! - in for sure when it is certainly ranked here and fewer than `keep` trials that could still be ranked here
+//!   (observed, or not yet arrived) beat it → `Continue`;
+//! - otherwise `ContinueProvisional`: in the top so far, preempted if beaten later.
+//!
+//! A trial is "certainly ranked" at rung j when it reached rung j and was certainly kept at every earlier rung.
+//! A trial that fails before a rung is not ranked there; one that reached a rung keeps its score there whatever
+//! happens to it later (as offline). Ties go to the trial earlier in the launch order.
+//!
+//! **Asynchronous mode** (ASHA): a trial reaching a rung continues when fewer than `minObservations` trials have
+//! reached it, or when it ranks within the top `keepFraction` of the trials that reached it before or with it. The
+//! decision is final on arrival; nothing is preempted.
+
+use super::plan::Plan;
+use seedsweep_crds::sweep::{
+    Direction, DiscardMode, DivergenceSpec, RungDecision, RungRecord, TrialPhase,
+};
+use serde::{Deserialize, Serialize};
+use std::cmp::Ordering;
+
+/// Evaluations count as reaching a fraction despite rounding in `step / total_steps`.
+const PROGRESS_EPS: f64 = 1e-9;
+
+/// One evaluation of the objective, as an executor observed it.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ScoredEval {
+    /// Order in which the executor recorded it (global across trials); asynchronous mode ranks by arrival.
+    pub seq: u64,
+    pub step: u64,
+    pub progress: f64,
+    pub score: f64,
+}
+
+/// Where a trial's process is, as far as the executor knows.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", tag = "state")]
+pub enum RunState {
+    NotStarted,
+    Running,
+    /// Trained to completion.
+    Completed,
+    /// Stopped by the executor because of a decision of this module.
+    Stopped,
+    /// The trainer reported a NaN/inf loss.
+    Diverged {
+        reason: String,
+    },
+    Failed {
+        reason: String,
+    },
+}
+
+/// Everything the engine knows about one trial.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TrialObservations {
+    pub run: RunState,
+    /// Evaluations in progress order.
+    pub evals: Vec<ScoredEval>,
+    /// The objective's value for always predicting the dev set's majority class.
+    pub baseline: Option<f64>,
+}
+
+impl TrialObservations {
+    pub fn not_started() -> Self {
+        TrialObservations {
+            run: RunState::NotStarted,
+            evals: Vec::new(),
+            baseline: None,
+        }
+    }
+
+    /// The evaluation a rung at `fraction` ranks this trial by: its first at or after that point.
+    pub fn eval_at(&self, fraction: f64) -> Option<&ScoredEval> {
+        self.evals
+            .iter()
+            .find(|e| e.progress + PROGRESS_EPS >= fraction)
+    }
+
+    fn alive(&self) -> bool {
+        matches!(self.run, RunState::NotStarted | RunState::Running)
+    }
+}
+
+/// Why a trial must stop now.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", tag = "kind")]
+pub enum StopReason {
+    Discarded {
+        rung: usize,
+        score: f64,
+        cutoff: f64,
+        message: String,
+    },
+    Diverged {
+        progress: f64,
+        score: f64,
+        baseline: f64,
+        message: String,
+    },
+}
+
+impl StopReason {
+    pub fn message(&self) -> &str {
+        match self {
+            StopReason::Discarded { message, .. } | StopReason::Diverged { message, .. } => message,
+        }
+    }
+}
+
+/// The engine's view of one trial.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Verdict {
+    pub phase: TrialPhase,
+    pub rungs: Vec<RungRecord>,
+    /// Set when the trial is discarded or diverged (whether or not it still has to be stopped).
+    pub reason: Option<StopReason>,
+}
+
+/// What an executor must do now, and how every trial stands.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Decisions {
+    pub verdicts: Vec<Verdict>,
+    /// Running trials to stop, with why.
+    pub to_stop: Vec<(usize, StopReason)>,
+    /// Trials to launch now, in launch order, within the parallelism.
+    pub to_start: Vec<usize>,
+    /// Every trial has reached a terminal phase.
+    pub complete: bool,
+}
+
+/// The sweep's decision rules.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Rules {
+    pub direction: Direction,
+    pub divergence: Option<DivergenceSpec>,
+    pub parallelism: usize,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Membership {
+    Certain,
+    Possible,
+    Out,
+}
+
+/// Decides for every trial of `plan` given `obs` (indexed like `plan.trials`).
+pub fn decide(plan: &Plan, rules: &Rules, obs: &[TrialObservations]) -> Decisions {
+    assert_eq!(
+        plan.trials.len(),
+        obs.len(),
+        "one observation record per planned trial"
+    );
+    let n = obs.len();
+    let mut rungs: Vec<Vec<RungRecord>> = vec![Vec::new(); n];
+    let mut discard: Vec<Option<StopReason>> = vec![None; n];
+    match plan.mode {
+        DiscardMode::Exact => exact(plan, rules.direction, obs, &mut rungs, &mut discard),
+        DiscardMode::Asynchronous => {
+            asynchronous(plan, rules.direction, obs, &mut rungs, &mut discard)
+        }
+    }
+
+    let mut verdicts = Vec::with_capacity(n);
+    let mut to_stop = Vec::new();
+    for (i, o) in obs.iter().enumerate() {
+        let diverged = rules
+            .divergence
+            .and_then(|d| divergence(&d, rules.direction, o));
+        let reason = diverged.or_else(|| discard[i].take());
+        let provisional = rungs[i]
+            .iter()
+            .any(|r| r.decision == RungDecision::ContinueProvisional);
+        let phase = match (&o.run, &reason) {
+            (RunState::NotStarted, _) => TrialPhase::Pending,
+            (RunState::Running, Some(r)) => {
+                to_stop.push((i, r.clone()));
+                TrialPhase::Running
+            }
+            (RunState::Running, None) => TrialPhase::Running,
+            (RunState::Diverged { .. }, _) | (_, Some(StopReason::Diverged { .. })) => {
+                TrialPhase::Diverged
+            }
+            (RunState::Failed { .. }, _) => TrialPhase::Failed,
+            (_, Some(StopReason::Discarded { .. })) => TrialPhase::Discarded,
+            (RunState::Completed, None) if provisional => TrialPhase::AwaitingDecision,
+            (RunState::Completed, None) => TrialPhase::Succeeded,
+            // Stopped with no reason this module gives: someone else stopped it (a deleted pod, a killed process).
+            (RunState::Stopped, None) => TrialPhase::Failed,
+        };
+        verdicts.push(Verdict {
+            phase,
+            rungs: std::mem::take(&mut rungs[i]),
+            reason,
+        });
+    }
+
+    let stopping: Vec<usize> = to_stop.iter().map(|(i, _)| *i).collect();
+    let busy = obs
+        .iter()
+        .enumerate()
+        .filter(|(i, o)| o.run == RunState::Running && !stopping.contains(i))
+        .count();
+    let free = rules.parallelism.saturating_sub(busy);
+    let to_start = obs
+        .iter()
+        .enumerate()
+        .filter(|(_, o)| o.run == RunState::NotStarted)
+        .map(|(i, _)| i)
+        .take(free)
+        .collect();
+    let complete = verdicts.iter().all(|v| v.phase.is_terminal());
+    Decisions {
+        verdicts,
+        to_stop,
+        to_start,
+        complete,
+    }
+}
+
+/// Total order of "better": the better score first, then the earlier trial. NaN ranks last.
+fn ranks_before(direction: Direction, (sa, ia): (f64, usize), (sb, ib): (f64, usize)) -> Ordering {
+    let key = |s: f64| {
+        if s.is_nan() {
+            f64::NEG_INFINITY
+        } else if direction == Direction::Maximize {
+            s
+        } else {
+            -s
+        }
+    };
+    key(sb).total_cmp(&key(sa)).then(ia.cmp(&ib))
+}
+
+fn exact(
+    plan: &Plan,
+    direction: Direction,
+    obs: &[TrialObservations],
+    rungs: &mut [Vec<RungRecord>],
+    discard: &mut [Option<StopReason>],
+) {
+    let n = obs.len();
+    // Membership in the population ranked at the current rung, from the previous rung's outcome.
+    let mut member: Vec<Membership> = vec![Membership::Certain; n];
+    for (j, rung) in plan.rungs.iter().enumerate() {
+        let observed: Vec<Option<ScoredEval>> = obs
+            .iter()
+            .map(|o| o.eval_at(rung.at_fraction).copied())
+            .collect();
+        // Trials that might still be ranked here without having arrived yet.
+        let pending = (0..n)
+            .filter(|&i| member[i] != Membership::Out && observed[i].is_none() && obs[i].alive())
+            .count();
+        let mut ranked: Vec<usize> = (0..n)
+            .filter(|&i| member[i] != Membership::Out && observed[i].is_some())
+            .collect();
+        ranked.sort_by(|&a, &b| {
+            ranks_before(
+                direction,
+                (observed[a].unwrap().score, a),
+                (observed[b].unwrap().score, b),
+            )
+        });
+        // The trial whose score is the cut-off once `keep` certainly ranked trials are ahead of another.
+        let cutoff_trial = ranked
+            .iter()
+            .copied()
+            .filter(|&k| member[k] == Membership::Certain)
+            .nth(rung.keep.max(1) - 1);
+        let mut certain_before = 0usize;
+        let mut next = vec![Membership::Out; n];
+        for (pos, &i) in ranked.iter().enumerate() {
+            let e = observed[i].unwrap();
+            let possible_before = pos + pending;
+            let decision = if certain_before >= rung.keep {
+                RungDecision::Discard
+            } else if member[i] == Membership::Certain && possible_before < rung.keep {
+                RungDecision::Continue
+            } else {
+                RungDecision::ContinueProvisional
+            };
+            if decision == RungDecision::Discard {
+                let k = cutoff_trial.expect("keep certain trials rank ahead of a discarded one");
+                let cutoff = observed[k].unwrap().score;
+                discard[i] = Some(StopReason::Discarded {
+                    rung: j,
+                    score: e.score,
+                    cutoff,
+                    message: format!(
+                        "rung {j} (at {:.0}% of training): score {:.4} is not in the top {} (cut-off {:.4}, {})",
+                        rung.at_fraction * 100.0,
+                        e.score,
+                        rung.keep,
+                        cutoff,
+                        plan.trials[k].name
+                    ),
+                });
+            }
+            if member[i] == Membership::Certain {
+                certain_before += 1;
+            }
+            next[i] = match decision {
+                RungDecision::Continue => Membership::Certain,
+                RungDecision::ContinueProvisional => Membership::Possible,
+                RungDecision::Discard => Membership::Out,
+            };
+            rungs[i].push(RungRecord {
+                rung: j as u32,
+                progress: e.progress,
+                score: e.score,
+                decision,
+            });
+        }
+        // Not arrived yet but still alive: may be ranked at the next rung too.
+        for i in 0..n {
+            if member[i] != Membership::Out && observed[i].is_none() && obs[i].alive() {
+                next[i] = Membership::Possible;
+            }
+        }
+        member = next;
+    }
+}
+
+fn asynchronous(
+    plan: &Plan,
+    direction: Direction,
+    obs: &[TrialObservations],
+    rungs: &mut [Vec<RungRecord>],
+    discard: &mut [Option<StopReason>],
+) {
+    let n = obs.len();
+    let mut continuing = vec![true; n];
+    for (j, rung) in plan.rungs.iter().enumerate() {
+        let mut arrivals: Vec<(usize, ScoredEval)> = (0..n)
+            .filter(|&i| continuing[i])
+            .filter_map(|i| obs[i].eval_at(rung.at_fraction).map(|e| (i, *e)))
+            .collect();
+        arrivals.sort_by_key(|(i, e)| (e.seq, *i));
+        // Scores seen so far at this rung, kept sorted best first.
+        let mut seen: Vec<(f64, usize)> = Vec::with_capacity(arrivals.len());
+        for (i, e) in arrivals {
+            let pos = seen.partition_point(|&other| {
+                ranks_before(direction, other, (e.score, i)) == Ordering::Less
+            });
+            seen.insert(pos, (e.score, i));
+            let keep = crate::manifest::keep_of(seen.len(), rung.keep_fraction);
+            let decision = if seen.len() < plan.min_observations || pos < keep {
+                RungDecision::Continue
+            } else {
+                RungDecision::Discard
+            };
+            if decision == RungDecision::Discard {
+                continuing[i] = false;
+                let cutoff = seen[keep - 1].0;
+                discard[i] = Some(StopReason::Discarded {
+                    rung: j,
+                    score: e.score,
+                    cutoff,
+                    message: format!(
+                        "rung {j} (at {:.0}% of training): score {:.4} is not in the top {:.0}% of the {} trials \
+                         ranked so far (cut-off {cutoff:.4})",
+                        rung.at_fraction * 100.0,
+                        e.score,
+                        rung.keep_fraction * 100.0,
+                        seen.len()
+                    ),
+                });
+            }
+            rungs[i].push(RungRecord {
+                rung: j as u32,
+                progress: e.progress,
+                score: e.score,
+                decision,
+            });
+        }
+        for (i, c) in continuing.iter_mut().enumerate() {
+            // A trial that has not reached this rung cannot be ranked at the next before it does.
+            if obs[i].eval_at(rung.at_fraction).is_none() {
+                *c = *c && obs[i].alive();
+            }
+        }
+    }
+}
+
+/// A trial has diverged when an evaluation at or after `afterFraction` is no better than the majority-class baseline
+/// plus the margin: it has collapsed to predicting one class.
+fn divergence(
+    rule: &DivergenceSpec,
+    direction: Direction,
+    o: &TrialObservations,
+) -> Option<StopReason> {
+    let baseline = o.baseline?;
+    let threshold = match direction {
+        Direction::Maximize => baseline + rule.margin,
+        Direction::Minimize => baseline - rule.margin,
+    };
+    o.evals
+        .iter()
+        .filter(|e| e.progress + PROGRESS_EPS >= rule.after_fraction)
+        .find(|e| !direction.better(e.score, threshold))
+        .map(|e| StopReason::Diverged {
+            progress: e.progress,
+            score: e.score,
+            baseline,
+            message: format!(
+                "diverged: score {:.4} at {:.0}% of training is within {} of the majority-class baseline {:.4}",
+                e.score,
+                e.progress * 100.0,
+                rule.margin,
+                baseline
+            ),
+        })
+}

@@ -1,0 +1,616 @@
+//! Reading SeedSweep manifests: YAML → typed resource, with every problem reported at once and named by its field
+//! path. Parsing catches syntax, type and unknown-field errors; [`validate`] catches the cross-field rules that the
+//! CRD's OpenAPI schema cannot express on Kubernetes 1.20 (no CEL), plus the schema's own simple constraints so that
+//! `seedsweep validate` agrees with the apiserver offline.
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use seedsweep_crds::sweep::*;
+use seedsweep_crds::{MetricName, Task};
+use serde::Deserialize;
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+
+pub const API_VERSION: &str = "seedsweep.dev/v1alpha1";
+pub const KIND: &str = "SeedSweep";
+
+/// One problem with a manifest, located by its field path (`spec.training.epochs`) or by line and column for
+/// syntax errors.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FieldError {
+    pub path: String,
+    pub message: String,
+}
+
+impl fmt::Display for FieldError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.path.is_empty() {
+            f.write_str(&self.message)
+        } else {
+            write!(f, "{}: {}", self.path, self.message)
+        }
+    }
+}
+
+fn err(path: impl Into<String>, message: impl Into<String>) -> FieldError {
+    FieldError {
+        path: path.into(),
+        message: message.into(),
+    }
+}
+
+/// All problems found in one manifest.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub struct ManifestErrors(pub Vec<FieldError>);
+
+impl fmt::Display for ManifestErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, e) in self.0.iter().enumerate() {
+            if i > 0 {
+                writeln!(f)?;
+            }
+            write!(f, "{e}")?;
+        }
+        Ok(())
+    }
+}
+
+/// Parses one YAML document into a `SeedSweep` and validates it.
+pub fn load(text: &str) -> Result<SeedSweep, ManifestErrors> {
+    let mut docs = serde_yaml::Deserializer::from_str(text);
+    let Some(doc) = docs.next() else {
+        return Err(ManifestErrors(vec![err(
+            "",
+            "empty manifest: expected a SeedSweep document",
+        )]));
+    };
+    let sweep = parse_document(doc)?;
+    if docs.next().is_some() {
+        return Err(ManifestErrors(vec![err(
+            "",
+            "more than one YAML document: put one SeedSweep per file",
+        )]));
+    }
+    Ok(sweep)
+}
+
+/// The document as written, before it becomes a `SeedSweep` (whose derived type does not keep apiVersion and kind).
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Document {
+    api_version: String,
+    kind: String,
+    #[serde(default)]
+    metadata: ObjectMeta,
+    spec: SeedSweepSpec,
+    #[serde(default)]
+    status: Option<SeedSweepStatus>,
+}
+
+fn parse_document(doc: serde_yaml::Deserializer<'_>) -> Result<SeedSweep, ManifestErrors> {
+    let mut unknown = Vec::new();
+    let mut on_unknown = |p: serde_ignored::Path<'_>| unknown.push(ignored_path(&p));
+    let parsed: Result<Document, _> =
+        serde_path_to_error::deserialize(serde_ignored::Deserializer::new(doc, &mut on_unknown));
+    let mut errors: Vec<FieldError> = unknown.into_iter().map(unknown_field_error).collect();
+    let doc = match parsed {
+        Ok(doc) => doc,
+        Err(e) => {
+            let path = e.path().to_string();
+            let inner = e.into_inner();
+            let path = if path == "." { String::new() } else { path };
+            errors.push(err(path, inner.to_string()));
+            return Err(ManifestErrors(errors));
+        }
+    };
+    if doc.api_version != API_VERSION {
+        errors.push(err(
+            "apiVersion",
+            format!("must be {API_VERSION}, got {:?}", doc.api_version),
+        ));
+    }
+    if doc.kind != KIND {
+        errors.push(err("kind", format!("must be {KIND}, got {:?}", doc.kind)));
+    }
+    let sweep = SeedSweep {
+        metadata: doc.metadata,
+        spec: doc.spec,
+        status: doc.status,
+    };
+    errors.extend(validate(&sweep));
+    if errors.is_empty() {
+        Ok(sweep)
+    } else {
+        Err(ManifestErrors(errors))
+    }
+}
+
+/// `serde_ignored` paths rendered like `serde_path_to_error`'s: `spec.trialTemplate.volumes[0].hostPath`.
+fn ignored_path(path: &serde_ignored::Path<'_>) -> String {
+    use serde_ignored::Path;
+    match path {
+        Path::Root => String::new(),
+        Path::Seq { parent, index } => format!("{}[{index}]", ignored_path(parent)),
+        Path::Map { parent, key } => {
+            let parent = ignored_path(parent);
+            if parent.is_empty() {
+                key.clone()
+            } else {
+                format!("{parent}.{key}")
+            }
+        }
+        Path::Some { parent }
+        | Path::NewtypeStruct { parent }
+        | Path::NewtypeVariant { parent } => ignored_path(parent),
+    }
+}
+
+fn unknown_field_error(path: String) -> FieldError {
+    let field = path.rsplit('.').next().unwrap_or(&path).to_string();
+    let is_volume_source =
+        path.starts_with("spec.trialTemplate.volumes[") && path.matches('.').count() == 3;
+    let message = if is_volume_source {
+        format!(
+            "volume kind {field:?} is not allowed; trial volumes may be persistentVolumeClaim, configMap, secret or \
+             emptyDir"
+        )
+    } else {
+        format!("unknown field {field:?}")
+    };
+    err(path, message)
+}
+
+/// Every rule a parsed manifest must satisfy, all reported at once.
+pub fn validate(sweep: &SeedSweep) -> Vec<FieldError> {
+    let mut v = Validator::default();
+    let name = sweep.metadata.name.clone().unwrap_or_default();
+    if name.is_empty() {
+        v.push("metadata.name", "required");
+    } else if !is_dns_label(&name) {
+        v.push(
+            "metadata.name",
+            format!("must be a DNS label (lower-case letters, digits and '-', starting and ending alphanumeric), got {name:?}"),
+        );
+    }
+    let spec = &sweep.spec;
+    v.task(&spec.task);
+    if spec.model.path.trim().is_empty() {
+        v.push("spec.model.path", "must not be empty");
+    }
+    let trial_count = v.seeds(&spec.seeds, &name);
+    v.training(&spec.training);
+    v.objective(spec);
+    if let Some(ed) = &spec.early_discard {
+        v.early_discard(ed, trial_count);
+    }
+    if let Some(d) = &spec.divergence {
+        v.fraction_closed("spec.divergence.afterFraction", d.after_fraction);
+        v.fraction_half_open("spec.divergence.margin", d.margin);
+    }
+    if spec.parallelism == 0 {
+        v.push("spec.parallelism", "must be at least 1, got 0");
+    }
+    if spec.backoff_limit > 10 {
+        v.push(
+            "spec.backoffLimit",
+            format!("must be at most 10, got {}", spec.backoff_limit),
+        );
+    }
+    v.template(&spec.trial_template);
+    v.errors
+}
+
+fn is_dns_label(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 63
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !s.starts_with('-')
+        && !s.ends_with('-')
+}
+
+/// The GLUE leaderboard's metrics for each task; other metrics are computed but not meaningful objectives there.
+pub fn metrics_for(task: Task) -> &'static [MetricName] {
+    match task {
+        Task::Mrpc => &[MetricName::AccAndF1, MetricName::Accuracy, MetricName::F1],
+        Task::Rte | Task::Sst2 => &[MetricName::Accuracy],
+        Task::Cola => &[MetricName::Mcc],
+    }
+}
+
+/// Resolves a seed list (already validated) into its values.
+pub fn seed_values(list: &SeedList) -> Vec<u64> {
+    match (&list.values, list.start, list.count) {
+        (Some(values), _, _) => values.clone(),
+        (None, Some(start), Some(count)) => (0..u64::from(count))
+            .map(|i| start.saturating_add(i))
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
+#[derive(Default)]
+struct Validator {
+    errors: Vec<FieldError>,
+}
+
+impl Validator {
+    fn push(&mut self, path: impl Into<String>, message: impl Into<String>) {
+        self.errors.push(err(path, message));
+    }
+
+    fn fraction_closed(&mut self, path: &str, x: f64) {
+        if !(0.0..=1.0).contains(&x) {
+            self.push(path, format!("must be in [0, 1], got {x}"));
+        }
+    }
+
+    fn fraction_half_open(&mut self, path: &str, x: f64) {
+        if !(0.0..1.0).contains(&x) {
+            self.push(path, format!("must be in [0, 1), got {x}"));
+        }
+    }
+
+    fn task(&mut self, task: &TaskSpec) {
+        if task.data_dir.trim().is_empty() {
+            self.push("spec.task.dataDir", "must not be empty");
+        }
+        if task.train_subset == Some(0) {
+            self.push("spec.task.trainSubset", "must be at least 1, got 0");
+        }
+        if task.dev_subset == Some(0) {
+            self.push("spec.task.devSubset", "must be at least 1, got 0");
+        }
+    }
+
+    /// Checks the seed selection and returns how many trials it plans (0 when invalid).
+    fn seeds(&mut self, seeds: &SeedsSpec, name: &str) -> usize {
+        let path = "spec.seeds";
+        if let Some(pairs) = &seeds.pairs {
+            for (field, present) in [
+                ("weightInit", seeds.weight_init.is_some()),
+                ("dataOrder", seeds.data_order.is_some()),
+                ("sample", seeds.sample.is_some()),
+            ] {
+                if present {
+                    self.push(
+                        format!("{path}.{field}"),
+                        "must be absent when spec.seeds.pairs lists the pairs",
+                    );
+                }
+            }
+            if pairs.is_empty() {
+                self.push(format!("{path}.pairs"), "must list at least one pair");
+            }
+            if pairs.len() > MAX_TRIALS {
+                self.push(
+                    format!("{path}.pairs"),
+                    format!("at most {MAX_TRIALS} pairs, got {}", pairs.len()),
+                );
+            }
+            let mut seen = BTreeMap::new();
+            for (i, p) in pairs.iter().enumerate() {
+                if let Some(first) = seen.insert(*p, i) {
+                    self.push(
+                        format!("{path}.pairs[{i}]"),
+                        format!(
+                            "duplicate of pairs[{first}] (weightInit {}, dataOrder {})",
+                            p.weight_init, p.data_order
+                        ),
+                    );
+                    seen.insert(*p, first);
+                }
+            }
+            let max_wi = pairs.iter().map(|p| p.weight_init).max().unwrap_or(0);
+            let max_do = pairs.iter().map(|p| p.data_order).max().unwrap_or(0);
+            self.trial_name_fits(name, max_wi, max_do);
+            return if self.errors.is_empty() {
+                pairs.len()
+            } else {
+                0
+            };
+        }
+        let wi = self.seed_list(&format!("{path}.weightInit"), seeds.weight_init.as_ref());
+        let dor = self.seed_list(&format!("{path}.dataOrder"), seeds.data_order.as_ref());
+        let (Some(wi), Some(dor)) = (wi, dor) else {
+            return 0;
+        };
+        let grid = wi.len() * dor.len();
+        self.trial_name_fits(
+            name,
+            wi.iter().copied().max().unwrap_or(0),
+            dor.iter().copied().max().unwrap_or(0),
+        );
+        match seeds.sample {
+            Some(sample) => {
+                if sample.count == 0 {
+                    self.push(format!("{path}.sample.count"), "must be at least 1, got 0");
+                    0
+                } else if sample.count as usize > grid {
+                    self.push(
+                        format!("{path}.sample.count"),
+                        format!(
+                            "must not exceed the grid's {grid} pairs ({} weightInit × {} dataOrder), got {}",
+                            wi.len(),
+                            dor.len(),
+                            sample.count
+                        ),
+                    );
+                    0
+                } else if sample.count as usize > MAX_TRIALS {
+                    self.push(
+                        format!("{path}.sample.count"),
+                        format!("at most {MAX_TRIALS}, got {}", sample.count),
+                    );
+                    0
+                } else {
+                    sample.count as usize
+                }
+            }
+            None if grid > MAX_TRIALS => {
+                self.push(
+                    path,
+                    format!(
+                        "the grid of {} weightInit × {} dataOrder seeds has {grid} trials, more than the maximum \
+                         {MAX_TRIALS}; use fewer seeds or spec.seeds.sample",
+                        wi.len(),
+                        dor.len()
+                    ),
+                );
+                0
+            }
+            None => grid,
+        }
+    }
+
+    fn seed_list(&mut self, path: &str, list: Option<&SeedList>) -> Option<Vec<u64>> {
+        let Some(list) = list else {
+            self.push(path, "required (or list explicit spec.seeds.pairs)");
+            return None;
+        };
+        let before = self.errors.len();
+        match (&list.values, list.start, list.count) {
+            (Some(values), None, None) => {
+                if values.is_empty() {
+                    self.push(format!("{path}.values"), "must list at least one seed");
+                }
+                if values.len() > MAX_TRIALS {
+                    self.push(
+                        format!("{path}.values"),
+                        format!("at most {MAX_TRIALS} seeds, got {}", values.len()),
+                    );
+                }
+                let mut seen = BTreeSet::new();
+                for (i, s) in values.iter().enumerate() {
+                    if !seen.insert(*s) {
+                        self.push(format!("{path}.values[{i}]"), format!("duplicate seed {s}"));
+                    }
+                }
+            }
+            (None, Some(start), Some(count)) => {
+                if count == 0 {
+                    self.push(format!("{path}.count"), "must be at least 1, got 0");
+                } else if count as usize > MAX_TRIALS {
+                    self.push(
+                        format!("{path}.count"),
+                        format!("at most {MAX_TRIALS}, got {count}"),
+                    );
+                }
+                if start.checked_add(u64::from(count)).is_none() {
+                    self.push(
+                        format!("{path}.start"),
+                        format!("start + count overflows a 64-bit seed, got {start}"),
+                    );
+                }
+            }
+            (None, None, None) => self.push(path, "must give either values or start and count"),
+            (Some(_), _, _) => self.push(path, "give either values or start and count, not both"),
+            (None, None, Some(_)) => self.push(format!("{path}.start"), "required with count"),
+            (None, Some(_), None) => self.push(format!("{path}.count"), "required with start"),
+        }
+        (self.errors.len() == before).then(|| seed_values(list))
+    }
+
+    fn trial_name_fits(&mut self, name: &str, max_wi: u64, max_do: u64) {
+        let longest = format!("{name}-w{max_wi}-d{max_do}");
+        if !name.is_empty() && longest.len() > MAX_TRIAL_NAME_LEN {
+            self.push(
+                "metadata.name",
+                format!(
+                    "too long: trial names such as {longest:?} ({} characters) must fit in {MAX_TRIAL_NAME_LEN}",
+                    longest.len()
+                ),
+            );
+        }
+    }
+
+    fn training(&mut self, t: &TrainingSpec) {
+        let p = "spec.training";
+        if t.epochs == 0 {
+            self.push(format!("{p}.epochs"), "must be at least 1, got 0");
+        }
+        if t.batch_size == 0 {
+            self.push(format!("{p}.batchSize"), "must be at least 1, got 0");
+        }
+        if !(t.learning_rate > 0.0 && t.learning_rate <= 1.0) {
+            self.push(
+                format!("{p}.learningRate"),
+                format!("must be in (0, 1], got {}", t.learning_rate),
+            );
+        }
+        if !(8..=8192).contains(&t.max_seq_length) {
+            self.push(
+                format!("{p}.maxSeqLength"),
+                format!("must be in [8, 8192], got {}", t.max_seq_length),
+            );
+        }
+        self.fraction_closed(&format!("{p}.warmupRatio"), t.warmup_ratio);
+        self.fraction_half_open(&format!("{p}.weightDecay"), t.weight_decay);
+        if t.evals_per_epoch == 0 {
+            self.push(format!("{p}.evalsPerEpoch"), "must be at least 1, got 0");
+        }
+    }
+
+    fn objective(&mut self, spec: &SeedSweepSpec) {
+        if let Some(obj) = spec.objective {
+            let valid = metrics_for(spec.task.name);
+            if !valid.contains(&obj.metric) {
+                let names: Vec<_> = valid.iter().map(|m| m.as_str()).collect();
+                self.push(
+                    "spec.objective.metric",
+                    format!(
+                        "{} is not a GLUE metric of task {}; use {}",
+                        obj.metric,
+                        spec.task.name,
+                        names.join(" or ")
+                    ),
+                );
+            }
+        }
+    }
+
+    fn early_discard(&mut self, ed: &EarlyDiscardSpec, trial_count: usize) {
+        let p = "spec.earlyDiscard";
+        if ed.rungs.is_empty() {
+            self.push(format!("{p}.rungs"), "must list at least one rung");
+        }
+        if ed.min_observations == 0 {
+            self.push(format!("{p}.minObservations"), "must be at least 1, got 0");
+        }
+        let mut previous: Option<f64> = None;
+        // Trials ranked at the next rung; unknown once the seeds are invalid (then keep counts are not checked).
+        let mut ranked = (trial_count > 0).then_some(trial_count);
+        for (i, rung) in ed.rungs.iter().enumerate() {
+            let rp = format!("{p}.rungs[{i}]");
+            let f = rung.at_fraction;
+            if !(f > 0.0 && f < 1.0) {
+                self.push(
+                    format!("{rp}.atFraction"),
+                    format!("must be in (0, 1), got {f}"),
+                );
+            } else if let Some(prev) = previous.filter(|&prev| f <= prev) {
+                self.push(
+                    format!("{rp}.atFraction"),
+                    format!("rungs must be strictly increasing, got {f} after {prev}"),
+                );
+            }
+            if f.is_finite() {
+                previous = Some(f);
+            }
+            match (rung.keep_fraction, rung.keep_count) {
+                (Some(_), Some(_)) => self.push(
+                    rp.clone(),
+                    "give either keepFraction or keepCount, not both",
+                ),
+                (None, None) => self.push(rp.clone(), "give keepFraction or keepCount"),
+                (Some(q), None) => {
+                    if !(q > 0.0 && q <= 1.0) {
+                        self.push(
+                            format!("{rp}.keepFraction"),
+                            format!("must be in (0, 1], got {q}"),
+                        );
+                        ranked = None;
+                    } else {
+                        ranked = ranked.map(|n| keep_of(n, q));
+                    }
+                }
+                (None, Some(k)) => {
+                    if k == 0 {
+                        self.push(format!("{rp}.keepCount"), "must be at least 1, got 0");
+                    } else if let Some(n) = ranked.filter(|&n| k as usize > n) {
+                        let what = if i == 0 {
+                            "trials in the sweep".to_string()
+                        } else {
+                            format!("trials kept by rungs[{}]", i - 1)
+                        };
+                        self.push(
+                            format!("{rp}.keepCount"),
+                            format!("must not exceed the {n} {what}, got {k}"),
+                        );
+                    }
+                    ranked = ranked.map(|n| n.min(k as usize));
+                }
+            }
+        }
+    }
+
+    fn template(&mut self, t: &TrialTemplate) {
+        let p = "spec.trialTemplate";
+        let mut names = BTreeSet::new();
+        for (i, vol) in t.volumes.iter().enumerate() {
+            let vp = format!("{p}.volumes[{i}]");
+            if !is_dns_label(&vol.name) {
+                self.push(
+                    format!("{vp}.name"),
+                    format!("must be a DNS label, got {:?}", vol.name),
+                );
+            }
+            if !names.insert(vol.name.as_str()) {
+                self.push(
+                    format!("{vp}.name"),
+                    format!("duplicate volume name {:?}", vol.name),
+                );
+            }
+            let sources = [
+                vol.persistent_volume_claim.is_some(),
+                vol.config_map.is_some(),
+                vol.secret.is_some(),
+                vol.empty_dir.is_some(),
+            ];
+            let n = sources.iter().filter(|s| **s).count();
+            if n != 1 {
+                self.push(
+                    vp,
+                    format!(
+                        "needs exactly one source (persistentVolumeClaim, configMap, secret or emptyDir), got {n}"
+                    ),
+                );
+            }
+        }
+        let mut paths = BTreeSet::new();
+        for (i, m) in t.volume_mounts.iter().enumerate() {
+            let mp = format!("{p}.volumeMounts[{i}]");
+            if !names.contains(m.name.as_str()) {
+                self.push(
+                    format!("{mp}.name"),
+                    format!("no volume named {:?} in spec.trialTemplate.volumes", m.name),
+                );
+            }
+            if !m.mount_path.starts_with('/') {
+                self.push(
+                    format!("{mp}.mountPath"),
+                    format!("must be an absolute path, got {:?}", m.mount_path),
+                );
+            } else if !paths.insert(m.mount_path.as_str()) {
+                self.push(
+                    format!("{mp}.mountPath"),
+                    format!("duplicate mount path {:?}", m.mount_path),
+                );
+            }
+        }
+        if let Some(policy) = &t.image_pull_policy
+            && !["Always", "IfNotPresent", "Never"].contains(&policy.as_str())
+        {
+            self.push(
+                format!("{p}.imagePullPolicy"),
+                format!("must be Always, IfNotPresent or Never, got {policy:?}"),
+            );
+        }
+        if t.metrics_port < 1024 {
+            self.push(
+                format!("{p}.metricsPort"),
+                format!("must be in [1024, 65535], got {}", t.metrics_port),
+            );
+        }
+        for (i, e) in t.env.iter().enumerate() {
+            if e.name.is_empty() {
+                self.push(format!("{p}.env[{i}].name"), "must not be empty");
+            }
+        }
+    }
+}
+
+/// Trials kept from `n` ranked ones at `keep_fraction`: rounded up, at least one. The tolerance keeps
+/// `625 × 0.2` at 125 although the product is 125.00000000000001 in floating point.
+pub fn keep_of(n: usize, keep_fraction: f64) -> usize {
+    ((n as f64 * keep_fraction - 1e-9).ceil() as usize).clamp(1, n.max(1))
+}
