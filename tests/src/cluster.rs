@@ -18,9 +18,12 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
+use k8s_openapi::api::core::v1::Pod;
 use kube::Client;
+use kube::api::{Api, DeleteParams, PostParams};
 use kube::config::{KubeConfigOptions, Kubeconfig};
 
+use crate::helpers;
 use crate::sim::{NodeConfig, NodeSimulator};
 
 /// Use this cluster instead of starting one (a real cluster with kubelets, such as kind).
@@ -153,11 +156,13 @@ impl TestCluster {
             kubeconfig: local.state_dir.join("kubeconfig"),
             local: Some(local),
         };
-        cluster.add_node_blocking(
-            cluster
-                .node_config(DEFAULT_NODE)?
-                .with_gpus(options.default_node_gpus),
-        )?;
+        let node = cluster
+            .node_config(DEFAULT_NODE)?
+            .with_gpus(options.default_node_gpus);
+        cluster.block_on(async {
+            cluster.add_node(node).await?;
+            cluster.probe().await
+        })?;
         Ok(cluster)
     }
 
@@ -238,20 +243,55 @@ impl TestCluster {
         Ok(())
     }
 
-    fn add_node_blocking(&self, config: NodeConfig) -> Result<()> {
+    /// Runs `fut` to completion on the harness runtime from sync code. A scoped thread makes this work even
+    /// when the caller is itself inside a Tokio runtime (where `block_on` would panic).
+    fn block_on<F: Future<Output = Result<()>> + Send>(&self, fut: F) -> Result<()> {
         let local = self
             .local
             .as_ref()
-            .context("no node simulator on an external cluster")?;
-        let (tx, rx) = std::sync::mpsc::channel();
-        let fut = self.add_node(config);
-        // Run on the harness runtime via a scoped thread, so this works even when called inside another runtime.
+            .context("no harness runtime on an external cluster")?;
         std::thread::scope(|s| {
-            s.spawn(|| {
-                let _ = tx.send(local.harness.handle.block_on(fut));
-            });
-        });
-        rx.recv().context("node start thread died")?
+            s.spawn(|| local.harness.handle.block_on(fut))
+                .join()
+                .map_err(|_| anyhow::anyhow!("harness task panicked"))?
+        })
+    }
+
+    /// Proves scheduler, controller-manager and simulator work together before any test relies on them, so a
+    /// broken control plane fails here with its logs rather than as a timeout in some test.
+    async fn probe(&self) -> Result<()> {
+        let client = self.client().await?;
+        let pods: Api<Pod> = Api::namespaced(client, "default");
+        let name = format!("seedsweep-harness-probe-{}", std::process::id());
+        let pod: Pod = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": name},
+            "spec": {
+                "containers": [{"name": "probe", "image": "busybox:1.36", "command": ["true"]}],
+                "restartPolicy": "Never",
+                "automountServiceAccountToken": false,
+                "nodeSelector": {"kubernetes.io/hostname": DEFAULT_NODE},
+            }
+        }))
+        .context("building probe pod")?;
+        pods.create(&PostParams::default(), &pod)
+            .await
+            .context("creating probe pod")?;
+        let done = helpers::wait_for_pod_phase(
+            &pods,
+            &name,
+            &["Succeeded", "Failed"],
+            Duration::from_secs(60),
+        )
+        .await;
+        let _ = pods.delete(&name, &DeleteParams::default()).await;
+        done.map(|_| ()).with_context(|| {
+            let dir = self.state_dir().unwrap_or(Path::new("?"));
+            format!(
+                "probe pod did not complete; scheduler.log tail:\n{}\nkcm.log tail:\n{}",
+                tail_file(&dir.join("scheduler.log"), 20),
+                tail_file(&dir.join("kcm.log"), 20)
+            )
+        })
     }
 
     /// Pods, events and the simulator's logs for `namespace`: print it when a test fails.
@@ -417,10 +457,22 @@ fn spawn_watchdog(
     k8s_dir: &Path,
     keep: bool,
 ) -> Result<(Child, std::process::ChildStdin)> {
+    // Stops the daemons itself before calling stop.sh: they are orphans, and if nobody reaps them promptly
+    // their zombies answer stop.sh's `kill -0` polling for its full 5 s timeout each.
     const SCRIPT: &str = r#"
 cat >/dev/null
 for f in "$1"/node-sim/*/pods/*/*.pgid; do
   [ -f "$f" ] && kill -KILL -- "-$(cat "$f")" 2>/dev/null
+done
+for p in scheduler kcm apiserver etcd; do
+  f="$1/$p.pid"; [ -f "$f" ] || continue
+  pid=$(cat "$f"); kill "$pid" 2>/dev/null
+  for _ in $(seq 50); do
+    st=$(awk '{print $3}' "/proc/$pid/stat" 2>/dev/null) || break
+    [ "$st" = Z ] && break
+    sleep 0.1
+  done
+  kill -KILL "$pid" 2>/dev/null; rm -f "$f"
 done
 "$2/stop.sh" "$1" >/dev/null 2>&1
 [ "$3" = 1 ] || rm -rf "$1"

@@ -155,7 +155,7 @@ fn sim_log(cluster: &TestCluster, ns: &str, name: &str) -> Option<String> {
 #[tokio::test]
 async fn termination_message_carries_pod_ip_and_expanded_var() -> Result<()> {
     scenario("termlog", |cx| async move {
-        let script = r#"echo "$POD_IP $(MY_VAR) $$(MY_VAR)" > /dev/termination-log; exit 0"#;
+        let script = r#"echo "$POD_IP $(MY_VAR)" '$$(MY_VAR)' > /dev/termination-log; exit 0"#;
         let container = shell(
             script,
             vec![
