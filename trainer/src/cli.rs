@@ -1,0 +1,124 @@
+//! Command-line interface. The long flags are an interface: the operator and the local executor build these
+//! command lines.
+
+use crate::seeds::DropoutSeedFrom;
+use clap::Parser;
+use seedsweep_crds::Task;
+use std::path::PathBuf;
+
+pub const DEFAULT_TERMINATION_LOG: &str = "/dev/termination-log";
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum DeviceChoice {
+    /// CUDA when libtorch sees a GPU, else CPU.
+    Auto,
+    Cpu,
+    Cuda,
+}
+
+/// Fine-tunes a BERT checkpoint on a GLUE task with separate weight-initialisation (WI) and data-order (DO) seeds.
+///
+/// Exit codes: 0 completed, 1 error, 2 usage error, 3 diverged (NaN/inf loss), 143 stopped by SIGTERM/SIGINT.
+#[derive(Parser, Debug, Clone)]
+#[command(name = "seedsweep-trainer", version)]
+pub struct Cli {
+    /// GLUE task: mrpc, rte, cola or sst2.
+    #[arg(long)]
+    pub task: Task,
+    /// The task's directory, holding train.tsv and dev.tsv.
+    #[arg(long)]
+    pub data_dir: PathBuf,
+    /// Hugging Face model directory: config.json, model.safetensors, tokenizer.json or vocab.txt.
+    #[arg(long)]
+    pub model_dir: PathBuf,
+    /// Seeds the classification head's initial weights (and the pooler's if the checkpoint has none); nothing else.
+    #[arg(long)]
+    pub wi_seed: u64,
+    /// Seeds the order of training examples in every epoch (and, by default, dropout).
+    #[arg(long)]
+    pub do_seed: u64,
+    /// Which seed drives dropout masks (torch's generator) when --dropout-seed is not given.
+    #[arg(long, value_enum, default_value = "do")]
+    pub dropout_seed_from: DropoutSeedFrom,
+    /// An explicit seed for dropout masks; overrides --dropout-seed-from.
+    #[arg(long)]
+    pub dropout_seed: Option<u64>,
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u64).range(1..))]
+    pub epochs: u64,
+    #[arg(long, default_value_t = 32, value_parser = clap::value_parser!(u64).range(1..))]
+    pub batch_size: u64,
+    #[arg(long, default_value_t = 2e-5)]
+    pub learning_rate: f64,
+    /// Longest tokenized pair; longer ones are truncated longest-first. Batches are padded only to their longest.
+    #[arg(long, default_value_t = 128, value_parser = clap::value_parser!(u64).range(3..))]
+    pub max_seq_length: u64,
+    /// Fraction of total steps over which the learning rate rises linearly from 0.
+    #[arg(long, default_value_t = 0.1)]
+    pub warmup_ratio: f64,
+    /// AdamW weight decay, not applied to biases and LayerNorm weights.
+    #[arg(long, default_value_t = 0.01)]
+    pub weight_decay: f64,
+    #[arg(long, default_value_t = 1e-8)]
+    pub adam_epsilon: f64,
+    /// Global gradient-norm clipping; 0 disables it.
+    #[arg(long, default_value_t = 1.0)]
+    pub max_grad_norm: f64,
+    /// Evaluations on the full dev set per epoch, evenly spaced in steps; there is always one at the end.
+    #[arg(long, default_value_t = 10)]
+    pub evals_per_epoch: u64,
+    /// Train on the first K training examples only.
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    pub train_subset: Option<u64>,
+    /// Evaluate on the first K dev examples only.
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    pub dev_subset: Option<u64>,
+    /// Pad every batch to --max-seq-length instead of its longest example (the fixed-length baseline).
+    #[arg(long)]
+    pub pad_to_max: bool,
+    #[arg(long, value_enum, default_value = "auto")]
+    pub device: DeviceChoice,
+    /// Torch intra-op threads (default: torch's choice). 1 makes CPU runs reproducible across machines.
+    #[arg(long, value_parser = clap::value_parser!(i32).range(1..))]
+    pub threads: Option<i32>,
+    /// Where to serve /metrics and /healthz; port 0 picks a free one (printed on stderr).
+    #[arg(long, default_value = "0.0.0.0:9090")]
+    pub metrics_addr: String,
+    /// Sweep name, a label on every metric and in the summary.
+    #[arg(long, default_value = "local")]
+    pub sweep: String,
+    /// Trial name, a label on every metric and in the summary (default: <task>-w<WI>-d<DO>).
+    #[arg(long)]
+    pub trial: Option<String>,
+    /// The compact summary (≤ 4096 bytes) goes here. Failing to write the default path is only a warning.
+    #[arg(long, default_value = DEFAULT_TERMINATION_LOG)]
+    pub termination_log: PathBuf,
+    /// The full summary (every evaluation, the loss curve) goes here, written atomically.
+    #[arg(long)]
+    pub output: Option<PathBuf>,
+    /// Log a training line on stderr every N steps.
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..))]
+    pub log_every: u64,
+}
+
+impl Cli {
+    pub fn trial_name(&self) -> String {
+        self.trial
+            .clone()
+            .unwrap_or_else(|| format!("{}-w{}-d{}", self.task, self.wi_seed, self.do_seed))
+    }
+}
+
+/// The --termination-log of a command line clap rejected, found by hand so a usage error can still be reported there.
+pub fn termination_log_from_args(args: &[String]) -> PathBuf {
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        if a == "--termination-log" {
+            if let Some(p) = it.next() {
+                return PathBuf::from(p);
+            }
+        } else if let Some(p) = a.strip_prefix("--termination-log=") {
+            return PathBuf::from(p);
+        }
+    }
+    PathBuf::from(DEFAULT_TERMINATION_LOG)
+}

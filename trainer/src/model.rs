@@ -1,0 +1,432 @@
+//! BERT encoder, pooler and sequence-classification head, laid out like Hugging Face's `BertForSequenceClassification`
+//! so that checkpoints load by name.
+
+use crate::config::BertConfig;
+use crate::seeds;
+use anyhow::{Context, Result, bail};
+use std::collections::HashMap;
+use std::path::Path;
+use tch::{Device, Kind, Tensor, nn};
+
+/// Every GLUE task SeedSweep runs is binary.
+pub const NUM_LABELS: i64 = 2;
+
+/// Optimizer parameter groups: HF's run_glue applies weight decay to everything but biases and LayerNorm weights.
+pub const DECAY_GROUP: usize = 0;
+pub const NO_DECAY_GROUP: usize = 1;
+
+/// Whether a parameter (by its HF name) gets weight decay; the same substring rule as run_glue's `no_decay` list.
+pub fn decays(name: &str) -> bool {
+    !(name.contains("bias") || name.contains("LayerNorm.weight"))
+}
+
+/// Where the pooler's weights came from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub enum PoolerSource {
+    Checkpoint,
+    /// The checkpoint has no pooler; it was initialised from the WI seed like the head.
+    WiSeed,
+}
+
+/// A var-store path that also knows the parameter's dotted HF name, which decides its weight-decay group.
+struct Scope<'a> {
+    path: nn::Path<'a>,
+    name: String,
+}
+
+impl<'a> Scope<'a> {
+    fn sub(&self, s: &str) -> Scope<'a> {
+        Scope {
+            path: self.path.sub(s),
+            name: if self.name.is_empty() {
+                s.to_string()
+            } else {
+                format!("{}.{s}", self.name)
+            },
+        }
+    }
+
+    fn param(&self, leaf: &str, dims: &[i64]) -> Tensor {
+        let group = if decays(&format!("{}.{leaf}", self.name)) {
+            DECAY_GROUP
+        } else {
+            NO_DECAY_GROUP
+        };
+        // Zeros: every parameter is overwritten by the checkpoint or the WI-seeded init right after.
+        self.path.set_group(group).zeros(leaf, dims)
+    }
+}
+
+struct Linear {
+    weight: Tensor,
+    bias: Tensor,
+}
+
+impl Linear {
+    fn new(s: &Scope, input: i64, output: i64) -> Self {
+        Linear {
+            weight: s.param("weight", &[output, input]),
+            bias: s.param("bias", &[output]),
+        }
+    }
+
+    fn forward(&self, xs: &Tensor) -> Tensor {
+        xs.linear(&self.weight, Some(&self.bias))
+    }
+}
+
+struct LayerNorm {
+    weight: Tensor,
+    bias: Tensor,
+    eps: f64,
+    size: i64,
+}
+
+impl LayerNorm {
+    fn new(s: &Scope, size: i64, eps: f64) -> Self {
+        LayerNorm {
+            weight: s.param("weight", &[size]),
+            bias: s.param("bias", &[size]),
+            eps,
+            size,
+        }
+    }
+
+    fn forward(&self, xs: &Tensor) -> Tensor {
+        xs.layer_norm(
+            [self.size],
+            Some(&self.weight),
+            Some(&self.bias),
+            self.eps,
+            true,
+        )
+    }
+}
+
+struct Layer {
+    query: Linear,
+    key: Linear,
+    value: Linear,
+    attention_output: Linear,
+    attention_norm: LayerNorm,
+    intermediate: Linear,
+    output: Linear,
+    output_norm: LayerNorm,
+}
+
+impl Layer {
+    fn new(s: &Scope, c: &BertConfig) -> Self {
+        let (h, i) = (c.hidden_size, c.intermediate_size);
+        let attention = s.sub("attention");
+        let this = attention.sub("self");
+        let out = attention.sub("output");
+        Layer {
+            query: Linear::new(&this.sub("query"), h, h),
+            key: Linear::new(&this.sub("key"), h, h),
+            value: Linear::new(&this.sub("value"), h, h),
+            attention_output: Linear::new(&out.sub("dense"), h, h),
+            attention_norm: LayerNorm::new(&out.sub("LayerNorm"), h, c.layer_norm_eps),
+            intermediate: Linear::new(&s.sub("intermediate").sub("dense"), h, i),
+            output: Linear::new(&s.sub("output").sub("dense"), i, h),
+            output_norm: LayerNorm::new(&s.sub("output").sub("LayerNorm"), h, c.layer_norm_eps),
+        }
+    }
+}
+
+pub struct Bert {
+    pub config: BertConfig,
+    vs: nn::VarStore,
+    word_embeddings: Tensor,
+    position_embeddings: Tensor,
+    token_type_embeddings: Tensor,
+    embedding_norm: LayerNorm,
+    layers: Vec<Layer>,
+    pooler: Linear,
+    classifier: Linear,
+    activation: &'static str,
+    pub pooler_source: PoolerSource,
+}
+
+/// Formats other than safetensors that a Hugging Face model directory may hold instead.
+const UNSUPPORTED_WEIGHTS: [&str; 4] = [
+    "pytorch_model.bin",
+    "tf_model.h5",
+    "flax_model.msgpack",
+    "model.safetensors.index.json",
+];
+
+/// The safetensors file of a model directory, or an error saying what to do with what is there.
+pub fn weights_path(model_dir: &Path) -> Result<std::path::PathBuf> {
+    if !model_dir.is_dir() {
+        bail!("model directory {} does not exist", model_dir.display());
+    }
+    let path = model_dir.join("model.safetensors");
+    if path.is_file() {
+        return Ok(path);
+    }
+    if let Some(found) = UNSUPPORTED_WEIGHTS
+        .iter()
+        .find(|f| model_dir.join(f).exists())
+    {
+        bail!(
+            "{} has {found} but no model.safetensors; only single-file safetensors checkpoints are supported. \
+             Convert it, e.g. in Python: `from transformers import AutoModel; \
+             AutoModel.from_pretrained(DIR).save_pretrained(DIR, safe_serialization=True, max_shard_size=\"100GB\")`",
+            model_dir.display()
+        );
+    }
+    bail!("{} has no model.safetensors", model_dir.display());
+}
+
+impl Bert {
+    /// Builds the model on `device` from `model_dir` (config.json + model.safetensors). The classification head (and
+    /// the pooler when the checkpoint lacks one) is initialised from `wi_seed`.
+    pub fn load(model_dir: &Path, device: Device, wi_seed: u64) -> Result<Bert> {
+        let weights = weights_path(model_dir)?;
+        let config = BertConfig::load(model_dir)?;
+        let activation = config.activation()?;
+        let vs = nn::VarStore::new(device);
+        let root = Scope {
+            path: vs.root(),
+            name: String::new(),
+        };
+        let c = &config;
+        let emb = root.sub("embeddings");
+        let word_embeddings = emb
+            .sub("word_embeddings")
+            .param("weight", &[c.vocab_size, c.hidden_size]);
+        let position_embeddings = emb
+            .sub("position_embeddings")
+            .param("weight", &[c.max_position_embeddings, c.hidden_size]);
+        let token_type_embeddings = emb
+            .sub("token_type_embeddings")
+            .param("weight", &[c.type_vocab_size, c.hidden_size]);
+        let embedding_norm = LayerNorm::new(&emb.sub("LayerNorm"), c.hidden_size, c.layer_norm_eps);
+        let encoder = root.sub("encoder").sub("layer");
+        let layers = (0..c.num_hidden_layers)
+            .map(|i| Layer::new(&encoder.sub(&i.to_string()), c))
+            .collect();
+        let pooler = Linear::new(
+            &root.sub("pooler").sub("dense"),
+            c.hidden_size,
+            c.hidden_size,
+        );
+        let classifier = Linear::new(&root.sub("classifier"), c.hidden_size, NUM_LABELS);
+        let mut model = Bert {
+            config,
+            vs,
+            word_embeddings,
+            position_embeddings,
+            token_type_embeddings,
+            embedding_norm,
+            layers,
+            pooler,
+            classifier,
+            activation,
+            pooler_source: PoolerSource::Checkpoint,
+        };
+        model.pooler_source = model.load_weights(&weights)?;
+        model.init_head(wi_seed);
+        Ok(model)
+    }
+
+    /// Copies every encoder/pooler parameter from the checkpoint, accepting names with or without the `bert.` prefix
+    /// and the old `gamma`/`beta` LayerNorm names. The checkpoint's own classifier, if any, is ignored: the head is
+    /// the WI seed's.
+    fn load_weights(&self, path: &Path) -> Result<PoolerSource> {
+        let file: HashMap<String, Tensor> = Tensor::read_safetensors(path)
+            .with_context(|| format!("cannot read {}", path.display()))?
+            .into_iter()
+            .collect();
+        let prefix = if file.contains_key("bert.embeddings.word_embeddings.weight") {
+            "bert."
+        } else {
+            ""
+        };
+        let mut pooler = PoolerSource::Checkpoint;
+        let mut vars: Vec<(String, Tensor)> = self.vs.variables().into_iter().collect();
+        vars.sort_by(|a, b| a.0.cmp(&b.0));
+        for (name, mut var) in vars {
+            if name.starts_with("classifier.") {
+                continue;
+            }
+            let mut candidates = vec![format!("{prefix}{name}")];
+            if let Some(stem) = name.strip_suffix("LayerNorm.weight") {
+                candidates.push(format!("{prefix}{stem}LayerNorm.gamma"));
+            } else if let Some(stem) = name.strip_suffix("LayerNorm.bias") {
+                candidates.push(format!("{prefix}{stem}LayerNorm.beta"));
+            }
+            let Some(src) = candidates.iter().find_map(|c| file.get(c)) else {
+                if name.starts_with("pooler.") {
+                    pooler = PoolerSource::WiSeed;
+                    continue;
+                }
+                bail!(
+                    "{}: tensor {} is missing (the checkpoint has {} tensors, e.g. {:?})",
+                    path.display(),
+                    candidates[0],
+                    file.len(),
+                    file.keys().take(3).collect::<Vec<_>>()
+                );
+            };
+            if src.size() != var.size() {
+                bail!(
+                    "{}: tensor {} has shape {:?} but config.json implies {:?}",
+                    path.display(),
+                    candidates[0],
+                    src.size(),
+                    var.size()
+                );
+            }
+            tch::no_grad(|| var.copy_(&src.to_kind(Kind::Float)));
+        }
+        if pooler == PoolerSource::WiSeed
+            && ["pooler.dense.weight", "pooler.dense.bias"]
+                .iter()
+                .any(|n| file.contains_key(&format!("{prefix}{n}")))
+        {
+            bail!(
+                "{}: the checkpoint has only part of the pooler",
+                path.display()
+            );
+        }
+        Ok(pooler)
+    }
+
+    fn init_head(&mut self, wi_seed: u64) {
+        let h = self.config.hidden_size as usize;
+        let std = self.config.initializer_range;
+        let set = |dst: &mut Tensor, values: Vec<f32>, dims: &[i64]| {
+            let src = Tensor::from_slice(&values).view(dims);
+            tch::no_grad(|| dst.copy_(&src));
+        };
+        set(
+            &mut self.classifier.weight,
+            seeds::head_init(wi_seed, NUM_LABELS as usize, h, std),
+            &[NUM_LABELS, h as i64],
+        );
+        tch::no_grad(|| {
+            let _ = self.classifier.bias.zero_();
+        });
+        if self.pooler_source == PoolerSource::WiSeed {
+            set(
+                &mut self.pooler.weight,
+                seeds::pooler_init(wi_seed, h, std),
+                &[h as i64, h as i64],
+            );
+            tch::no_grad(|| {
+                let _ = self.pooler.bias.zero_();
+            });
+        }
+    }
+
+    pub fn var_store(&self) -> &nn::VarStore {
+        &self.vs
+    }
+
+    pub fn device(&self) -> Device {
+        self.vs.device()
+    }
+
+    /// The classification head's weight as it is now (row-major), for digests and tests.
+    pub fn head_weight(&self) -> Vec<f32> {
+        let w = self.classifier.weight.to_device(Device::Cpu).flatten(0, -1);
+        Vec::<f32>::try_from(&w).expect("the head weight is f32")
+    }
+
+    /// Runs the encoder and pooler. `ids`/`token_types` are `[batch, seq]` int64; `mask` is `[batch, seq]` with 1 for
+    /// real tokens, or `None` when the batch has no padding. Returns `(last hidden state, pooled output)`.
+    pub fn encode(
+        &self,
+        ids: &Tensor,
+        token_types: &Tensor,
+        mask: Option<&Tensor>,
+        train: bool,
+    ) -> (Tensor, Tensor) {
+        let c = &self.config;
+        let (b, s) = ids.size2().expect("ids are [batch, seq]");
+        let positions = Tensor::arange(s, (Kind::Int64, ids.device())).unsqueeze(0);
+        // padding_idx only changes the backward pass: HF's embedding gives the PAD row no gradient.
+        let embeddings =
+            Tensor::embedding(&self.word_embeddings, ids, c.pad_token_id, false, false)
+                + Tensor::embedding(&self.position_embeddings, &positions, -1, false, false)
+                + Tensor::embedding(&self.token_type_embeddings, token_types, -1, false, false);
+        let mut xs = self
+            .embedding_norm
+            .forward(&embeddings)
+            .dropout(c.hidden_dropout_prob, train);
+        let attention_mask = mask.map(|m| m.to_kind(Kind::Bool).view([b, 1, 1, s]));
+        let heads = c.num_attention_heads;
+        let head_dim = c.hidden_size / heads;
+        let attention_dropout = if train {
+            c.attention_probs_dropout_prob
+        } else {
+            0.0
+        };
+        for layer in &self.layers {
+            let split = |t: Tensor| t.view([b, s, heads, head_dim]).transpose(1, 2);
+            let q = split(layer.query.forward(&xs));
+            let k = split(layer.key.forward(&xs));
+            let v = split(layer.value.forward(&xs));
+            let context = Tensor::scaled_dot_product_attention(
+                &q,
+                &k,
+                &v,
+                attention_mask.as_ref(),
+                attention_dropout,
+                false,
+                None,
+                false,
+            )
+            .transpose(1, 2)
+            .contiguous()
+            .view([b, s, c.hidden_size]);
+            let attended = layer.attention_norm.forward(
+                &(layer
+                    .attention_output
+                    .forward(&context)
+                    .dropout(c.hidden_dropout_prob, train)
+                    + &xs),
+            );
+            let inner = layer.intermediate.forward(&attended).gelu(self.activation);
+            xs = layer.output_norm.forward(
+                &(layer
+                    .output
+                    .forward(&inner)
+                    .dropout(c.hidden_dropout_prob, train)
+                    + &attended),
+            );
+        }
+        let pooled = self.pooler.forward(&xs.select(1, 0)).tanh();
+        (xs, pooled)
+    }
+
+    /// Class logits `[batch, NUM_LABELS]`.
+    pub fn logits(
+        &self,
+        ids: &Tensor,
+        token_types: &Tensor,
+        mask: Option<&Tensor>,
+        train: bool,
+    ) -> Tensor {
+        let (_, pooled) = self.encode(ids, token_types, mask, train);
+        self.classifier
+            .forward(&pooled.dropout(self.config.head_dropout(), train))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn weight_decay_skips_biases_and_layer_norm_weights() {
+        assert!(decays("encoder.layer.0.attention.self.query.weight"));
+        assert!(decays("embeddings.word_embeddings.weight"));
+        assert!(decays("classifier.weight"));
+        assert!(!decays("encoder.layer.0.output.dense.bias"));
+        assert!(!decays("encoder.layer.3.attention.output.LayerNorm.weight"));
+        assert!(!decays("embeddings.LayerNorm.bias"));
+    }
+}
