@@ -70,13 +70,17 @@ impl Default for ClusterOptions {
 }
 
 /// One cluster per test binary, started on first use and cleaned up by the watchdog at process exit.
-/// Panics only if starting a cluster that should be available fails (a broken environment, not a skip).
+/// Panics (in every test that asks, with the same message, without retrying) if starting a cluster that should
+/// be available fails: a broken environment must fail loudly, not skip.
 pub fn shared() -> &'static Setup {
-    static SHARED: OnceLock<Setup> = OnceLock::new();
-    SHARED.get_or_init(|| match TestCluster::start(ClusterOptions::default()) {
+    static SHARED: OnceLock<Result<Setup, String>> = OnceLock::new();
+    let started = SHARED.get_or_init(|| {
+        TestCluster::start(ClusterOptions::default()).map_err(|e| format!("{e:#}"))
+    });
+    match started {
         Ok(setup) => setup,
-        Err(e) => panic!("starting the shared test cluster failed: {e:#}"),
-    })
+        Err(e) => panic!("starting the shared test cluster failed: {e}"),
+    }
 }
 
 pub struct TestCluster {

@@ -10,8 +10,8 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, ensure};
 use k8s_openapi::api::batch::v1::{Job, JobSpec};
 use k8s_openapi::api::core::v1::{
-    Container, ContainerStateTerminated, EnvVar, EnvVarSource, ObjectFieldSelector, Pod, PodSpec,
-    PodTemplateSpec, ResourceRequirements,
+    Container, ContainerStateTerminated, EmptyDirVolumeSource, EnvVar, EnvVarSource,
+    ObjectFieldSelector, Pod, PodSpec, PodTemplateSpec, ResourceRequirements, Volume, VolumeMount,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use kube::Client;
@@ -461,6 +461,18 @@ async fn standalone_binary_runs_a_pod() -> Result<()> {
         }
         let node = format!("bin-{}", cx.ns);
         let work = tempfile::tempdir()?;
+        // Pre-create the Node with the not-ready taint a registering kubelet carries: the simulator must adopt
+        // the object and clear the taint (cordoned throughout, so no other test's pod lands here).
+        let nodes: Api<k8s_openapi::api::core::v1::Node> = Api::all(cx.client.clone());
+        let tainted: k8s_openapi::api::core::v1::Node =
+            serde_json::from_value(serde_json::json!({
+                "metadata": {"name": node},
+                "spec": {
+                    "unschedulable": true,
+                    "taints": [{"key": "node.kubernetes.io/not-ready", "effect": "NoSchedule"}]
+                }
+            }))?;
+        nodes.create(&PostParams::default(), &tainted).await?;
         let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_seedsweep-node-sim"))
             .arg("--kubeconfig")
             .arg(cx.cluster.kubeconfig())
@@ -480,20 +492,41 @@ async fn standalone_binary_runs_a_pod() -> Result<()> {
             .args(["--ip-base", "127.250.0.0", "--unschedulable"])
             .arg("--work-dir")
             .arg(work.path())
+            .stderr(std::fs::File::create(work.path().join("node-sim.log"))?)
             .kill_on_drop(true)
             .spawn()?;
-        let nodes: Api<k8s_openapi::api::core::v1::Node> = Api::all(cx.client.clone());
-        wait_for(&nodes, &node, TIMEOUT, "node Ready with 1 GPU", |n| {
-            n.and_then(|n| n.status.as_ref()).is_some_and(|s| {
-                s.allocatable.as_ref().and_then(|a| a.get(GPU_RESOURCE))
-                    == Some(&Quantity("1".into()))
-                    && s.conditions
-                        .iter()
-                        .flatten()
-                        .any(|c| c.type_ == "Ready" && c.status == "True")
-            })
-        })
+        wait_for(
+            &nodes,
+            &node,
+            TIMEOUT,
+            "node Ready with 1 GPU, untainted, cordoned",
+            |n| {
+                n.is_some_and(|n| {
+                    let spec = n.spec.clone().unwrap_or_default();
+                    let status = n.status.clone().unwrap_or_default();
+                    status
+                        .allocatable
+                        .as_ref()
+                        .and_then(|a| a.get(GPU_RESOURCE))
+                        == Some(&Quantity("1".into()))
+                        && status
+                            .conditions
+                            .iter()
+                            .flatten()
+                            .any(|c| c.type_ == "Ready" && c.status == "True")
+                        && spec.taints.unwrap_or_default().is_empty()
+                        && spec.unschedulable == Some(true)
+                })
+            },
+        )
         .await?;
+        let leases: Api<k8s_openapi::api::coordination::v1::Lease> =
+            Api::namespaced(cx.client.clone(), "kube-node-lease");
+        let lease = leases.get(&node).await.context("node lease")?;
+        ensure!(
+            lease.spec.and_then(|s| s.renew_time).is_some(),
+            "lease never renewed"
+        );
         let pods = cx.pods();
         let mut spec = pod_spec(shell(
             "echo $(POD_IP) > /dev/termination-log",
@@ -522,6 +555,49 @@ async fn standalone_binary_runs_a_pod() -> Result<()> {
         let status = tokio::time::timeout(Duration::from_secs(10), child.wait()).await??;
         ensure!(status.success(), "node-sim exited with {status}");
         nodes.delete(&node, &DeleteParams::default()).await?;
+        Ok(())
+    })
+    .await
+}
+
+#[tokio::test]
+async fn on_failure_restarts_with_empty_dir_state() -> Result<()> {
+    scenario("restart", |cx| async move {
+        let pods = cx.pods();
+        // The emptyDir outlives the container: the second run sees the first run's marker and succeeds.
+        let script = "if [ -e /scratch/ran ]; then echo second > /dev/termination-log; exit 0; fi; \
+                      touch /scratch/ran; exit 1";
+        let mut container = shell(script, vec![]);
+        container.volume_mounts = Some(vec![VolumeMount {
+            name: "scratch".into(),
+            mount_path: "/scratch".into(),
+            ..Default::default()
+        }]);
+        let mut spec = pod_spec(container);
+        spec.restart_policy = Some("OnFailure".into());
+        spec.volumes = Some(vec![Volume {
+            name: "scratch".into(),
+            empty_dir: Some(EmptyDirVolumeSource::default()),
+            ..Default::default()
+        }]);
+        pods.create(&PostParams::default(), &pod("flaky", spec))
+            .await?;
+        let done = wait_for_pod_phase(&pods, "flaky", &["Succeeded", "Failed"], TIMEOUT).await?;
+        ensure!(done.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Succeeded"));
+        let cs = done
+            .status
+            .as_ref()
+            .and_then(|s| s.container_statuses.as_ref())
+            .and_then(|c| c.first())
+            .context("no container status")?;
+        ensure!(cs.restart_count == 1, "restartCount {}", cs.restart_count);
+        let last = cs
+            .last_state
+            .as_ref()
+            .and_then(|s| s.terminated.as_ref())
+            .context("no lastState")?;
+        ensure!(last.exit_code == 1, "lastState {last:?}");
+        ensure!(terminated(&done)?.message.as_deref() == Some("second\n"));
         Ok(())
     })
     .await

@@ -196,13 +196,14 @@ pub async fn register(client: &Client, cfg: &NodeConfig, since: Timestamp) -> Re
     match nodes.create(&PostParams::default(), &node).await {
         Ok(_) => {}
         Err(kube::Error::Api(e)) if e.code == 409 => {
-            // Restarted simulator: keep the object, refresh our labels.
+            // Restarted simulator or pre-created Node: keep the object (and its pods), refresh our labels;
+            // cordon only when asked, never uncordon what someone else cordoned.
+            let mut patch = json!({"metadata": {"labels": node.metadata.labels}});
+            if cfg.unschedulable {
+                patch["spec"] = json!({"unschedulable": true});
+            }
             nodes
-                .patch(
-                    &cfg.name,
-                    &PatchParams::default(),
-                    &Patch::Merge(json!({"metadata": {"labels": node.metadata.labels}})),
-                )
+                .patch(&cfg.name, &PatchParams::default(), &Patch::Merge(patch))
                 .await
                 .with_context(|| format!("updating existing node {}", cfg.name))?;
         }

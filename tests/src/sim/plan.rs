@@ -33,7 +33,7 @@ impl PathMap {
         }
         self.entries.retain(|(p, _)| p != container_path);
         self.entries.push((container_path.to_string(), local));
-        self.entries.sort_by(|a, b| b.0.len().cmp(&a.0.len()));
+        self.entries.sort_by_key(|e| std::cmp::Reverse(e.0.len()));
     }
 
     /// Rewrites every occurrence of a mapped container path that stands as a whole path component sequence:
