@@ -83,6 +83,25 @@ pub fn shared() -> &'static Setup {
     }
 }
 
+/// Where the control-plane scripts live: `$SEEDSWEEP_K8S_DIR`, else `<workspace>/../shared/k8s`.
+pub fn k8s_dir() -> PathBuf {
+    match std::env::var_os(K8S_DIR_ENV) {
+        Some(dir) => PathBuf::from(dir),
+        None => Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/k8s"),
+    }
+}
+
+/// Why a local control plane cannot be started here (`None`: it can).
+pub fn local_unavailable() -> Option<String> {
+    let dir = k8s_dir();
+    (!dir.join("start.sh").is_file()).then(|| {
+        format!(
+            "no {}/start.sh and {KUBECONFIG_ENV} unset: no Kubernetes API to test against",
+            dir.display()
+        )
+    })
+}
+
 pub struct TestCluster {
     kubeconfig: PathBuf,
     local: Option<Local>,
@@ -121,15 +140,9 @@ impl TestCluster {
                 local: None,
             }));
         }
-        let k8s_dir = match std::env::var_os(K8S_DIR_ENV) {
-            Some(dir) => PathBuf::from(dir),
-            None => Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/k8s"),
-        };
-        if !k8s_dir.join("start.sh").is_file() {
-            return Ok(Setup::Skip(format!(
-                "no {}/start.sh and {KUBECONFIG_ENV} unset: no Kubernetes API to test against",
-                k8s_dir.display()
-            )));
+        let k8s_dir = k8s_dir();
+        if let Some(why) = local_unavailable() {
+            return Ok(Setup::Skip(why));
         }
         let k8s_dir = k8s_dir
             .canonicalize()
@@ -466,7 +479,7 @@ fn spawn_watchdog(
     const SCRIPT: &str = r#"
 cat >/dev/null
 for f in "$1"/node-sim/*/pods/*/*.pgid; do
-  [ -f "$f" ] && kill -KILL -- "-$(cat "$f")" 2>/dev/null
+  [ -f "$f" ] && kill -s KILL -- "-$(cat "$f")" 2>/dev/null
 done
 for p in scheduler kcm apiserver etcd; do
   f="$1/$p.pid"; [ -f "$f" ] || continue

@@ -17,8 +17,8 @@ use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use kube::Client;
 use kube::api::{Api, DeleteParams, ObjectMeta, PostParams};
 use seedsweep_tests::helpers::{
-    background, create_namespace, delete_namespace, pod_names, wait_for, wait_for_deletion,
-    wait_for_pod_phase,
+    apply_crd_yaml, background, create_namespace, delete_namespace, pod_names, wait_for,
+    wait_for_deletion, wait_for_pod_phase,
 };
 use seedsweep_tests::sim::GPU_RESOURCE;
 use seedsweep_tests::{TestCluster, shared};
@@ -598,6 +598,56 @@ async fn on_failure_restarts_with_empty_dir_state() -> Result<()> {
             .context("no lastState")?;
         ensure!(last.exit_code == 1, "lastState {last:?}");
         ensure!(terminated(&done)?.message.as_deref() == Some("second\n"));
+        Ok(())
+    })
+    .await
+}
+
+#[tokio::test]
+async fn applies_a_crd_file_idempotently() -> Result<()> {
+    scenario("crd", |cx| async move {
+        // Unique per run, so concurrent runs against one external cluster do not fight over it. CEL rules are
+        // unknown to 1.20: create/replace must drop them rather than fail.
+        let group = format!("{}.seedsweep-test.dev", cx.ns);
+        let yaml = format!(
+            r#"---
+apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata:
+  name: widgets.{group}
+spec:
+  group: {group}
+  scope: Namespaced
+  names: {{plural: widgets, singular: widget, kind: Widget}}
+  versions:
+    - name: v1
+      served: true
+      storage: true
+      subresources: {{status: {{}}}}
+      schema:
+        openAPIV3Schema:
+          type: object
+          x-kubernetes-validations: [{{rule: "true"}}]
+          properties:
+            spec: {{type: object, properties: {{size: {{type: integer}}}}}}
+"#
+        );
+        let file = tempfile::NamedTempFile::new()?;
+        std::fs::write(file.path(), yaml)?;
+        let names = apply_crd_yaml(&cx.client, file.path()).await?;
+        ensure!(names == vec![format!("widgets.{group}")], "{names:?}");
+        // Second apply replaces in place.
+        apply_crd_yaml(&cx.client, file.path()).await?;
+        let gvk = kube::api::GroupVersionKind::gvk(&group, "v1", "Widget");
+        let ar = kube::api::ApiResource::from_gvk_with_plural(&gvk, "widgets");
+        let widgets: Api<kube::api::DynamicObject> = Api::namespaced_with(cx.client.clone(), &cx.ns, &ar);
+        let mut w = kube::api::DynamicObject::new("w1", &ar);
+        w.data = serde_json::json!({"spec": {"size": 3}});
+        widgets.create(&PostParams::default(), &w).await?;
+        ensure!(widgets.get("w1").await?.data["spec"]["size"] == 3);
+        let crds: Api<k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition> =
+            Api::all(cx.client.clone());
+        crds.delete(&names[0], &DeleteParams::default()).await?;
         Ok(())
     })
     .await
