@@ -652,3 +652,56 @@ spec:
     })
     .await
 }
+
+#[tokio::test]
+async fn config_map_and_secret_reach_env_and_files() -> Result<()> {
+    scenario("refs", |cx| async move {
+        let cms: Api<k8s_openapi::api::core::v1::ConfigMap> = Api::namespaced(cx.client.clone(), &cx.ns);
+        let secrets: Api<k8s_openapi::api::core::v1::Secret> = Api::namespaced(cx.client.clone(), &cx.ns);
+        cms.create(
+            &PostParams::default(),
+            &serde_json::from_value(serde_json::json!({
+                "metadata": {"name": "trial"}, "data": {"lr": "2e-5", "config.json": "{\"task\":\"rte\"}"}
+            }))?,
+        )
+        .await?;
+        secrets
+            .create(
+                &PostParams::default(),
+                &serde_json::from_value(serde_json::json!({
+                    "metadata": {"name": "tok"}, "stringData": {"token": "s3cret"}
+                }))?,
+            )
+            .await?;
+        let pod: Pod = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "refs"},
+            "spec": {
+                "restartPolicy": "Never",
+                "automountServiceAccountToken": false,
+                "containers": [{
+                    "name": "main",
+                    "image": "busybox:1.36",
+                    "command": ["sh", "-c",
+                        "echo \"$LR $TOKEN $(cat /etc/trial/config.json)\" > /dev/termination-log"],
+                    "env": [
+                        {"name": "LR", "valueFrom": {"configMapKeyRef": {"name": "trial", "key": "lr"}}},
+                        {"name": "TOKEN", "valueFrom": {"secretKeyRef": {"name": "tok", "key": "token"}}}
+                    ],
+                    "volumeMounts": [{"name": "cfg", "mountPath": "/etc/trial"}]
+                }],
+                "volumes": [{"name": "cfg", "configMap": {"name": "trial"}}]
+            }
+        }))?;
+        let pods = cx.pods();
+        pods.create(&PostParams::default(), &pod).await?;
+        let done = wait_for_pod_phase(&pods, "refs", &["Succeeded", "Failed"], TIMEOUT).await?;
+        let t = terminated(&done)?;
+        ensure!(
+            t.message.as_deref() == Some("2e-5 s3cret {\"task\":\"rte\"}\n"),
+            "message {:?}",
+            t.message
+        );
+        Ok(())
+    })
+    .await
+}

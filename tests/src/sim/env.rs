@@ -3,7 +3,7 @@
 //! Pure functions only, so the subtle kubelet semantics (escaping, ordering, unknown references) are unit tested
 //! without a cluster.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use anyhow::{Context, Result, bail};
 use k8s_openapi::api::core::v1::{Container, ObjectFieldSelector, Pod};
@@ -64,6 +64,70 @@ pub struct PodFacts<'a> {
     pub pod_ip: String,
     pub host_ip: String,
     pub node_name: String,
+    /// ConfigMaps and Secrets the pod references, fetched beforehand (absent: not found).
+    pub refs: &'a Refs,
+}
+
+/// Contents of the ConfigMaps and Secrets a pod references: name → key → bytes.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Refs {
+    pub config_maps: HashMap<String, BTreeMap<String, Vec<u8>>>,
+    pub secrets: HashMap<String, BTreeMap<String, Vec<u8>>>,
+}
+
+impl Refs {
+    /// Names of the ConfigMaps and Secrets a pod refers to from env, envFrom and volumes.
+    pub fn referenced(pod: &Pod) -> (BTreeSet<String>, BTreeSet<String>) {
+        let mut cms = BTreeSet::new();
+        let mut secrets = BTreeSet::new();
+        let Some(spec) = &pod.spec else {
+            return (cms, secrets);
+        };
+        let containers = spec
+            .init_containers
+            .iter()
+            .flatten()
+            .chain(&spec.containers);
+        for c in containers {
+            for from in c.env_from.iter().flatten() {
+                cms.extend(from.config_map_ref.as_ref().map(|r| r.name.clone()));
+                secrets.extend(from.secret_ref.as_ref().map(|r| r.name.clone()));
+            }
+            for var in c.env.iter().flatten() {
+                let Some(from) = &var.value_from else {
+                    continue;
+                };
+                cms.extend(from.config_map_key_ref.as_ref().map(|r| r.name.clone()));
+                secrets.extend(from.secret_key_ref.as_ref().map(|r| r.name.clone()));
+            }
+        }
+        for v in spec.volumes.iter().flatten() {
+            cms.extend(v.config_map.as_ref().map(|c| c.name.clone()));
+            secrets.extend(v.secret.as_ref().and_then(|s| s.secret_name.clone()));
+        }
+        (cms, secrets)
+    }
+
+    fn key(
+        &self,
+        secret: bool,
+        name: &str,
+        key: &str,
+        optional: Option<bool>,
+    ) -> Result<Option<String>> {
+        let (kind, objects) = if secret {
+            ("secret", &self.secrets)
+        } else {
+            ("configmap", &self.config_maps)
+        };
+        match objects.get(name).map(|data| data.get(key)) {
+            Some(Some(bytes)) => Ok(Some(String::from_utf8_lossy(bytes).into_owned())),
+            // Optional references to a missing object or key leave the variable unset, like the kubelet.
+            _ if optional == Some(true) => Ok(None),
+            None => bail!("{kind} {name:?} not found"),
+            Some(None) => bail!("key {key:?} not found in {kind} {name:?}"),
+        }
+    }
 }
 
 /// Resolves a `fieldRef` the way the kubelet does for the paths SeedSweep's pods use.
@@ -120,43 +184,81 @@ pub fn container_env(
 ) -> Result<Vec<(String, String)>> {
     let mut env: Vec<(String, String)> = Vec::new();
     let mut index: HashMap<String, usize> = HashMap::new();
-    if container.env_from.as_ref().is_some_and(|v| !v.is_empty()) {
-        bail!(
-            "container {:?}: envFrom is not supported by the node simulator",
-            container.name
-        );
+    let mut set = |env: &mut Vec<(String, String)>, name: &str, value: String| match index.get(name)
+    {
+        Some(&i) => env[i].1 = value,
+        None => {
+            index.insert(name.to_string(), env.len());
+            env.push((name.to_string(), value));
+        }
+    };
+    // envFrom first, then env (which wins), as the kubelet does.
+    for from in container.env_from.iter().flatten() {
+        let prefix = from.prefix.as_deref().unwrap_or_default();
+        let (secret, name, optional) = match (&from.config_map_ref, &from.secret_ref) {
+            (Some(c), _) => (false, &c.name, c.optional),
+            (None, Some(s)) => (true, &s.name, s.optional),
+            (None, None) => continue,
+        };
+        let objects = if secret {
+            &facts.refs.secrets
+        } else {
+            &facts.refs.config_maps
+        };
+        match objects.get(name) {
+            Some(data) => {
+                for (k, v) in data {
+                    set(
+                        &mut env,
+                        &format!("{prefix}{k}"),
+                        String::from_utf8_lossy(v).into_owned(),
+                    );
+                }
+            }
+            None if optional == Some(true) => {}
+            None => bail!("container {:?}: envFrom {name:?} not found", container.name),
+        }
     }
     for var in container.env.iter().flatten() {
         let value = match (&var.value, &var.value_from) {
             (_, Some(from)) => {
-                if let Some(field) = &from.field_ref {
-                    resolve_field_ref(field, facts).with_context(|| format!("env {}", var.name))?
+                let resolved = if let Some(field) = &from.field_ref {
+                    Some(resolve_field_ref(field, facts))
+                } else if let Some(r) = &from.config_map_key_ref {
+                    facts
+                        .refs
+                        .key(false, &r.name, &r.key, r.optional)
+                        .transpose()
+                } else if let Some(r) = &from.secret_key_ref {
+                    facts
+                        .refs
+                        .key(true, &r.name, &r.key, r.optional)
+                        .transpose()
                 } else {
                     bail!(
-                        "container {:?}: env {} uses a valueFrom source other than fieldRef, which the node \
-                         simulator does not support",
+                        "container {:?}: env {} uses resourceFieldRef, which the node simulator does not support",
                         container.name,
                         var.name
                     );
+                };
+                match resolved {
+                    Some(v) => v.with_context(|| {
+                        format!("container {:?}: env {}", container.name, var.name)
+                    })?,
+                    None => continue,
                 }
             }
             (Some(value), None) => {
-                let expanded = expand(value, |name| index.get(name).map(|&i| env[i].1.clone()));
-                rewrite(&expanded)
+                let lookup =
+                    |name: &str| env.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone());
+                rewrite(&expand(value, lookup))
             }
             (None, None) => String::new(),
         };
-        match index.get(&var.name) {
-            Some(&i) => env[i].1 = value,
-            None => {
-                index.insert(var.name.clone(), env.len());
-                env.push((var.name.clone(), value));
-            }
-        }
+        set(&mut env, &var.name, value);
     }
     Ok(env)
 }
-
 /// Expands `command` and `args` against the container's full environment, as the kubelet does.
 pub fn expand_all(items: &[String], env: &[(String, String)]) -> Vec<String> {
     let map: HashMap<&str, &str> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
@@ -256,6 +358,7 @@ mod tests {
             pod_ip: "127.3.0.7".into(),
             host_ip: "127.0.0.1".into(),
             node_name: "n1".into(),
+            refs: &Refs::default(),
         };
         let container = Container {
             name: "trainer".into(),
@@ -303,6 +406,7 @@ mod tests {
             pod_ip: "127.3.0.7".into(),
             host_ip: "127.0.0.1".into(),
             node_name: "n1".into(),
+            refs: &Refs::default(),
         };
         let bad_path = Container {
             name: "c".into(),
@@ -325,5 +429,105 @@ mod tests {
             ..Default::default()
         };
         assert!(container_env(&secret, &facts, |s| s.to_string()).is_err());
+    }
+
+    #[test]
+    fn resolves_config_map_and_secret_references() {
+        let pod = pod();
+        let mut refs = Refs::default();
+        refs.config_maps.insert(
+            "cfg".into(),
+            BTreeMap::from([
+                ("lr".to_string(), b"2e-5".to_vec()),
+                ("task".to_string(), b"rte".to_vec()),
+            ]),
+        );
+        refs.secrets.insert(
+            "tok".into(),
+            BTreeMap::from([("token".to_string(), b"s3cret".to_vec())]),
+        );
+        let facts = PodFacts {
+            pod: &pod,
+            pod_ip: "127.3.0.7".into(),
+            host_ip: "127.0.0.1".into(),
+            node_name: "n1".into(),
+            refs: &refs,
+        };
+        let key_ref =
+            |name: &str, cm: &str, key: &str, optional: Option<bool>, secret: bool| EnvVar {
+                name: name.into(),
+                value_from: Some(if secret {
+                    EnvVarSource {
+                        secret_key_ref: Some(k8s_openapi::api::core::v1::SecretKeySelector {
+                            name: cm.into(),
+                            key: key.into(),
+                            optional,
+                        }),
+                        ..Default::default()
+                    }
+                } else {
+                    EnvVarSource {
+                        config_map_key_ref: Some(
+                            k8s_openapi::api::core::v1::ConfigMapKeySelector {
+                                name: cm.into(),
+                                key: key.into(),
+                                optional,
+                            },
+                        ),
+                        ..Default::default()
+                    }
+                }),
+                ..Default::default()
+            };
+        let container = Container {
+            name: "c".into(),
+            env_from: Some(vec![k8s_openapi::api::core::v1::EnvFromSource {
+                prefix: Some("CFG_".into()),
+                config_map_ref: Some(k8s_openapi::api::core::v1::ConfigMapEnvSource {
+                    name: "cfg".into(),
+                    optional: None,
+                }),
+                ..Default::default()
+            }]),
+            env: Some(vec![
+                key_ref("LR", "cfg", "lr", None, false),
+                key_ref("TOKEN", "tok", "token", None, true),
+                key_ref("GONE", "nope", "x", Some(true), false),
+                literal("CFG_task", "override-$(CFG_lr)"),
+            ]),
+            ..Default::default()
+        };
+        let env = container_env(&container, &facts, |s| s.to_string()).unwrap();
+        let get = |k: &str| env.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
+        assert_eq!(get("CFG_lr"), Some("2e-5"));
+        assert_eq!(
+            get("CFG_task"),
+            Some("override-2e-5"),
+            "env overrides envFrom"
+        );
+        assert_eq!(get("LR"), Some("2e-5"));
+        assert_eq!(get("TOKEN"), Some("s3cret"));
+        assert_eq!(
+            get("GONE"),
+            None,
+            "optional missing reference leaves the variable unset"
+        );
+
+        let missing_key = Container {
+            name: "c".into(),
+            env: Some(vec![key_ref("X", "cfg", "nokey", None, false)]),
+            ..Default::default()
+        };
+        let err = container_env(&missing_key, &facts, |s| s.to_string()).unwrap_err();
+        assert!(format!("{err:#}").contains("nokey"), "{err:#}");
+        let (cms, secrets) = Refs::referenced(&Pod {
+            spec: Some(PodSpec {
+                containers: vec![container],
+                ..Default::default()
+            }),
+            ..Default::default()
+        });
+        assert_eq!(cms.into_iter().collect::<Vec<_>>(), vec!["cfg", "nope"]);
+        assert_eq!(secrets.into_iter().collect::<Vec<_>>(), vec!["tok"]);
     }
 }

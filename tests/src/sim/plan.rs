@@ -92,8 +92,47 @@ pub struct ProcessPlan {
     pub log_file: PathBuf,
     /// Local directories to create before start (emptyDir volumes, the default working dir).
     pub dirs: Vec<PathBuf>,
+    /// Files to write before start (configMap and secret volumes).
+    pub files: Vec<(PathBuf, Vec<u8>)>,
     /// `terminationMessagePolicy: FallbackToLogsOnError`.
     pub fallback_to_logs: bool,
+}
+
+/// A path that stays inside its directory (no absolute paths, no `..`).
+fn relative(path: &str) -> Result<&str> {
+    if Path::new(path).is_absolute() || path.split('/').any(|c| c == "..") {
+        bail!("invalid relative path {path:?}");
+    }
+    Ok(path)
+}
+
+/// Files of a configMap/secret volume: every key, or only `items` (key → path), like the kubelet.
+fn projected_files(
+    dir: &Path,
+    kind: &str,
+    name: &str,
+    data: Option<&std::collections::BTreeMap<String, Vec<u8>>>,
+    items: Option<&[k8s_openapi::api::core::v1::KeyToPath]>,
+    optional: Option<bool>,
+) -> Result<Vec<(PathBuf, Vec<u8>)>> {
+    let Some(data) = data else {
+        if optional == Some(true) {
+            return Ok(Vec::new());
+        }
+        bail!("{kind} {name:?} for a volume not found");
+    };
+    match items {
+        None => Ok(data.iter().map(|(k, v)| (dir.join(k), v.clone())).collect()),
+        Some(items) => items
+            .iter()
+            .map(|item| {
+                let bytes = data
+                    .get(&item.key)
+                    .with_context(|| format!("key {:?} not found in {kind} {name:?}", item.key))?;
+                Ok((dir.join(relative(&item.path)?), bytes.clone()))
+            })
+            .collect(),
+    }
 }
 
 /// Local layout of one pod's directory; see tests/README.md.
@@ -119,6 +158,7 @@ pub fn plan_container(
         .unwrap_or(DEFAULT_TERMINATION_PATH);
     map.insert(termination_path, termination_log.clone());
 
+    let mut files = Vec::new();
     for mount in container.volume_mounts.iter().flatten() {
         let volume = spec
             .volumes
@@ -128,19 +168,45 @@ pub fn plan_container(
             .with_context(|| {
                 format!("container {name:?} mounts unknown volume {:?}", mount.name)
             })?;
-        // Only emptyDir is backed locally; other sources (service account tokens, secrets...) are not
-        // materialised, their mount paths stay unmapped.
-        if volume.empty_dir.is_none() {
+        let base = volume_dir(pod_dir, &volume.name);
+        if volume.empty_dir.is_some() {
+            dirs.push(base.clone());
+        } else if let Some(cm) = &volume.config_map {
+            dirs.push(base.clone());
+            let data = facts.refs.config_maps.get(&cm.name);
+            files.extend(projected_files(
+                &base,
+                "configmap",
+                &cm.name,
+                data,
+                cm.items.as_deref(),
+                cm.optional,
+            )?);
+        } else if let Some(secret) = &volume.secret {
+            dirs.push(base.clone());
+            let sname = secret.secret_name.clone().unwrap_or_default();
+            let data = facts.refs.secrets.get(&sname);
+            files.extend(projected_files(
+                &base,
+                "secret",
+                &sname,
+                data,
+                secret.items.as_deref(),
+                secret.optional,
+            )?);
+        } else {
+            // Other sources (service-account tokens, projected, hostPath...) are not materialised; their mount
+            // paths stay unmapped.
             continue;
         }
-        let mut local = volume_dir(pod_dir, &volume.name);
+        let mut local = base;
         if let Some(sub) = mount.sub_path.as_deref().filter(|s| !s.is_empty()) {
-            if Path::new(sub).is_absolute() || sub.split('/').any(|c| c == "..") {
-                bail!("container {name:?}: invalid subPath {sub:?}");
+            local =
+                local.join(relative(sub).with_context(|| format!("container {name:?}: subPath"))?);
+            if volume.empty_dir.is_some() {
+                dirs.push(local.clone());
             }
-            local = local.join(sub);
         }
-        dirs.push(local.clone());
         map.insert(&mount.mount_path, local);
     }
 
@@ -191,6 +257,7 @@ pub fn plan_container(
         log_file: pod_dir.join(format!("{name}.log")),
         termination_log,
         dirs,
+        files,
         fallback_to_logs: container.termination_message_policy.as_deref()
             == Some("FallbackToLogsOnError"),
     })
@@ -199,6 +266,7 @@ pub fn plan_container(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::sim::env::Refs;
     use k8s_openapi::api::core::v1::{EmptyDirVolumeSource, EnvVar, PodSpec, Volume, VolumeMount};
     use kube::api::ObjectMeta;
 
@@ -315,6 +383,7 @@ mod tests {
             pod_ip: "127.9.0.3".into(),
             host_ip: "127.0.0.1".into(),
             node_name: "n".into(),
+            refs: &Refs::default(),
         };
         let plan = plan_container(&container, &facts, Path::new("/w/p1")).unwrap();
         assert_eq!(plan.program, "trainer");
@@ -352,6 +421,7 @@ mod tests {
             pod_ip: "127.9.0.3".into(),
             host_ip: "127.0.0.1".into(),
             node_name: "n".into(),
+            refs: &Refs::default(),
         };
         assert!(
             format!(
@@ -377,7 +447,79 @@ mod tests {
             pod_ip: "127.9.0.3".into(),
             host_ip: "127.0.0.1".into(),
             node_name: "n".into(),
+            refs: &Refs::default(),
         };
         assert!(plan_container(&bad_mount, &facts, Path::new("/w")).is_err());
+    }
+
+    #[test]
+    fn config_map_volume_items_become_files() {
+        let container = Container {
+            name: "c".into(),
+            command: Some(vec!["cat".into(), "/etc/cfg/sub/a.json".into()]),
+            volume_mounts: Some(vec![VolumeMount {
+                name: "cfg".into(),
+                mount_path: "/etc/cfg".into(),
+                ..Default::default()
+            }]),
+            ..Default::default()
+        };
+        let volume = |items: Option<Vec<k8s_openapi::api::core::v1::KeyToPath>>, optional| Volume {
+            name: "cfg".into(),
+            config_map: Some(k8s_openapi::api::core::v1::ConfigMapVolumeSource {
+                name: "trial".into(),
+                items,
+                optional,
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let item = |key: &str, path: &str| k8s_openapi::api::core::v1::KeyToPath {
+            key: key.into(),
+            path: path.into(),
+            mode: None,
+        };
+        let mut refs = Refs::default();
+        refs.config_maps.insert(
+            "trial".into(),
+            std::collections::BTreeMap::from([
+                ("a".to_string(), b"A".to_vec()),
+                ("b".to_string(), b"B".to_vec()),
+            ]),
+        );
+        let plan_with = |v: Volume, refs: &Refs| {
+            let p = pod(container.clone(), vec![v]);
+            let facts = PodFacts {
+                pod: &p,
+                pod_ip: "127.9.0.3".into(),
+                host_ip: "127.0.0.1".into(),
+                node_name: "n".into(),
+                refs,
+            };
+            plan_container(&container, &facts, Path::new("/w"))
+        };
+        let all = plan_with(volume(None, None), &refs).unwrap();
+        assert_eq!(
+            all.files,
+            vec![
+                (PathBuf::from("/w/volumes/cfg/a"), b"A".to_vec()),
+                (PathBuf::from("/w/volumes/cfg/b"), b"B".to_vec())
+            ]
+        );
+        assert_eq!(all.args, vec!["/w/volumes/cfg/sub/a.json"]);
+        let some = plan_with(volume(Some(vec![item("a", "sub/a.json")]), None), &refs).unwrap();
+        assert_eq!(
+            some.files,
+            vec![(PathBuf::from("/w/volumes/cfg/sub/a.json"), b"A".to_vec())]
+        );
+        assert!(plan_with(volume(Some(vec![item("a", "../x")]), None), &refs).is_err());
+        assert!(plan_with(volume(Some(vec![item("zz", "z")]), None), &refs).is_err());
+        assert!(plan_with(volume(None, None), &Refs::default()).is_err());
+        assert!(
+            plan_with(volume(None, Some(true)), &Refs::default())
+                .unwrap()
+                .files
+                .is_empty()
+        );
     }
 }

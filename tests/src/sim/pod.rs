@@ -2,12 +2,13 @@
 //! restartPolicy, and carries out graceful deletion (SIGTERM, SIGKILL after the grace period, then the final
 //! grace-period-0 delete a kubelet issues).
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use anyhow::Context;
-use k8s_openapi::api::core::v1::Pod;
+use anyhow::{Context, Result};
+use k8s_openapi::api::core::v1::{ConfigMap, Pod, Secret};
 use k8s_openapi::jiff::Timestamp;
 use kube::Client;
 use kube::api::{Api, DeleteParams, Patch, PatchParams, Preconditions};
@@ -16,7 +17,7 @@ use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 use tracing::{debug, info, warn};
 
-use super::env::PodFacts;
+use super::env::{PodFacts, Refs};
 use super::ip::IpPool;
 use super::plan::{ProcessPlan, plan_container};
 use super::process::{self, Process};
@@ -67,6 +68,7 @@ struct Worker {
     name: String,
     uid: String,
     pod_ip: Option<std::net::Ipv4Addr>,
+    refs: Refs,
     /// The address reported in status; kept after the IP went back to the pool.
     reported_ip: String,
     pod_dir: PathBuf,
@@ -94,6 +96,7 @@ pub async fn run(ctx: WorkerCtx, pod: Pod, mut events: mpsc::UnboundedReceiver<P
         name: format!("{ns}/{name}"),
         uid,
         pod_ip: None,
+        refs: Refs::default(),
         reported_ip: String::new(),
         start_time: Timestamp::now(),
         slots: Vec::new(),
@@ -157,7 +160,55 @@ impl Worker {
             pod_ip: self.pod_ip.map(|ip| ip.to_string()).unwrap_or_default(),
             host_ip: self.ctx.host_ip.clone(),
             node_name: self.ctx.node_name.clone(),
+            refs: &self.refs,
         }
+    }
+
+    /// ConfigMaps and Secrets the pod references; missing ones are simply absent (the plan decides whether
+    /// that is an error). Fetched once: unlike the kubelet, a config error is not retried later.
+    async fn fetch_refs(&self) -> Result<Refs> {
+        let ns = self.pod.metadata.namespace.clone().unwrap_or_default();
+        let (cms, secrets) = Refs::referenced(&self.pod);
+        let mut refs = Refs::default();
+        let cm_api: Api<ConfigMap> = Api::namespaced(self.ctx.client.clone(), &ns);
+        for name in cms {
+            if let Some(cm) = cm_api
+                .get_opt(&name)
+                .await
+                .with_context(|| format!("reading configmap {name}"))?
+            {
+                let mut data: BTreeMap<String, Vec<u8>> = cm
+                    .data
+                    .unwrap_or_default()
+                    .into_iter()
+                    .map(|(k, v)| (k, v.into_bytes()))
+                    .collect();
+                data.extend(
+                    cm.binary_data
+                        .unwrap_or_default()
+                        .into_iter()
+                        .map(|(k, v)| (k, v.0)),
+                );
+                refs.config_maps.insert(name, data);
+            }
+        }
+        let secret_api: Api<Secret> = Api::namespaced(self.ctx.client.clone(), &ns);
+        for name in secrets {
+            if let Some(secret) = secret_api
+                .get_opt(&name)
+                .await
+                .with_context(|| format!("reading secret {name}"))?
+            {
+                let data = secret
+                    .data
+                    .unwrap_or_default()
+                    .into_iter()
+                    .map(|(k, v)| (k, v.0))
+                    .collect();
+                refs.secrets.insert(name, data);
+            }
+        }
+        Ok(refs)
     }
 
     async fn start(&mut self) {
@@ -173,6 +224,11 @@ impl Worker {
         };
         self.pod_ip = Some(ip);
         self.reported_ip = ip.to_string();
+        let mut refs_error = None;
+        match self.fetch_refs().await {
+            Ok(refs) => self.refs = refs,
+            Err(e) => refs_error = Some(format!("{e:#}")),
+        }
         let spec = self.pod.spec.clone().unwrap_or_default();
         if let Err(e) = std::fs::create_dir_all(&self.pod_dir) {
             warn!(pod = %self.name, error = %e, "cannot create pod dir");
@@ -183,6 +239,8 @@ impl Worker {
                 Err(anyhow::anyhow!(
                     "init containers are not supported by the node simulator"
                 ))
+            } else if let Some(e) = &refs_error {
+                Err(anyhow::anyhow!("{e}"))
             } else {
                 plan_container(container, &self.facts(), &self.pod_dir)
             };

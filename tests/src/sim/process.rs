@@ -23,6 +23,12 @@ pub fn spawn(plan: &ProcessPlan) -> Result<(Process, Child)> {
     for dir in &plan.dirs {
         fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     }
+    for (path, bytes) in &plan.files {
+        if let Some(parent) = path.parent() {
+            fs::create_dir_all(parent).with_context(|| format!("creating {}", parent.display()))?;
+        }
+        fs::write(path, bytes).with_context(|| format!("writing {}", path.display()))?;
+    }
     if !plan.working_dir.is_dir() {
         anyhow::bail!(
             "workingDir {} does not exist on this machine",
