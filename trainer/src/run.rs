@@ -300,7 +300,7 @@ fn train(
             metrics.progress.set(step as f64 / state.total_steps as f64);
             metrics.train_loss.set(loss_value);
             metrics.learning_rate.set(lr);
-            if step % cli.log_every == 0 || step == state.total_steps {
+            if step.is_multiple_of(cli.log_every) || step == state.total_steps {
                 let rate = window.1 as f64 / window.0.elapsed().as_secs_f64();
                 metrics.examples_per_second.set(rate);
                 eprintln!(

@@ -251,3 +251,47 @@ fn sigterm_stops_within_a_step_and_still_writes_the_summary() {
     assert_eq!(log.total_steps, 50);
     assert!(log.final_metrics.is_none());
 }
+
+#[test]
+fn nan_loss_ends_the_run_as_diverged_with_exit_3() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut args = common::small_mrpc_args(dir.path());
+    // A learning rate of 1e30 with no warmup blows the weights up after the first step, so the second loss is NaN.
+    args.extend(
+        [
+            "--wi-seed",
+            "1",
+            "--do-seed",
+            "1",
+            "--train-subset",
+            "32",
+            "--dev-subset",
+            "8",
+            "--max-seq-length",
+            "32",
+            "--batch-size",
+            "8",
+            "--epochs",
+            "1",
+            "--learning-rate",
+            "1e30",
+            "--warmup-ratio",
+            "0",
+        ]
+        .map(String::from),
+    );
+    let out = common::trainer().args(&args).output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(exit_code::DIVERGED),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let log: TrialSummary =
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join("termination-log")).unwrap())
+            .unwrap();
+    assert_eq!(log.outcome, Outcome::Diverged);
+    assert!(log.reason.unwrap().contains("NaN"));
+    assert!(log.steps_done < log.total_steps);
+    assert!(log.final_metrics.is_none());
+}
