@@ -705,3 +705,60 @@ async fn config_map_and_secret_reach_env_and_files() -> Result<()> {
     })
     .await
 }
+
+#[tokio::test]
+async fn init_containers_run_in_order_before_the_main_container() -> Result<()> {
+    scenario("init", |cx| async move {
+        let pod: Pod = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "init"},
+            "spec": {
+                "restartPolicy": "Never",
+                "automountServiceAccountToken": false,
+                "initContainers": [
+                    {"name": "first", "image": "busybox:1.36", "command": ["sh", "-c", "echo one > /work/order"],
+                     "volumeMounts": [{"name": "work", "mountPath": "/work"}]},
+                    {"name": "second", "image": "busybox:1.36", "command": ["sh", "-c", "sleep 1; echo two >> /work/order"],
+                     "volumeMounts": [{"name": "work", "mountPath": "/work"}]}
+                ],
+                "containers": [
+                    {"name": "main", "image": "busybox:1.36",
+                     "command": ["sh", "-c", "tr '\\n' ' ' < /work/order > /dev/termination-log"],
+                     "volumeMounts": [{"name": "work", "mountPath": "/work"}]}
+                ],
+                "volumes": [{"name": "work", "emptyDir": {}}]
+            }
+        }))?;
+        let pods = cx.pods();
+        pods.create(&PostParams::default(), &pod).await?;
+        // While the second init container sleeps, the pod is Pending and not Initialized.
+        let initializing = wait_for(&pods, "init", TIMEOUT, "Initialized=False", |p| {
+            p.and_then(|p| p.status.as_ref()?.conditions.as_ref())
+                .is_some_and(|cs| cs.iter().any(|c| c.type_ == "Initialized" && c.status == "False"))
+        })
+        .await?
+        .context("pod vanished")?;
+        ensure!(initializing.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Pending"));
+        let done = wait_for_pod_phase(&pods, "init", &["Succeeded", "Failed"], TIMEOUT).await?;
+        let t = terminated(&done)?;
+        ensure!(t.message.as_deref() == Some("one two "), "message {:?}", t.message);
+        let inits = done.status.as_ref().and_then(|s| s.init_container_statuses.clone()).unwrap_or_default();
+        ensure!(inits.len() == 2, "init statuses {inits:?}");
+
+        // A failing init container fails the pod (restartPolicy Never) and the main container never runs.
+        let mut failing = pod.clone();
+        failing.metadata.name = Some("init-fail".into());
+        let spec = failing.spec.as_mut().context("spec")?;
+        spec.init_containers.as_mut().context("init")?[0].command =
+            Some(vec!["sh".into(), "-c".into(), "exit 7".into()]);
+        pods.create(&PostParams::default(), &failing).await?;
+        let failed = wait_for_pod_phase(&pods, "init-fail", &["Succeeded", "Failed"], TIMEOUT).await?;
+        ensure!(failed.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Failed"));
+        let status = failed.status.clone().unwrap_or_default();
+        let first = status.init_container_statuses.unwrap_or_default().into_iter().next().context("no init status")?;
+        ensure!(first.state.and_then(|s| s.terminated).map(|t| t.exit_code) == Some(7));
+        let main = status.container_statuses.unwrap_or_default().into_iter().next().context("no status")?;
+        ensure!(main.state.and_then(|s| s.waiting).is_some(), "main container ran after a failed init");
+        Ok(())
+    })
+    .await
+}

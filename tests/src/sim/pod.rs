@@ -47,6 +47,8 @@ const RESTART_DELAY: Duration = Duration::from_secs(1);
 const DEFAULT_GRACE_SECONDS: i64 = 30;
 
 struct Slot {
+    /// An init container: runs alone, in order, before the main containers.
+    init: bool,
     plan: Option<ProcessPlan>,
     view: ContainerView,
     process: Option<Process>,
@@ -233,25 +235,29 @@ impl Worker {
         if let Err(e) = std::fs::create_dir_all(&self.pod_dir) {
             warn!(pod = %self.name, error = %e, "cannot create pod dir");
         }
-        let init = spec.init_containers.as_ref().is_some_and(|c| !c.is_empty());
-        for container in &spec.containers {
-            let plan = if init {
-                Err(anyhow::anyhow!(
-                    "init containers are not supported by the node simulator"
-                ))
-            } else if let Some(e) = &refs_error {
+        let has_init = spec.init_containers.as_ref().is_some_and(|c| !c.is_empty());
+        let init_containers = spec.init_containers.iter().flatten().map(|c| (true, c));
+        for (init, container) in init_containers.chain(spec.containers.iter().map(|c| (false, c))) {
+            let plan = if let Some(e) = &refs_error {
                 Err(anyhow::anyhow!("{e}"))
             } else {
                 plan_container(container, &self.facts(), &self.pod_dir)
             };
             let (plan, state) = match plan {
-                Ok(plan) => (
-                    Some(plan),
-                    RunState::Waiting {
-                        reason: "ContainerCreating".into(),
-                        message: None,
-                    },
-                ),
+                Ok(plan) => {
+                    let reason = if has_init && !init {
+                        "PodInitializing"
+                    } else {
+                        "ContainerCreating"
+                    };
+                    (
+                        Some(plan),
+                        RunState::Waiting {
+                            reason: reason.into(),
+                            message: None,
+                        },
+                    )
+                }
                 // The kubelet keeps such containers waiting (the pod stays Pending) with this reason.
                 Err(e) => (
                     None,
@@ -262,6 +268,7 @@ impl Worker {
                 ),
             };
             self.slots.push(Slot {
+                init,
                 plan,
                 view: ContainerView {
                     name: container.name.clone(),
@@ -276,11 +283,48 @@ impl Worker {
                 restart_at: None,
             });
         }
-        for i in 0..self.slots.len() {
-            self.start_container(i);
-        }
+        self.advance();
         info!(pod = %self.name, ip = %ip, "started");
         self.report().await;
+    }
+
+    /// Starts what may run now: the first init container that has not succeeded (one at a time), or, once
+    /// every init container succeeded, each main container that never started. Restarts go through timers.
+    fn advance(&mut self) {
+        if self.terminating {
+            return;
+        }
+        let pending_init = self.slots.iter().position(|s| {
+            s.init && !matches!(&s.view.state, RunState::Terminated(t) if t.exit_code == 0)
+        });
+        if let Some(i) = pending_init {
+            if self.slots[i].generation == 0 {
+                self.start_container(i);
+            }
+            return;
+        }
+        for i in 0..self.slots.len() {
+            if !self.slots[i].init && self.slots[i].generation == 0 {
+                self.start_container(i);
+            }
+        }
+    }
+
+    fn view(&self) -> PodView {
+        let views = |init: bool| {
+            self.slots
+                .iter()
+                .filter(|s| s.init == init)
+                .map(|s| s.view.clone())
+                .collect()
+        };
+        PodView {
+            pod_ip: self.reported_ip.clone(),
+            host_ip: self.ctx.host_ip.clone(),
+            start_time: self.start_time,
+            init_containers: views(true),
+            containers: views(false),
+        }
     }
 
     fn start_container(&mut self, index: usize) {
@@ -331,10 +375,11 @@ impl Worker {
         let RunState::Terminated(t) = &slot.view.state else {
             return;
         };
+        // Init containers are retried on failure under both OnFailure and Always, never after success.
         let restart = !self.terminating
             && slot.plan.is_some()
             && match policy.as_str() {
-                "Always" => true,
+                "Always" => !slot.init || t.exit_code != 0,
                 "OnFailure" => t.exit_code != 0,
                 _ => false,
             };
@@ -346,11 +391,7 @@ impl Worker {
                 message: None,
             };
             slot.restart_at = Some(Instant::now() + RESTART_DELAY);
-        } else if self
-            .slots
-            .iter()
-            .all(|s| matches!(s.view.state, RunState::Terminated(_)))
-        {
+        } else if matches!(self.view().phase(), "Succeeded" | "Failed") {
             // Terminal pod: its sandbox (our IP) is torn down, like the kubelet does.
             self.release_ip();
         }
@@ -382,6 +423,7 @@ impl Worker {
         info!(pod = %self.name, container = %slot.view.name, code, "container exited");
         slot.view.state = RunState::Terminated(Termination::new(code, signal, message, started_at));
         self.after_termination(exit.index);
+        self.advance();
         self.report().await;
     }
 
@@ -450,12 +492,7 @@ impl Worker {
         if self.slots.is_empty() {
             return;
         }
-        let view = PodView {
-            pod_ip: self.reported_ip.clone(),
-            host_ip: self.ctx.host_ip.clone(),
-            start_time: self.start_time,
-            containers: self.slots.iter().map(|s| s.view.clone()).collect(),
-        };
+        let view = self.view();
         let status = build_status(self.pod.status.as_ref(), &view, Timestamp::now());
         let patch = Patch::Merge(json!({"status": status}));
         for attempt in 0..5 {

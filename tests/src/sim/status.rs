@@ -75,11 +75,33 @@ pub struct PodView {
     pub pod_ip: String,
     pub host_ip: String,
     pub start_time: Timestamp,
+    /// Run one after another before `containers`; each must exit 0.
+    pub init_containers: Vec<ContainerView>,
     pub containers: Vec<ContainerView>,
 }
 
+fn succeeded(c: &ContainerView) -> bool {
+    matches!(&c.state, RunState::Terminated(t) if t.exit_code == 0)
+}
+
 impl PodView {
+    /// All init containers exited 0 (vacuously true without any).
+    pub fn initialized(&self) -> bool {
+        self.init_containers.iter().all(succeeded)
+    }
+
     pub fn phase(&self) -> &'static str {
+        // A failed init container that is not waiting for a restart fails the pod (restartPolicy Never).
+        if self
+            .init_containers
+            .iter()
+            .any(|c| matches!(&c.state, RunState::Terminated(t) if t.exit_code != 0))
+        {
+            return "Failed";
+        }
+        if !self.initialized() {
+            return "Pending";
+        }
         let all_terminated = self
             .containers
             .iter()
@@ -180,6 +202,7 @@ fn condition(
 
 pub fn build_status(previous: Option<&PodStatus>, view: &PodView, now: Timestamp) -> PodStatus {
     let phase = view.phase();
+    let initialized = view.initialized();
     let all_running = !view.containers.is_empty()
         && view
             .containers
@@ -197,7 +220,13 @@ pub fn build_status(previous: Option<&PodStatus>, view: &PodView, now: Timestamp
         .and_then(|cs| cs.iter().find(|c| c.type_ == "PodScheduled").cloned())
         .unwrap_or_else(|| condition(None, "PodScheduled", true, None, now));
     let conditions = vec![
-        condition(previous, "Initialized", true, None, now),
+        condition(
+            previous,
+            "Initialized",
+            initialized,
+            (!initialized).then_some("ContainersNotInitialized"),
+            now,
+        ),
         condition(previous, "Ready", all_running, reason, now),
         condition(previous, "ContainersReady", all_running, reason, now),
         scheduled,
@@ -213,6 +242,8 @@ pub fn build_status(previous: Option<&PodStatus>, view: &PodView, now: Timestamp
         }]),
         start_time: Some(Time(view.start_time)),
         container_statuses: Some(view.containers.iter().map(container_status).collect()),
+        init_container_statuses: (!view.init_containers.is_empty())
+            .then(|| view.init_containers.iter().map(container_status).collect()),
         qos_class: previous.and_then(|s| s.qos_class.clone()),
         ..Default::default()
     }
@@ -271,6 +302,7 @@ mod tests {
             pod_ip: "127.5.0.2".into(),
             host_ip: "127.0.0.1".into(),
             start_time: ts(0),
+            init_containers: Vec::new(),
             containers: states
                 .into_iter()
                 .enumerate()
@@ -428,5 +460,45 @@ mod tests {
         let many: String = (0..100).map(|i| format!("{i}\n")).collect();
         let msg = termination_message(b"", many.as_bytes(), 1, true).unwrap();
         assert!(msg.starts_with("20\n") && msg.ends_with("99\n"), "{msg:?}");
+    }
+
+    #[test]
+    fn init_containers_gate_the_pod() {
+        let waiting = RunState::Waiting {
+            reason: "PodInitializing".into(),
+            message: None,
+        };
+        let mut v = view(vec![waiting.clone()]);
+        v.init_containers = view(vec![RunState::Running { started_at: ts(1) }]).containers;
+        assert_eq!(v.phase(), "Pending");
+        let status = build_status(None, &v, ts(3));
+        let init = status
+            .conditions
+            .as_ref()
+            .unwrap()
+            .iter()
+            .find(|c| c.type_ == "Initialized")
+            .unwrap();
+        assert_eq!(
+            (init.status.as_str(), init.reason.as_deref()),
+            ("False", Some("ContainersNotInitialized"))
+        );
+        assert_eq!(
+            status.init_container_statuses.as_ref().map(Vec::len),
+            Some(1)
+        );
+
+        v.init_containers[0].state = term(0, None);
+        v.containers[0].state = RunState::Running { started_at: ts(2) };
+        assert_eq!(v.phase(), "Running");
+        assert!(v.initialized());
+
+        v.init_containers[0].state = term(1, None);
+        v.containers[0].state = waiting;
+        assert_eq!(
+            v.phase(),
+            "Failed",
+            "failed init container without restart fails the pod"
+        );
     }
 }
