@@ -82,8 +82,9 @@ pub fn digest<T: Copy, F: Fn(T) -> u64>(values: &[T], bits: F) -> String {
 pub enum DropoutSeedFrom {
     /// The paper's code reseeded torch's generator with the DO seed before training, so dropout followed it.
     Do,
+    /// The WI seed.
     Wi,
-    /// Dropout masks come from `--dropout-seed` or, without one, from fresh OS entropy (not reproducible).
+    /// No seed: dropout masks come from `--dropout-seed` or, without one, from the clock (not reproducible).
     None,
 }
 
