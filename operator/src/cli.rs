@@ -1,6 +1,7 @@
 //! The `seedsweep` command line.
 
 use crate::engine::plan::{Plan, plan};
+use crate::local::{self, Device, Outcome, RunOptions};
 use crate::manifest;
 use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
@@ -8,6 +9,7 @@ use seedsweep_crds::sweep::SeedSweep;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::time::Duration;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -32,6 +34,33 @@ pub enum Command {
     /// Print a sweep's trials in launch order and its rungs.
     Plan {
         file: PathBuf,
+        #[arg(long, value_enum, default_value_t = Output::Table)]
+        output: Output,
+    },
+    /// Run a sweep on this machine: trainer processes, early discarding, a summary at the end. Interrupted, it
+    /// resumes where it stopped when run again with the same state directory.
+    Run {
+        file: PathBuf,
+        /// Trials at once (default: 1 on CPU, one per GPU with CUDA).
+        #[arg(long)]
+        parallel: Option<usize>,
+        /// Where the sweep's state, logs and trial summaries live (default: seedsweep-state/<sweep name>).
+        #[arg(long)]
+        state_dir: Option<PathBuf>,
+        /// The seedsweep-trainer binary (default: beside seedsweep, else on PATH).
+        #[arg(long)]
+        trainer: Option<PathBuf>,
+        #[arg(long, value_enum, default_value_t = Device::Auto)]
+        device: Device,
+        /// Seconds between scrapes of the trainers' metrics.
+        #[arg(long, default_value_t = 1.0)]
+        scrape_interval: f64,
+    },
+    /// Summarize a local sweep, running or finished.
+    Status {
+        /// The sweep's state directory (default: the only one under seedsweep-state/).
+        #[arg(long)]
+        state_dir: Option<PathBuf>,
         #[arg(long, value_enum, default_value_t = Output::Table)]
         output: Output,
     },
@@ -61,6 +90,68 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
+        Command::Run {
+            file,
+            parallel,
+            state_dir,
+            trainer,
+            device,
+            scrape_interval,
+        } => {
+            if !(scrape_interval > 0.0 && scrape_interval <= 3600.0) {
+                anyhow::bail!(
+                    "--scrape-interval must be in (0, 3600] seconds, got {scrape_interval}"
+                );
+            }
+            let opts = RunOptions {
+                manifest: file,
+                parallel,
+                state_dir,
+                trainer,
+                device,
+                scrape_interval: Duration::from_secs_f64(scrape_interval),
+            };
+            // One thread: trainers are children of this thread, and PR_SET_PDEATHSIG follows the thread.
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?;
+            match runtime.block_on(local::run(opts))? {
+                Outcome::Complete(summary) => {
+                    write!(out, "{summary}")?;
+                    Ok(ExitCode::SUCCESS)
+                }
+                Outcome::Interrupted => Ok(ExitCode::from(130)),
+            }
+        }
+        Command::Status { state_dir, output } => {
+            let dir = match state_dir {
+                Some(dir) => dir,
+                None => only_state_dir()?,
+            };
+            let (state, status) = local::status(&dir)?;
+            match output {
+                Output::Json => writeln!(out, "{}", serde_json::to_string_pretty(&status)?)?,
+                Output::Table => write!(out, "{}", crate::report::summary(&state, &status))?,
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+fn only_state_dir() -> anyhow::Result<PathBuf> {
+    let root = Path::new("seedsweep-state");
+    let dirs: Vec<PathBuf> = std::fs::read_dir(root)
+        .map(|d| {
+            d.filter_map(|e| e.ok())
+                .map(|e| e.path())
+                .filter(|p| p.join("state.json").is_file())
+                .collect()
+        })
+        .unwrap_or_default();
+    match dirs.as_slice() {
+        [one] => Ok(one.clone()),
+        [] => anyhow::bail!("no sweep under seedsweep-state/; pass --state-dir"),
+        _ => anyhow::bail!("several sweeps under seedsweep-state/; pass --state-dir"),
     }
 }
 

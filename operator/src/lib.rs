@@ -2,4 +2,8 @@
 
 pub mod cli;
 pub mod engine;
+pub mod local;
 pub mod manifest;
+pub mod report;
+pub mod scrape;
+pub mod trainer_args;

@@ -3,4 +3,5 @@
 
 pub mod plan;
 pub mod policy;
+pub mod state;
 pub mod stats;

@@ -1,0 +1,347 @@
+//! A sweep's memory: the plan and everything observed about each trial, in a form both executors persist (the local
+//! executor as a JSON file, the operator in the resource's status) and replay into the same decisions.
+
+use super::plan::{Plan, plan};
+use super::policy::{
+    Decisions, Rules, RunState, ScoredEval, StopReason, TrialObservations, decide,
+};
+use super::stats::{self, TrialOutcome};
+use crate::scrape::TrainerSnapshot;
+use seedsweep_crds::Metrics;
+use seedsweep_crds::statistics::SweepStatistics;
+use seedsweep_crds::sweep::{
+    BestTrial, ObjectiveSpec, SeedSweepSpec, TrialCounts, TrialPhase, TrialRecord,
+};
+use seedsweep_crds::trainer::{EvalPoint, Outcome, TrialSummary};
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SweepState {
+    pub name: String,
+    pub plan: Plan,
+    pub objective: ObjectiveSpec,
+    /// Sequence number of the next recorded evaluation (arrival order, for asynchronous rungs).
+    pub next_seq: u64,
+    pub trials: Vec<TrialState>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TrialState {
+    pub run: RunState,
+    /// Every evaluation ever recorded, by index. A restarted trial replays the same seeds; its first recording of
+    /// an evaluation stands, so decisions taken on it stand too.
+    pub evals: Vec<RecordedEval>,
+    pub baseline: Option<Metrics>,
+    pub steps_done: u64,
+    pub total_steps: Option<u64>,
+    /// Steps of earlier attempts that were abandoned (an interrupted executor restarts running trials).
+    #[serde(default)]
+    pub steps_abandoned: u64,
+    pub train_loss: Option<f64>,
+    pub final_metrics: Option<Metrics>,
+    /// How many times the trial was launched.
+    pub attempts: u32,
+    /// Why the executor stopped it, as decided.
+    pub stop_reason: Option<StopReason>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RecordedEval {
+    pub seq: u64,
+    pub index: u32,
+    pub step: u64,
+    pub progress: f64,
+    pub metrics: Metrics,
+}
+
+impl TrialState {
+    fn new() -> Self {
+        TrialState {
+            run: RunState::NotStarted,
+            evals: Vec::new(),
+            baseline: None,
+            steps_done: 0,
+            total_steps: None,
+            steps_abandoned: 0,
+            train_loss: None,
+            final_metrics: None,
+            attempts: 0,
+            stop_reason: None,
+        }
+    }
+}
+
+impl SweepState {
+    /// A fresh sweep for a validated spec.
+    pub fn new(name: &str, spec: &SeedSweepSpec) -> Self {
+        let plan = plan(name, spec);
+        let trials = plan.trials.iter().map(|_| TrialState::new()).collect();
+        SweepState {
+            name: name.to_string(),
+            plan,
+            objective: spec.objective(),
+            next_seq: 0,
+            trials,
+        }
+    }
+
+    pub fn rules(&self, spec: &SeedSweepSpec, parallelism: usize) -> Rules {
+        Rules {
+            direction: self.objective.direction,
+            divergence: spec.divergence,
+            parallelism,
+        }
+    }
+
+    pub fn mark_started(&mut self, trial: usize) {
+        let t = &mut self.trials[trial];
+        t.run = RunState::Running;
+        t.attempts += 1;
+        t.steps_done = 0;
+    }
+
+    /// An interrupted executor's running trials start again from the beginning (same seeds); their evaluations
+    /// recorded so far stand.
+    pub fn requeue_running(&mut self) -> Vec<usize> {
+        let mut requeued = Vec::new();
+        for (i, t) in self.trials.iter_mut().enumerate() {
+            if t.run == RunState::Running {
+                t.steps_abandoned += t.steps_done;
+                t.steps_done = 0;
+                t.run = RunState::NotStarted;
+                requeued.push(i);
+            }
+        }
+        requeued
+    }
+
+    pub fn mark_stopped(&mut self, trial: usize, reason: StopReason) {
+        let t = &mut self.trials[trial];
+        t.run = RunState::Stopped;
+        t.stop_reason = Some(reason);
+    }
+
+    /// Records a scrape. Returns whether it brought a new evaluation.
+    pub fn observe(&mut self, trial: usize, snap: &TrainerSnapshot) -> bool {
+        let t = &mut self.trials[trial];
+        t.steps_done = t.steps_done.max(snap.step);
+        if snap.total_steps > 0 {
+            t.total_steps = Some(snap.total_steps);
+        }
+        if snap.train_loss.is_some() {
+            t.train_loss = snap.train_loss;
+        }
+        if snap.baseline.is_some() {
+            t.baseline = snap.baseline;
+        }
+        self.record_evals(trial, &snap.evals)
+    }
+
+    fn record_evals(&mut self, trial: usize, evals: &[EvalPoint]) -> bool {
+        let mut added = false;
+        for e in evals {
+            let t = &mut self.trials[trial];
+            if t.evals.iter().any(|r| r.index == e.index) {
+                continue;
+            }
+            let recorded = RecordedEval {
+                seq: self.next_seq,
+                index: e.index,
+                step: e.step,
+                progress: e.progress,
+                metrics: e.metrics,
+            };
+            self.next_seq += 1;
+            let pos = t.evals.partition_point(|r| r.index < e.index);
+            t.evals.insert(pos, recorded);
+            added = true;
+        }
+        added
+    }
+
+    /// Records how a trial's process ended: its summary when it wrote one, else the exit description.
+    pub fn finish(&mut self, trial: usize, summary: Option<&TrialSummary>, exit: &str) {
+        if let Some(s) = summary {
+            // Evaluations a scrape missed (the trial ended between scrapes) come from the summary.
+            let total = s.total_steps.max(1) as f64;
+            let evals: Vec<EvalPoint> = s
+                .evals
+                .iter()
+                .map(|e| EvalPoint {
+                    progress: e.step as f64 / total,
+                    ..e.clone()
+                })
+                .collect();
+            self.record_evals(trial, &evals);
+            let t = &mut self.trials[trial];
+            t.steps_done = s.steps_done;
+            t.total_steps = Some(s.total_steps);
+            t.baseline = Some(s.majority_baseline);
+            t.final_metrics = s.final_metrics;
+        }
+        let t = &mut self.trials[trial];
+        if t.run == RunState::Stopped {
+            return;
+        }
+        let reason = summary
+            .and_then(|s| s.reason.clone())
+            .unwrap_or_else(|| exit.to_string());
+        t.run = match summary.map(|s| s.outcome) {
+            Some(Outcome::Completed) if t.final_metrics.is_some() => RunState::Completed,
+            Some(Outcome::Diverged) => RunState::Diverged { reason },
+            _ => RunState::Failed { reason },
+        };
+    }
+
+    /// The engine's observations: the objective's value at each evaluation.
+    pub fn observations(&self) -> Vec<TrialObservations> {
+        let metric = self.objective.metric;
+        self.trials
+            .iter()
+            .map(|t| TrialObservations {
+                run: t.run.clone(),
+                evals: t
+                    .evals
+                    .iter()
+                    .map(|e| ScoredEval {
+                        seq: e.seq,
+                        step: e.step,
+                        progress: e.progress,
+                        score: e.metrics.get(metric),
+                    })
+                    .collect(),
+                baseline: t.baseline.map(|b| b.get(metric)),
+            })
+            .collect()
+    }
+
+    pub fn decide(&self, rules: &Rules) -> Decisions {
+        decide(&self.plan, rules, &self.observations())
+    }
+
+    /// Per-trial records, counts, the best kept trial and the statistics, as the status reports them.
+    pub fn report(&self, decisions: &Decisions) -> Report {
+        let metric = self.objective.metric;
+        let mut counts = TrialCounts {
+            total: self.trials.len() as u32,
+            ..TrialCounts::default()
+        };
+        let mut records = Vec::with_capacity(self.trials.len());
+        let mut best: Option<BestTrial> = None;
+        for ((planned, t), verdict) in self
+            .plan
+            .trials
+            .iter()
+            .zip(&self.trials)
+            .zip(&decisions.verdicts)
+        {
+            match verdict.phase {
+                TrialPhase::Pending => counts.pending += 1,
+                TrialPhase::Running | TrialPhase::AwaitingDecision => counts.running += 1,
+                TrialPhase::Succeeded => counts.succeeded += 1,
+                TrialPhase::Discarded => counts.discarded += 1,
+                TrialPhase::Diverged => counts.diverged += 1,
+                TrialPhase::Failed => counts.failed += 1,
+            }
+            let scores: Vec<f64> = t.evals.iter().map(|e| e.metrics.get(metric)).collect();
+            let final_score = t.final_metrics.map(|m| m.get(metric));
+            if verdict.phase == TrialPhase::Succeeded
+                && let Some(score) = final_score
+                && best
+                    .as_ref()
+                    .is_none_or(|b| self.objective.direction.better(score, b.score))
+            {
+                best = Some(BestTrial {
+                    name: planned.name.clone(),
+                    weight_init: planned.weight_init,
+                    data_order: planned.data_order,
+                    score,
+                });
+            }
+            let reason = match (&verdict.reason, &t.run) {
+                (Some(r), _) => Some(r.message().to_string()),
+                (None, RunState::Failed { reason } | RunState::Diverged { reason }) => {
+                    Some(reason.clone())
+                }
+                (None, RunState::Stopped) => Some("stopped outside the sweep's decisions".into()),
+                _ => None,
+            };
+            let total = t.total_steps.or(self.total_steps());
+            records.push(TrialRecord {
+                name: planned.name.clone(),
+                weight_init: planned.weight_init,
+                data_order: planned.data_order,
+                phase: verdict.phase,
+                progress: match (t.steps_done, total) {
+                    (_, _) if t.final_metrics.is_some() && t.run == RunState::Completed => 1.0,
+                    (s, Some(n)) if n > 0 => (s as f64 / n as f64).min(1.0),
+                    _ => 0.0,
+                },
+                steps_done: t.steps_done,
+                total_steps: total,
+                rungs: verdict.rungs.clone(),
+                latest_score: scores.last().copied(),
+                best_score: scores.iter().copied().reduce(|a, b| {
+                    if self.objective.direction.better(b, a) {
+                        b
+                    } else {
+                        a
+                    }
+                }),
+                final_score,
+                reason,
+            });
+        }
+        Report {
+            records,
+            counts,
+            best,
+            statistics: self.statistics(),
+        }
+    }
+
+    /// Steps of a full run; every trial of a sweep trains on the same data with the same settings.
+    pub fn total_steps(&self) -> Option<u64> {
+        self.trials.iter().filter_map(|t| t.total_steps).max()
+    }
+
+    pub fn statistics(&self) -> SweepStatistics {
+        let metric = self.objective.metric;
+        let total = self.total_steps().unwrap_or(0);
+        let outcomes: Vec<TrialOutcome> = self
+            .plan
+            .trials
+            .iter()
+            .zip(&self.trials)
+            .map(|(p, t)| TrialOutcome {
+                wi_seed: p.weight_init,
+                do_seed: p.data_order,
+                // Trials that trained to completion, whatever a rung later decided about them.
+                final_score: t
+                    .final_metrics
+                    .filter(|_| t.run == RunState::Completed)
+                    .map(|m| m.get(metric)),
+                evals: t
+                    .evals
+                    .iter()
+                    .map(|e| (e.progress, e.metrics.get(metric)))
+                    .collect(),
+                steps_done: t.steps_done + t.steps_abandoned,
+                total_steps: t.total_steps.unwrap_or(total),
+            })
+            .collect();
+        stats::compute(&outcomes)
+    }
+}
+
+/// What a sweep reports about itself.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Report {
+    pub records: Vec<TrialRecord>,
+    pub counts: TrialCounts,
+    pub best: Option<BestTrial>,
+    pub statistics: SweepStatistics,
+}

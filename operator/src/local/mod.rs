@@ -1,0 +1,369 @@
+//! The local executor: a SeedSweep manifest run as trainer processes on this machine. It scrapes each trainer's
+//! `/metrics` as the operator scrapes pods, records what it sees in the state directory before acting, and does what
+//! the engine decides. No discard logic lives here.
+
+mod display;
+pub mod process;
+pub mod store;
+
+use crate::engine::policy::{Decisions, RunState, StopReason};
+use crate::engine::state::SweepState;
+use crate::report;
+use crate::scrape;
+use crate::trainer_args::{TrialPaths, trainer_args};
+use anyhow::{Context, bail};
+use display::Display;
+use process::{Launch, TrainerProcess};
+use seedsweep_crds::sweep::{SeedSweep, SeedSweepSpec};
+use seedsweep_crds::trainer::TrialSummary;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+use store::Store;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Device {
+    Auto,
+    Cpu,
+    Cuda,
+}
+
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    pub manifest: PathBuf,
+    pub parallel: Option<usize>,
+    pub state_dir: Option<PathBuf>,
+    pub trainer: Option<PathBuf>,
+    pub device: Device,
+    pub scrape_interval: Duration,
+}
+
+/// How a local sweep ended.
+pub enum Outcome {
+    Complete(String),
+    Interrupted,
+}
+
+/// The state directory a manifest's sweep uses unless `--state-dir` says otherwise.
+pub fn default_state_dir(sweep: &str) -> PathBuf {
+    PathBuf::from("seedsweep-state").join(sweep)
+}
+
+pub async fn run(opts: RunOptions) -> anyhow::Result<Outcome> {
+    let sweep = crate::cli::load(&opts.manifest)?;
+    let name = sweep.metadata.name.clone().unwrap_or_default();
+    let base = opts
+        .manifest
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_default();
+    let data_dir = resolve(&base, &sweep.spec.task.data_dir, "spec.task.dataDir")?;
+    let model_dir = resolve(&base, &sweep.spec.model.path, "spec.model.path")?;
+    let trainer = find_trainer(opts.trainer.as_deref())?;
+    let gpus = match opts.device {
+        Device::Cpu => 0,
+        Device::Cuda | Device::Auto => nvidia_gpus(),
+    };
+    if opts.device == Device::Cuda && gpus == 0 {
+        bail!("--device cuda: no NVIDIA GPU found (/proc/driver/nvidia/gpus is empty)");
+    }
+    let parallel = opts.parallel.unwrap_or(gpus.max(1));
+    if parallel == 0 {
+        bail!("--parallel must be at least 1");
+    }
+    let cores = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1);
+    let threads = (cores / parallel).max(1);
+
+    let state_dir = opts
+        .state_dir
+        .clone()
+        .unwrap_or_else(|| default_state_dir(&name));
+    let store = Store::open(&state_dir)?;
+    let mut state = resume_or_start(&store, &sweep)?;
+    let spec = sweep.spec.clone();
+    let rules = state.rules(&spec, parallel);
+    store.save(&spec, &state)?;
+
+    let mut display = Display::new(&state);
+    let requeued: Vec<usize> = state.requeue_running();
+    for i in requeued {
+        display.log(format!(
+            "{}: restarting from the beginning (it was running when the last run stopped)",
+            state.plan.trials[i].name
+        ));
+    }
+    store.save(&spec, &state)?;
+
+    let client = reqwest::Client::builder().build()?;
+    let mut running: BTreeMap<usize, TrainerProcess> = BTreeMap::new();
+    let mut served_metrics_once = false;
+    let mut interrupt = std::pin::pin!(interrupted());
+    let mut tick = tokio::time::interval(opts.scrape_interval);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        let decisions = state.decide(&rules);
+        apply_stops(&mut state, &decisions, &mut running, &mut display);
+        if decisions.complete && running.is_empty() {
+            store.save(&spec, &state)?;
+            let status = report::status(&state, &decisions);
+            display.finish();
+            return Ok(Outcome::Complete(report::summary(&state, &status)));
+        }
+        for &i in &decisions.to_start {
+            let t = &state.plan.trials[i];
+            let dir = store.trial_dir(&t.name);
+            std::fs::create_dir_all(&dir)?;
+            let summary_path = dir.join("summary.json");
+            let _ = std::fs::remove_file(&summary_path);
+            let paths = TrialPaths {
+                data_dir: data_dir.display().to_string(),
+                model_dir: model_dir.display().to_string(),
+                metrics_addr: "127.0.0.1:0".into(),
+                termination_log: dir.join("termination-log").display().to_string(),
+                output: Some(summary_path.display().to_string()),
+            };
+            let mut args = trainer_args(&name, &spec, t, &paths);
+            let device = if gpus > 0 { "cuda" } else { "cpu" };
+            args.extend([
+                "--device".into(),
+                device.into(),
+                "--threads".into(),
+                threads.to_string(),
+            ]);
+            let mut env = Vec::new();
+            if gpus > 0 {
+                // One GPU per trial, round-robin over the machine's GPUs.
+                env.push(("CUDA_VISIBLE_DEVICES".to_string(), (i % gpus).to_string()));
+            }
+            let proc = TrainerProcess::spawn(
+                Launch {
+                    trainer: &trainer,
+                    args,
+                    env,
+                    dir: &dir,
+                },
+                summary_path,
+            )?;
+            state.mark_started(i);
+            display.started(&state, i);
+            running.insert(i, proc);
+        }
+        store.save(&spec, &state)?;
+        display.update(&state, &decisions);
+
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = &mut interrupt => {
+                display.log("interrupted: stopping the running trials; `seedsweep run` again resumes the sweep".into());
+                for proc in running.values_mut() {
+                    proc.terminate();
+                }
+                for proc in running.values_mut() {
+                    let _ = tokio::time::timeout(Duration::from_secs(30), proc.wait()).await;
+                }
+                // Running trials stay `Running` in the state: the next run restarts them.
+                store.save(&spec, &state)?;
+                display.finish();
+                return Ok(Outcome::Interrupted);
+            }
+        }
+
+        // Scrape every running trainer, then collect the ones that ended.
+        let mut changed = false;
+        for (&i, proc) in running.iter() {
+            let Some(url) = proc.metrics_url() else {
+                continue;
+            };
+            match scrape::scrape(&client, &url, Duration::from_secs(5)).await {
+                Ok(snap) => {
+                    served_metrics_once = true;
+                    changed |= state.observe(i, &snap);
+                }
+                // A trainer between its last scrape and its exit stops answering; its summary covers the rest.
+                Err(e) => display.debug(format!("{}: {e}", state.plan.trials[i].name)),
+            }
+        }
+        let ended: Vec<usize> = running
+            .iter_mut()
+            .filter_map(|(&i, p)| p.try_exit().ok().flatten().map(|_| i))
+            .collect();
+        for i in ended {
+            let mut proc = running.remove(&i).expect("ended trials are running");
+            let status = proc.wait().await?;
+            proc.drain_stderr().await;
+            let summary = read_summary(&proc.summary_path);
+            let exit = describe_exit(status, &proc);
+            let name = state.plan.trials[i].name.clone();
+            if summary.is_none() && !served_metrics_once && state.trials[i].run == RunState::Running
+            {
+                state.finish(i, None, &exit);
+                store.save(&spec, &state)?;
+                for other in running.values_mut() {
+                    other.terminate();
+                }
+                display.finish();
+                bail!(
+                    "trial {name} failed at start ({exit}); its stderr is kept in {}:\n{}",
+                    proc.stderr_log.display(),
+                    proc.stderr_tail()
+                );
+            }
+            state.finish(i, summary.as_ref(), &exit);
+            display.ended(&state, i);
+            changed = true;
+        }
+        if changed {
+            store.save(&spec, &state)?;
+        }
+    }
+}
+
+fn apply_stops(
+    state: &mut SweepState,
+    decisions: &Decisions,
+    running: &mut BTreeMap<usize, TrainerProcess>,
+    display: &mut Display,
+) {
+    for (i, reason) in &decisions.to_stop {
+        if let Some(proc) = running.get_mut(i) {
+            proc.terminate();
+        }
+        display.stopping(state, *i, reason);
+        state.mark_stopped(*i, reason.clone());
+    }
+}
+
+/// Loads the sweep's state, or starts it. A state directory that holds another plan is refused, so a changed
+/// manifest never mixes with old results.
+fn resume_or_start(store: &Store, sweep: &SeedSweep) -> anyhow::Result<SweepState> {
+    let name = sweep.metadata.name.clone().unwrap_or_default();
+    let fresh = SweepState::new(&name, &sweep.spec);
+    match store.load()? {
+        None => Ok(fresh),
+        Some(p) if p.state.plan == fresh.plan && same_training(&p.spec, &sweep.spec) => Ok(p.state),
+        Some(p) => bail!(
+            "the state directory {} holds sweep {:?} with a different plan or training settings; pass another \
+             --state-dir (or delete that one) to start afresh",
+            store.dir().display(),
+            p.state.name
+        ),
+    }
+}
+
+/// Everything that shapes a trial's training must be unchanged for old results to stand; parallelism may change.
+fn same_training(a: &SeedSweepSpec, b: &SeedSweepSpec) -> bool {
+    a.task == b.task
+        && a.model == b.model
+        && a.training == b.training
+        && a.objective() == b.objective()
+}
+
+fn resolve(base: &Path, path: &str, field: &str) -> anyhow::Result<PathBuf> {
+    let p = Path::new(path);
+    let resolved = if p.is_absolute() {
+        p.to_path_buf()
+    } else {
+        base.join(p)
+    };
+    if !resolved.exists() {
+        bail!(
+            "{field}: {} does not exist (relative paths are relative to the manifest)",
+            resolved.display()
+        );
+    }
+    Ok(resolved)
+}
+
+/// `--trainer`, else `seedsweep-trainer` beside this binary, else on PATH.
+fn find_trainer(explicit: Option<&Path>) -> anyhow::Result<PathBuf> {
+    if let Some(path) = explicit {
+        if path.is_file() {
+            return Ok(path.to_path_buf());
+        }
+        bail!("--trainer {}: no such file", path.display());
+    }
+    let beside = std::env::current_exe()
+        .ok()
+        .and_then(|exe| exe.parent().map(|d| d.join("seedsweep-trainer")));
+    if let Some(p) = beside.filter(|p| p.is_file()) {
+        return Ok(p);
+    }
+    if let Some(p) = std::env::var_os("PATH")
+        .iter()
+        .flat_map(std::env::split_paths)
+        .map(|d| d.join("seedsweep-trainer"))
+        .find(|p| p.is_file())
+    {
+        return Ok(p);
+    }
+    bail!(
+        "the trainer binary seedsweep-trainer was not found beside seedsweep or on PATH; build it with \
+         `cargo build --release -p seedsweep-trainer` or pass --trainer PATH"
+    )
+}
+
+fn nvidia_gpus() -> usize {
+    std::fs::read_dir("/proc/driver/nvidia/gpus")
+        .map(|d| d.count())
+        .unwrap_or(0)
+}
+
+fn read_summary(path: &Path) -> Option<TrialSummary> {
+    let bytes = std::fs::read(path).ok()?;
+    serde_json::from_slice(&bytes).ok()
+}
+
+fn describe_exit(status: std::process::ExitStatus, proc: &TrainerProcess) -> String {
+    let code = match status.code() {
+        Some(c) => format!("exit code {c}"),
+        None => "killed by a signal".to_string(),
+    };
+    let tail = proc.stderr_tail();
+    let last = tail
+        .lines()
+        .rev()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or("");
+    if last.is_empty() {
+        code
+    } else {
+        format!("{code}: {last}")
+    }
+}
+
+async fn interrupted() {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .expect("SIGTERM handler");
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+}
+
+/// `seedsweep status`: the summary of a local sweep, running or finished.
+pub fn status(
+    state_dir: &Path,
+) -> anyhow::Result<(SweepState, seedsweep_crds::sweep::SeedSweepStatus)> {
+    let persisted = store::read(state_dir)?.with_context(|| {
+        format!(
+            "no sweep state in {} (run `seedsweep run` first)",
+            state_dir.display()
+        )
+    })?;
+    let state = persisted.state;
+    let rules = state.rules(&persisted.spec, persisted.spec.parallelism as usize);
+    let decisions = state.decide(&rules);
+    let status = report::status(&state, &decisions);
+    Ok((state, status))
+}
+
+impl StopReason {
+    pub(crate) fn short(&self) -> &'static str {
+        match self {
+            StopReason::Discarded { .. } => "discarded",
+            StopReason::Diverged { .. } => "diverged",
+        }
+    }
+}

@@ -1,0 +1,71 @@
+//! The trainer's command line for one trial, derived from the spec. Both executors use this, so a trial trains the
+//! same way in a pod and on this machine.
+
+use crate::engine::plan::PlannedTrial;
+use seedsweep_crds::sweep::SeedSweepSpec;
+
+/// Where a trial's trainer finds its inputs and puts its outputs; differs between a pod and this machine.
+#[derive(Debug, Clone)]
+pub struct TrialPaths {
+    pub data_dir: String,
+    pub model_dir: String,
+    pub metrics_addr: String,
+    pub termination_log: String,
+    pub output: Option<String>,
+}
+
+pub fn trainer_args(
+    sweep: &str,
+    spec: &SeedSweepSpec,
+    trial: &PlannedTrial,
+    paths: &TrialPaths,
+) -> Vec<String> {
+    let t = &spec.training;
+    let mut args: Vec<String> = vec![
+        "--task".into(),
+        spec.task.name.as_str().into(),
+        "--data-dir".into(),
+        paths.data_dir.clone(),
+        "--model-dir".into(),
+        paths.model_dir.clone(),
+        "--sweep".into(),
+        sweep.into(),
+        "--trial".into(),
+        trial.name.clone(),
+        "--wi-seed".into(),
+        trial.weight_init.to_string(),
+        "--do-seed".into(),
+        trial.data_order.to_string(),
+        "--dropout-seed-from".into(),
+        t.dropout_seed.as_trainer_arg().into(),
+        "--epochs".into(),
+        t.epochs.to_string(),
+        "--batch-size".into(),
+        t.batch_size.to_string(),
+        "--learning-rate".into(),
+        t.learning_rate.to_string(),
+        "--max-seq-length".into(),
+        t.max_seq_length.to_string(),
+        "--warmup-ratio".into(),
+        t.warmup_ratio.to_string(),
+        "--weight-decay".into(),
+        t.weight_decay.to_string(),
+        "--evals-per-epoch".into(),
+        t.evals_per_epoch.to_string(),
+        "--metrics-addr".into(),
+        paths.metrics_addr.clone(),
+        "--termination-log".into(),
+        paths.termination_log.clone(),
+    ];
+    if let Some(k) = spec.task.train_subset {
+        args.extend(["--train-subset".into(), k.to_string()]);
+    }
+    if let Some(k) = spec.task.dev_subset {
+        args.extend(["--dev-subset".into(), k.to_string()]);
+    }
+    if let Some(output) = &paths.output {
+        args.extend(["--output".into(), output.clone()]);
+    }
+    args.extend(spec.trial_template.extra_args.iter().cloned());
+    args
+}
