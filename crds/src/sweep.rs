@@ -285,7 +285,8 @@ fn default_min_observations() -> u32 {
 #[serde(rename_all = "camelCase")]
 pub enum DiscardMode {
     /// The trials that train to completion are exactly the offline algorithm's top-p at every rung, among all trials
-    /// of the sweep. A trial continues provisionally while it is in the top so far, and is preempted when beaten.
+    /// of the sweep. A trial in the top so far whose place later trials may still take is paused at the rung and
+    /// relaunched (same seeds) once kept; one that is certain to be kept continues at once.
     #[default]
     Exact,
     /// ASHA-style: continue when within the top fraction of the trials that reached the rung so far. Never preempts.
@@ -500,7 +501,8 @@ pub enum TrialPhase {
     /// Planned, not started.
     Pending,
     Running,
-    /// Trained to completion, but an exact-mode rung decision it passed provisionally is not final yet.
+    /// Paused at an exact-mode rung (or, rarely, trained to completion) while its decision there is not final:
+    /// trials still to come may beat it. Relaunched from the beginning if it is kept.
     AwaitingDecision,
     /// Trained to completion and kept.
     Succeeded,
@@ -562,7 +564,7 @@ pub struct RungRecord {
 
 #[derive(Serialize, Deserialize, JsonSchema, Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum RungDecision {
-    /// In the top so far, but later trials may still beat it (exact mode).
+    /// In the top so far, but later trials may still beat it (exact mode): paused until that is settled.
     ContinueProvisional,
     Continue,
     Discard,

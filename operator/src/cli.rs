@@ -116,9 +116,13 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 .enable_all()
                 .build()?;
             match runtime.block_on(local::run(opts))? {
-                Outcome::Complete(summary) => {
+                Outcome::Complete { summary, succeeded } => {
                     write!(out, "{summary}")?;
-                    Ok(ExitCode::SUCCESS)
+                    Ok(if succeeded {
+                        ExitCode::SUCCESS
+                    } else {
+                        ExitCode::from(1)
+                    })
                 }
                 Outcome::Interrupted => Ok(ExitCode::from(130)),
             }

@@ -92,12 +92,14 @@ struct Run {
     obs: Vec<TrialObservations>,
 }
 
-/// Runs the sweep to the end: each step advances one running trial (picked by `choices`) by one evaluation.
+/// Runs the sweep to the end: each step advances one running trial (picked by `choices`) by one evaluation. A
+/// relaunched trial replays its seeds from the beginning: the same evaluations again, recorded once.
 fn simulate(plan: &Plan, rules: &Rules, trials: &[Trial], choices: &[usize]) -> Run {
     let mut obs: Vec<TrialObservations> = trials
         .iter()
         .map(|_| TrialObservations::not_started())
         .collect();
+    let mut position = vec![0usize; trials.len()];
     let mut seq = 0u64;
     let mut history = Vec::new();
     let mut step = 0usize;
@@ -111,37 +113,57 @@ fn simulate(plan: &Plan, rules: &Rules, trials: &[Trial], choices: &[usize]) -> 
             );
             obs[*i].run = RunState::Stopped;
         }
+        for &i in &d.to_pause {
+            assert_eq!(
+                obs[i].run,
+                RunState::Running,
+                "only running trials are paused"
+            );
+            obs[i].run = RunState::Paused;
+        }
         for &i in &d.to_start {
+            assert!(
+                matches!(obs[i].run, RunState::NotStarted | RunState::Paused),
+                "{:?}",
+                obs[i].run
+            );
             obs[i].run = RunState::Running;
+            position[i] = 0;
         }
         let running: Vec<usize> = (0..obs.len())
             .filter(|&i| obs[i].run == RunState::Running)
             .collect();
-        let done = d.complete;
         history.push(d);
         if running.is_empty() {
+            // The stops and pauses just applied may have settled the last decisions.
+            let settled = decide(plan, rules, &obs);
+            let phases: Vec<_> = settled.verdicts.iter().map(|v| v.phase).collect();
             assert!(
-                done || obs.iter().all(|o| o.run != RunState::NotStarted),
-                "stalled with trials to start"
+                settled.complete,
+                "stalled with nothing running: {phases:?} {:?}",
+                plan.mode
             );
             break;
         }
         let i = running[choices[step % choices.len()] % running.len()];
         step += 1;
-        let k = obs[i].evals.len();
+        let k = position[i];
         if trials[i].fail_at == Some(k) {
             obs[i].run = RunState::Failed {
                 reason: "crashed".into(),
             };
             continue;
         }
-        seq += 1;
-        obs[i].evals.push(ScoredEval {
-            seq,
-            step: k as u64 + 1,
-            progress: progress_of(k),
-            score: trials[i].scores[k],
-        });
+        position[i] += 1;
+        if obs[i].evals.len() == k {
+            seq += 1;
+            obs[i].evals.push(ScoredEval {
+                seq,
+                step: k as u64 + 1,
+                progress: progress_of(k),
+                score: trials[i].scores[k],
+            });
+        }
         if k + 1 == EVALS {
             obs[i].run = RunState::Completed;
         }
@@ -194,6 +216,9 @@ proptest! {
             .filter(|&i| last.verdicts[i].phase == TrialPhase::Succeeded)
             .collect();
         prop_assert_eq!(&succeeded, &expected);
+        // Strictly: no other trial trained to completion, not even one discarded afterwards.
+        let completed: BTreeSet<usize> = (0..trials.len()).filter(|&i| run.obs[i].run == RunState::Completed).collect();
+        prop_assert_eq!(&completed, &expected);
         for (i, o) in run.obs.iter().enumerate() {
             if o.run == RunState::Stopped {
                 prop_assert!(!expected.contains(&i), "trial {} was stopped but the offline algorithm keeps it", i);
@@ -268,11 +293,11 @@ proptest! {
     }
 }
 
-/// The paper's setting in miniature, worked by hand: 4 trials, parallelism 1, keep 2 at 25 %.
+/// The paper's setting in miniature, worked by hand: 4 trials, parallelism 2, keep 2 at 25 %.
 #[test]
-fn exact_mode_preempts_the_worst_continuing_trial() {
+fn exact_mode_pauses_provisional_trials_and_relaunches_the_kept_ones() {
     let plan = plan(4, &[(0.25, 2)], DiscardMode::Exact, 1);
-    let rules = rules(1);
+    let rules = rules(2);
     let mut obs: Vec<TrialObservations> =
         (0..4).map(|_| TrialObservations::not_started()).collect();
     let at_rung = |seq, score| ScoredEval {
@@ -281,7 +306,7 @@ fn exact_mode_preempts_the_worst_continuing_trial() {
         progress: 0.3,
         score,
     };
-    // t0 and t1 reach the rung: both in the top 2 so far, but t2 and t3 may still beat them.
+    // t0 and t1 reach the rung: both in the top 2 so far, but t2 and t3 may still beat them, so both pause.
     for (i, score) in [(0, 0.70), (1, 0.80)] {
         obs[i].run = RunState::Running;
         obs[i].evals.push(at_rung(i as u64, score));
@@ -296,16 +321,20 @@ fn exact_mode_preempts_the_worst_continuing_trial() {
         RungDecision::ContinueProvisional
     );
     assert!(d.to_stop.is_empty());
-    assert!(d.to_start.is_empty(), "parallelism 1 and two running");
-    // t2 beats t0: t0 is preempted; t1 is still provisional (t3 may beat it too).
+    assert_eq!(d.to_pause, vec![0, 1]);
+    assert_eq!(d.to_start, vec![2, 3], "the pauses free both slots");
+    obs[0].run = RunState::Paused;
+    obs[1].run = RunState::Paused;
+    // t2 beats t0: t0 is out, and being paused it needs no stopping; t2 pauses in turn (t3 may beat it).
     obs[2].run = RunState::Running;
     obs[2].evals.push(at_rung(2, 0.75));
+    obs[3].run = RunState::Running;
     let d = decide(&plan, &rules, &obs);
-    assert_eq!(d.to_stop.len(), 1);
-    assert_eq!(d.to_stop[0].0, 0);
-    let StopReason::Discarded {
+    assert!(d.to_stop.is_empty());
+    assert_eq!(d.verdicts[0].phase, TrialPhase::Discarded);
+    let Some(StopReason::Discarded {
         cutoff, message, ..
-    } = &d.to_stop[0].1
+    }) = &d.verdicts[0].reason
     else {
         panic!()
     };
@@ -314,15 +343,21 @@ fn exact_mode_preempts_the_worst_continuing_trial() {
         message.contains("not in the top 2 (cut-off 0.7500, t2)"),
         "{message}"
     );
-    // t3 is worse than both: it is discarded on arrival, and t1 and t2 become final.
-    obs[0].run = RunState::Stopped;
-    obs[3].run = RunState::Running;
+    assert_eq!(d.to_pause, vec![2]);
+    // Only t3 is left to rank, so at most one trial can still beat t1: it is kept, and relaunched.
+    assert_eq!(d.verdicts[1].rungs[0].decision, RungDecision::Continue);
+    assert_eq!(d.to_start, vec![1]);
+    obs[2].run = RunState::Paused;
+    obs[1].run = RunState::Running;
+    obs[1].evals.truncate(1);
+    // t3 is worse than t2: discarded on arrival; t2 is now certain and is relaunched once t3's slot is free.
     obs[3].evals.push(at_rung(3, 0.60));
     let d = decide(&plan, &rules, &obs);
     assert_eq!(d.verdicts[3].rungs[0].decision, RungDecision::Discard);
-    assert_eq!(d.verdicts[1].rungs[0].decision, RungDecision::Continue);
     assert_eq!(d.verdicts[2].rungs[0].decision, RungDecision::Continue);
-    assert_eq!(d.verdicts[0].phase, TrialPhase::Discarded);
+    assert_eq!(d.to_stop.len(), 1);
+    assert_eq!(d.to_start, vec![2]);
+    assert_eq!(d.verdicts[2].phase, TrialPhase::Pending);
 }
 
 #[test]

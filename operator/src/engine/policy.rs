@@ -10,7 +10,11 @@
 //!   is stopped; more observations can only add such trials, so this never reverses);
 //! - in for sure when it is certainly ranked here and fewer than `keep` trials that could still be ranked here
 //!   (observed, or not yet arrived) beat it → `Continue`;
-//! - otherwise `ContinueProvisional`: in the top so far, preempted if beaten later.
+//! - otherwise `ContinueProvisional`: in the top so far, but later trials may still beat it. Such a trial is
+//!   *paused* (stopped at the rung, freeing its slot); once its decision is final it is discarded, or relaunched
+//!   from the beginning with the same seeds and trains to completion. So the trials that train to completion are
+//!   exactly the offline top, whatever the parallelism. Without checkpoints a relaunched trial repeats the part
+//!   before the rung: the cost is `(t·f + p)·s` rather than the paper's `(t·f + p·(1−f))·s`.
 //!
 //! A trial is "certainly ranked" at rung j when it reached rung j and was certainly kept at every earlier rung.
 //! A trial that fails before a rung is not ranked there; one that reached a rung keeps its score there whatever
@@ -51,6 +55,8 @@ pub enum RunState {
     Completed,
     /// Stopped by the executor because of a decision of this module.
     Stopped,
+    /// Stopped at an exact-mode rung whose decision is not final yet; relaunched from the start if it is kept.
+    Paused,
     /// The trainer reported a NaN/inf loss.
     Diverged {
         reason: String,
@@ -88,7 +94,10 @@ impl TrialObservations {
     }
 
     fn alive(&self) -> bool {
-        matches!(self.run, RunState::NotStarted | RunState::Running)
+        matches!(
+            self.run,
+            RunState::NotStarted | RunState::Running | RunState::Paused
+        )
     }
 }
 
@@ -133,6 +142,8 @@ pub struct Decisions {
     pub verdicts: Vec<Verdict>,
     /// Running trials to stop, with why.
     pub to_stop: Vec<(usize, StopReason)>,
+    /// Running trials to pause at a rung until its decision is final (exact mode).
+    pub to_pause: Vec<usize>,
     /// Trials to launch now, in launch order, within the parallelism.
     pub to_start: Vec<usize>,
     /// Every trial has reached a terminal phase.
@@ -173,6 +184,8 @@ pub fn decide(plan: &Plan, rules: &Rules, obs: &[TrialObservations]) -> Decision
 
     let mut verdicts = Vec::with_capacity(n);
     let mut to_stop = Vec::new();
+    let mut to_pause = Vec::new();
+    let mut to_resume = Vec::new();
     for (i, o) in obs.iter().enumerate() {
         let diverged = rules
             .divergence
@@ -187,14 +200,25 @@ pub fn decide(plan: &Plan, rules: &Rules, obs: &[TrialObservations]) -> Decision
                 to_stop.push((i, r.clone()));
                 TrialPhase::Running
             }
-            (RunState::Running, None) => TrialPhase::Running,
+            (RunState::Running, None) => {
+                if provisional {
+                    to_pause.push(i);
+                }
+                TrialPhase::Running
+            }
             (RunState::Diverged { .. }, _) | (_, Some(StopReason::Diverged { .. })) => {
                 TrialPhase::Diverged
             }
             (RunState::Failed { .. }, _) => TrialPhase::Failed,
             (_, Some(StopReason::Discarded { .. })) => TrialPhase::Discarded,
-            (RunState::Completed, None) if provisional => TrialPhase::AwaitingDecision,
+            (RunState::Completed | RunState::Paused, None) if provisional => {
+                TrialPhase::AwaitingDecision
+            }
             (RunState::Completed, None) => TrialPhase::Succeeded,
+            (RunState::Paused, None) => {
+                to_resume.push(i);
+                TrialPhase::Pending
+            }
             // Stopped with no reason this module gives: someone else stopped it (a deleted pod, a killed process).
             (RunState::Stopped, None) => TrialPhase::Failed,
         };
@@ -205,24 +229,33 @@ pub fn decide(plan: &Plan, rules: &Rules, obs: &[TrialObservations]) -> Decision
         });
     }
 
-    let stopping: Vec<usize> = to_stop.iter().map(|(i, _)| *i).collect();
+    let leaving: Vec<usize> = to_stop
+        .iter()
+        .map(|(i, _)| *i)
+        .chain(to_pause.iter().copied())
+        .collect();
     let busy = obs
         .iter()
         .enumerate()
-        .filter(|(i, o)| o.run == RunState::Running && !stopping.contains(i))
+        .filter(|(i, o)| o.run == RunState::Running && !leaving.contains(i))
         .count();
     let free = rules.parallelism.saturating_sub(busy);
-    let to_start = obs
-        .iter()
-        .enumerate()
-        .filter(|(_, o)| o.run == RunState::NotStarted)
-        .map(|(i, _)| i)
+    // Kept trials waiting for their relaunch first: they are the sweep's results.
+    let to_start = to_resume
+        .into_iter()
+        .chain(
+            obs.iter()
+                .enumerate()
+                .filter(|(_, o)| o.run == RunState::NotStarted)
+                .map(|(i, _)| i),
+        )
         .take(free)
         .collect();
     let complete = verdicts.iter().all(|v| v.phase.is_terminal());
     Decisions {
         verdicts,
         to_stop,
+        to_pause,
         to_start,
         complete,
     }

@@ -96,11 +96,17 @@ impl SweepState {
         }
     }
 
+    /// A launch, first or again (after a pause or an interrupted executor): the trial trains from the beginning.
     pub fn mark_started(&mut self, trial: usize) {
         let t = &mut self.trials[trial];
         t.run = RunState::Running;
         t.attempts += 1;
+        t.steps_abandoned += t.steps_done;
         t.steps_done = 0;
+    }
+
+    pub fn mark_paused(&mut self, trial: usize) {
+        self.trials[trial].run = RunState::Paused;
     }
 
     /// An interrupted executor's running trials start again from the beginning (same seeds); their evaluations
@@ -109,8 +115,6 @@ impl SweepState {
         let mut requeued = Vec::new();
         for (i, t) in self.trials.iter_mut().enumerate() {
             if t.run == RunState::Running {
-                t.steps_abandoned += t.steps_done;
-                t.steps_done = 0;
                 t.run = RunState::NotStarted;
                 requeued.push(i);
             }
@@ -183,7 +187,7 @@ impl SweepState {
             t.final_metrics = s.final_metrics;
         }
         let t = &mut self.trials[trial];
-        if t.run == RunState::Stopped {
+        if matches!(t.run, RunState::Stopped | RunState::Paused) {
             return;
         }
         let reason = summary

