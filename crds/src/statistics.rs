@@ -59,6 +59,8 @@ pub struct SweepStatistics {
 #[serde(rename_all = "camelCase")]
 pub struct ScoreSummary {
     /// Number of scores summarised.
+    // Serialized as `trials`: a bare `n` key reads as the boolean false to YAML 1.1 parsers such as kubectl's.
+    #[serde(rename = "trials")]
     pub n: u32,
     pub mean: f64,
     /// Sample standard deviation (ddof = 1); absent for a single score.
@@ -73,6 +75,8 @@ pub struct ScoreSummary {
 #[serde(rename_all = "camelCase")]
 pub struct ExpectedMaxPoint {
     /// Number of trials drawn (with replacement).
+    // Serialized as `trials`: a bare `n` key reads as the boolean false to YAML 1.1 parsers such as kubectl's.
+    #[serde(rename = "trials")]
     pub n: u32,
     /// Expected maximum final score over n draws.
     pub mean: f64,
@@ -197,6 +201,8 @@ pub struct RankCorrelationPoint {
     /// Training progress of the evaluation point, in (0, 1].
     pub progress: f64,
     /// Finished trials with an evaluation at this point.
+    // Serialized as `trials`: a bare `n` key reads as the boolean false to YAML 1.1 parsers such as kubectl's.
+    #[serde(rename = "trials")]
     pub n: u32,
     /// Spearman's rho (ties get average ranks); absent when either variable is constant over the n trials.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -443,8 +443,9 @@ impl SeedSweepSpec {
 #[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq, Default)]
 #[serde(rename_all = "camelCase")]
 pub struct SeedSweepStatus {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub phase: Option<SweepPhase>,
+    // Not an Option: schemars renders an optional enum with a `null` member, which kubectl's validation rejects.
+    #[serde(default)]
+    pub phase: SweepPhase,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed_generation: Option<i64>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -465,8 +466,9 @@ pub struct SeedSweepStatus {
     pub completion_time: Option<Time>,
 }
 
-#[derive(Serialize, Deserialize, JsonSchema, Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub enum SweepPhase {
+    #[default]
     Pending,
     Running,
     Succeeded,

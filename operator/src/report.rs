@@ -20,7 +20,7 @@ pub fn status(state: &SweepState, decisions: &Decisions) -> SeedSweepStatus {
         SweepPhase::Running
     };
     SeedSweepStatus {
-        phase: Some(phase),
+        phase,
         counts: report.counts,
         best_trial: report.best,
         trials: report.records,
@@ -34,7 +34,7 @@ pub fn summary(state: &SweepState, status: &SeedSweepStatus) -> String {
     let mut out = String::new();
     let c = &status.counts;
     let metric = state.objective.metric;
-    let phase = status.phase.map(|p| format!("{p:?}")).unwrap_or_default();
+    let phase = format!("{:?}", status.phase);
     let _ = writeln!(out, "sweep {}: {phase}", state.name);
     let _ = writeln!(
         out,
