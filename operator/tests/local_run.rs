@@ -412,3 +412,21 @@ fn user_errors_get_one_clear_message_each() {
         "the trainer's own message is shown: {e}"
     );
 }
+
+/// The README's main command runs this manifest; run it here the same way (debug build, same flags) so CI proves it.
+#[test]
+fn the_quick_start_manifest_runs_to_completion() {
+    let quick = workspace().join("examples/local/mrpc-quick.yaml");
+    assert!(
+        workspace().join(".minilm/config.json").is_file(),
+        "scripts/setup-libtorch.sh links .minilm"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let out = run_sweep(&quick, &dir.path().join("state"));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("sweep mrpc-quick: Succeeded"), "{stdout}");
+    assert!(
+        stdout.contains("trials: 4 total, 2 finished, 2 discarded"),
+        "{stdout}"
+    );
+}
