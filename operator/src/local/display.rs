@@ -107,7 +107,10 @@ impl Display {
                     m.get(state.objective.metric)
                 )
             }
-            (crate::engine::policy::RunState::Stopped, _) => {
+            (
+                crate::engine::policy::RunState::Stopped | crate::engine::policy::RunState::Paused,
+                _,
+            ) => {
                 format!("{name}: stopped after {} steps", t.steps_done)
             }
             (run, _) => format!("{name}: ended ({run:?})"),
