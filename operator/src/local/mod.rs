@@ -111,6 +111,7 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<Outcome> {
         if decisions.complete && running.is_empty() {
             store.save(&spec, &state)?;
             let status = report::status(&state, &decisions);
+            display.update(&state, &decisions);
             display.finish();
             let succeeded = status.counts.succeeded > 0;
             return Ok(Outcome::Complete {
