@@ -88,7 +88,6 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<Outcome> {
     let mut state = resume_or_start(&store, &sweep)?;
     let spec = sweep.spec.clone();
     let rules = state.rules(&spec, parallel);
-    store.save(&spec, &state)?;
 
     let mut display = Display::new(&state);
     let requeued: Vec<usize> = state.requeue_running();
@@ -158,7 +157,13 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<Outcome> {
             display.started(&state, i);
             running.insert(i, proc);
         }
-        store.save(&spec, &state)?;
+        // Decisions change the state; quiet ticks do not rewrite it.
+        if !(decisions.to_start.is_empty()
+            && decisions.to_stop.is_empty()
+            && decisions.to_pause.is_empty())
+        {
+            store.save(&spec, &state)?;
+        }
         display.update(&state, &decisions);
 
         tokio::select! {
