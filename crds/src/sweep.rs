@@ -19,8 +19,9 @@ use std::collections::BTreeMap;
 
 /// The most trials one sweep may plan. Dodge et al.'s largest grid is 25 × 25 = 625.
 pub const MAX_TRIALS: usize = 10_000;
-/// Kubernetes names of Jobs (and so of trials) are DNS labels.
-pub const MAX_TRIAL_NAME_LEN: usize = 63;
+/// A trial's Job is named `<trial>-<attempt>` and Job names label their pods, so they must fit a 63-character
+/// label value; four characters are left for the attempt suffix.
+pub const MAX_TRIAL_NAME_LEN: usize = 59;
 
 #[derive(CustomResource, Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq)]
 #[kube(
@@ -464,6 +465,19 @@ pub struct SeedSweepStatus {
     pub start_time: Option<Time>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub completion_time: Option<Time>,
+    /// The operator's memory of the sweep (the plan's spec as first seen, every evaluation recorded, how each trial
+    /// ran). Written before any decision is acted on, so a restarted operator decides the same way. Internal.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "crate::sweep::opaque_object")]
+    pub engine: Option<serde_json::Value>,
+}
+
+/// An object whose fields the apiserver keeps as they are.
+fn opaque_object(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    schemars::json_schema!({
+        "type": "object",
+        "x-kubernetes-preserve-unknown-fields": true
+    })
 }
 
 #[derive(Serialize, Deserialize, JsonSchema, Clone, Copy, Debug, PartialEq, Eq, Default)]
@@ -533,6 +547,9 @@ pub struct TrialRecord {
     pub weight_init: u64,
     pub data_order: u64,
     pub phase: TrialPhase,
+    /// How many times the trial was launched (a kept trial paused at an exact-mode rung is launched again).
+    #[serde(default)]
+    pub attempts: u32,
     /// Fraction of training done, 0..=1.
     #[serde(default)]
     pub progress: f64,

@@ -56,6 +56,9 @@ pub enum Command {
         #[arg(long, default_value_t = 1.0)]
         scrape_interval: f64,
     },
+    /// Run the Kubernetes operator: every SeedSweep in the cluster (or one namespace) becomes trial Jobs, scraped
+    /// and early-discarded. Needs the CRD installed (`seedsweep crd | kubectl apply -f -`).
+    Operator(crate::controller::OperatorArgs),
     /// Summarize a local sweep, running or finished.
     Status {
         /// The sweep's state directory (default: the only one under seedsweep-state/).
@@ -126,6 +129,13 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 }
                 Outcome::Interrupted => Ok(ExitCode::from(130)),
             }
+        }
+        Command::Operator(args) => {
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()?;
+            runtime.block_on(crate::controller::serve(args))?;
+            Ok(ExitCode::SUCCESS)
         }
         Command::Status { state_dir, output } => {
             let dir = match state_dir {

@@ -134,9 +134,10 @@ fn offline_top(state: &Value) -> BTreeSet<String> {
                 .as_array()
                 .unwrap()
                 .iter()
-                .find(|e| e["progress"].as_f64().unwrap() + 1e-9 >= rung.at_fraction)
+                // Evaluations are stored as [seq, index, step, progress, score].
+                .find(|e| e[3].as_f64().unwrap() + 1e-9 >= rung.at_fraction)
                 .expect("every trial reached the rung");
-            (e["metrics"]["acc_and_f1"].as_f64().unwrap(), i)
+            (e[4].as_f64().unwrap(), i)
         })
         .collect();
     ranked.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));

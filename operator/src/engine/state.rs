@@ -47,14 +47,38 @@ pub struct TrialState {
     pub stop_reason: Option<StopReason>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+/// One evaluation of the objective. Stored as a `[seq, index, step, progress, score]` tuple: the operator keeps
+/// every evaluation of every trial in the sweep's status, which must stay well under etcd's object size limit
+/// (625 trials × 30 evaluations ≈ 1 MB this way, 3.4 MB with all four metrics as named fields).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(from = "EvalTuple", into = "EvalTuple")]
 pub struct RecordedEval {
     pub seq: u64,
     pub index: u32,
     pub step: u64,
     pub progress: f64,
-    pub metrics: Metrics,
+    /// The objective's value.
+    pub score: f64,
+}
+
+type EvalTuple = (u64, u32, u64, f64, f64);
+
+impl From<EvalTuple> for RecordedEval {
+    fn from((seq, index, step, progress, score): EvalTuple) -> Self {
+        RecordedEval {
+            seq,
+            index,
+            step,
+            progress,
+            score,
+        }
+    }
+}
+
+impl From<RecordedEval> for EvalTuple {
+    fn from(e: RecordedEval) -> Self {
+        (e.seq, e.index, e.step, e.progress, e.score)
+    }
 }
 
 impl TrialState {
@@ -105,6 +129,12 @@ impl SweepState {
         t.steps_done = 0;
     }
 
+    /// A trial believed running whose process is gone without an outcome (its Job was deleted by someone else):
+    /// it is launched again from the beginning; its evaluations recorded so far stand.
+    pub fn requeue(&mut self, trial: usize) {
+        self.trials[trial].run = RunState::NotStarted;
+    }
+
     pub fn mark_paused(&mut self, trial: usize) {
         self.trials[trial].run = RunState::Paused;
     }
@@ -145,6 +175,7 @@ impl SweepState {
     }
 
     fn record_evals(&mut self, trial: usize, evals: &[EvalPoint]) -> bool {
+        let metric = self.objective.metric;
         let mut added = false;
         for e in evals {
             let t = &mut self.trials[trial];
@@ -156,7 +187,7 @@ impl SweepState {
                 index: e.index,
                 step: e.step,
                 progress: e.progress,
-                metrics: e.metrics,
+                score: e.metrics.get(metric),
             };
             self.next_seq += 1;
             let pos = t.evals.partition_point(|r| r.index < e.index);
@@ -214,7 +245,7 @@ impl SweepState {
                         seq: e.seq,
                         step: e.step,
                         progress: e.progress,
-                        score: e.metrics.get(metric),
+                        score: e.score,
                     })
                     .collect(),
                 baseline: t.baseline.map(|b| b.get(metric)),
@@ -250,7 +281,7 @@ impl SweepState {
                 TrialPhase::Diverged => counts.diverged += 1,
                 TrialPhase::Failed => counts.failed += 1,
             }
-            let scores: Vec<f64> = t.evals.iter().map(|e| e.metrics.get(metric)).collect();
+            let scores: Vec<f64> = t.evals.iter().map(|e| e.score).collect();
             let final_score = t.final_metrics.map(|m| m.get(metric));
             if verdict.phase == TrialPhase::Succeeded
                 && let Some(score) = final_score
@@ -279,6 +310,7 @@ impl SweepState {
                 weight_init: planned.weight_init,
                 data_order: planned.data_order,
                 phase: verdict.phase,
+                attempts: t.attempts,
                 progress: match (t.steps_done, total) {
                     (_, _) if t.final_metrics.is_some() && t.run == RunState::Completed => 1.0,
                     (s, Some(n)) if n > 0 => (s as f64 / n as f64).min(1.0),
@@ -328,11 +360,7 @@ impl SweepState {
                     .final_metrics
                     .filter(|_| t.run == RunState::Completed)
                     .map(|m| m.get(metric)),
-                evals: t
-                    .evals
-                    .iter()
-                    .map(|e| (e.progress, e.metrics.get(metric)))
-                    .collect(),
+                evals: t.evals.iter().map(|e| (e.progress, e.score)).collect(),
                 steps_done: t.steps_done + t.steps_abandoned,
                 total_steps: t.total_steps.unwrap_or(total),
             })

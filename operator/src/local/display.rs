@@ -151,7 +151,7 @@ impl Display {
             let latest = t
                 .evals
                 .last()
-                .map(|e| format!("{metric} {:.4}", e.metrics.get(metric)))
+                .map(|e| format!("{metric} {:.4}", e.score))
                 .unwrap_or_default();
             let p = &state.plan.trials[i];
             bar.set_message(format!(

@@ -1,0 +1,176 @@
+//! Conditions of a sweep, from what the reconciler found. Pure: the reconciler writes them.
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+use seedsweep_crds::sweep::{SeedSweepStatus, SweepPhase};
+
+pub const READY: &str = "Ready";
+pub const PROGRESSING: &str = "Progressing";
+pub const COMPLETE: &str = "Complete";
+pub const FAILED: &str = "Failed";
+pub const INVALID: &str = "Invalid";
+pub const METRICS_UNAVAILABLE: &str = "MetricsUnavailable";
+pub const SPEC_CHANGE_REFUSED: &str = "SpecChangeRefused";
+
+/// Trial phases as the operator's `seedsweep_operator_trials` metric labels them.
+pub const PHASES: [&str; 7] = [
+    "Pending",
+    "Running",
+    "AwaitingDecision",
+    "Succeeded",
+    "Discarded",
+    "Diverged",
+    "Failed",
+];
+
+/// What the conditions are computed from.
+#[derive(Debug, Clone, Default)]
+pub struct Findings {
+    /// Validation errors of the spec, when it has never been valid (nothing was created).
+    pub invalid: Vec<String>,
+    /// Fields changed since the plan was made that the sweep cannot take (it keeps its plan).
+    pub refused_changes: Vec<String>,
+    /// Running trials whose metrics endpoint does not answer, with the error.
+    pub metrics_unavailable: Vec<(String, String)>,
+}
+
+/// The conditions for `status` (phase and counts already set), keeping each condition's `lastTransitionTime` from
+/// `previous` when its status did not change.
+pub fn conditions(
+    status: &SeedSweepStatus,
+    findings: &Findings,
+    generation: Option<i64>,
+    previous: &[Condition],
+    now: &Time,
+) -> Vec<Condition> {
+    let mut out = Vec::new();
+    // The apiserver rejects an empty message (it is serialized as null).
+    let mut set = |type_: &str, on: bool, reason: &str, message: String| {
+        let status_str = if on { "True" } else { "False" };
+        let last = previous
+            .iter()
+            .find(|c| c.type_ == type_ && c.status == status_str)
+            .map(|c| c.last_transition_time.clone())
+            .unwrap_or_else(|| now.clone());
+        out.push(Condition {
+            type_: type_.to_string(),
+            status: status_str.to_string(),
+            reason: reason.to_string(),
+            message,
+            observed_generation: generation,
+            last_transition_time: last,
+        });
+    };
+    if !findings.invalid.is_empty() {
+        set(
+            INVALID,
+            true,
+            "ValidationFailed",
+            truncate(findings.invalid.join("; ")),
+        );
+        set(
+            READY,
+            false,
+            "Invalid",
+            "the spec is invalid; nothing was created".into(),
+        );
+        return out;
+    }
+    set(INVALID, false, "Valid", "the spec is valid".into());
+    let c = &status.counts;
+    let done = matches!(status.phase, SweepPhase::Succeeded | SweepPhase::Failed);
+    set(
+        READY,
+        true,
+        "Reconciling",
+        "the operator is running the sweep".into(),
+    );
+    set(
+        PROGRESSING,
+        !done,
+        if done { "Finished" } else { "TrialsRunning" },
+        format!(
+            "{} running, {} pending, {} finished, {} discarded, {} diverged, {} failed of {}",
+            c.running, c.pending, c.succeeded, c.discarded, c.diverged, c.failed, c.total
+        ),
+    );
+    set(
+        COMPLETE,
+        status.phase == SweepPhase::Succeeded,
+        if status.phase == SweepPhase::Succeeded {
+            "AllTrialsEnded"
+        } else {
+            "TrialsRemaining"
+        },
+        match &status.best_trial {
+            Some(b) => format!("best trial {} with score {:.4}", b.name, b.score),
+            None => "no trial has finished yet".into(),
+        },
+    );
+    set(
+        FAILED,
+        status.phase == SweepPhase::Failed,
+        if status.phase == SweepPhase::Failed {
+            "NoTrialSucceeded"
+        } else {
+            "NotFailed"
+        },
+        if status.phase == SweepPhase::Failed {
+            "every trial ended and none trained to completion and was kept".into()
+        } else {
+            "no failure".into()
+        },
+    );
+    let unavailable = &findings.metrics_unavailable;
+    let unavailable_message = if unavailable.is_empty() {
+        "every running trial's metrics endpoint answers".to_string()
+    } else {
+        unavailable
+            .iter()
+            .map(|(t, e)| format!("{t}: {e}"))
+            .collect::<Vec<_>>()
+            .join("; ")
+    };
+    set(
+        METRICS_UNAVAILABLE,
+        !unavailable.is_empty(),
+        if unavailable.is_empty() {
+            "Scraped"
+        } else {
+            "ScrapeFailed"
+        },
+        truncate(unavailable_message),
+    );
+    set(
+        SPEC_CHANGE_REFUSED,
+        !findings.refused_changes.is_empty(),
+        if findings.refused_changes.is_empty() {
+            "NoChange"
+        } else {
+            "PlanIsFixed"
+        },
+        if findings.refused_changes.is_empty() {
+            "the spec matches the plan".into()
+        } else {
+            truncate(format!(
+                "the sweep keeps the plan it started with; these changes are ignored: {} (only parallelism, \
+                 backoffLimit and trialTemplate may change after the start)",
+                findings.refused_changes.join(", ")
+            ))
+        },
+    );
+    out
+}
+
+/// Condition messages are limited to 32 KiB by the API; keep them readable well below that.
+fn truncate(mut s: String) -> String {
+    const LIMIT: usize = 4000;
+    if s.len() > LIMIT {
+        let mut cut = LIMIT;
+        while !s.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        s.truncate(cut);
+        s.push_str(" …");
+    }
+    s
+}
