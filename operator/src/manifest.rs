@@ -533,7 +533,9 @@ impl Validator {
         }
     }
 
+    /// The operator adds a scratch volume of its own to every trial pod (the root filesystem is read-only).
     fn template(&mut self, t: &TrialTemplate) {
+        use crate::controller::job::{SCRATCH_DIR, SCRATCH_VOLUME};
         let p = "spec.trialTemplate";
         let mut names = BTreeSet::new();
         for (i, vol) in t.volumes.iter().enumerate() {
@@ -544,7 +546,12 @@ impl Validator {
                     format!("must be a DNS label, got {:?}", vol.name),
                 );
             }
-            if !names.insert(vol.name.as_str()) {
+            if vol.name == SCRATCH_VOLUME {
+                self.push(
+                    format!("{vp}.name"),
+                    format!("{SCRATCH_VOLUME:?} is reserved for the trainer's scratch space"),
+                );
+            } else if !names.insert(vol.name.as_str()) {
                 self.push(
                     format!("{vp}.name"),
                     format!("duplicate volume name {:?}", vol.name),
@@ -579,6 +586,11 @@ impl Validator {
                 self.push(
                     format!("{mp}.mountPath"),
                     format!("must be an absolute path, got {:?}", m.mount_path),
+                );
+            } else if m.mount_path.trim_end_matches('/') == SCRATCH_DIR {
+                self.push(
+                    format!("{mp}.mountPath"),
+                    format!("{SCRATCH_DIR:?} is reserved for the trainer's scratch space"),
                 );
             } else if !paths.insert(m.mount_path.as_str()) {
                 self.push(

@@ -1,56 +1,15 @@
 //! End-to-end tests of `seedsweep run`: real trainer processes fine-tuning MiniLM on a tiny MRPC subset, scraped
 //! over HTTP, decided by the engine.
 
+mod common;
+
+use common::{model_dir, trainer, workspace};
 use seedsweep_operator::engine::plan::Plan;
 use serde_json::Value;
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
-
-fn workspace() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap()
-        .to_path_buf()
-}
-
-/// The trainer built in this profile, building it if `cargo test -p seedsweep-operator` ran alone.
-fn trainer() -> PathBuf {
-    let dir = Path::new(env!("CARGO_BIN_EXE_seedsweep"))
-        .parent()
-        .unwrap()
-        .to_path_buf();
-    let path = dir.join("seedsweep-trainer");
-    if !path.is_file() {
-        let release = dir.ends_with("release");
-        let mut cmd = Command::new(env!("CARGO"));
-        cmd.args(["build", "-p", "seedsweep-trainer"])
-            .current_dir(workspace());
-        if release {
-            cmd.arg("--release");
-        }
-        assert!(
-            cmd.status().unwrap().success(),
-            "building seedsweep-trainer failed"
-        );
-    }
-    path
-}
-
-fn model_dir() -> PathBuf {
-    if let Some(dir) = std::env::var_os("SEEDSWEEP_MODEL_DIR") {
-        return dir.into();
-    }
-    // scripts/setup-libtorch.sh links the installed MiniLM here, whatever the Python version.
-    let dir = workspace().join(".minilm");
-    assert!(
-        dir.join("config.json").is_file(),
-        "{}: run scripts/setup-libtorch.sh",
-        dir.display()
-    );
-    dir.canonicalize().unwrap()
-}
 
 /// A 2 × 2 sweep, one rung at 50 % keeping 2, trained for a handful of steps on 32 MRPC examples.
 fn manifest(dir: &Path, name: &str) -> PathBuf {

@@ -239,9 +239,25 @@ fn each_rule_rejects_its_bad_manifest_with_the_field_named() {
             "volume without source",
             with(
                 "  parallelism: 2\n",
-                "  parallelism: 2\n  trialTemplate:\n    volumes:\n      - name: scratch\n",
+                "  parallelism: 2\n  trialTemplate:\n    volumes:\n      - name: data\n",
             ),
             "spec.trialTemplate.volumes[0]: needs exactly one source",
+        ),
+        (
+            "the operator's scratch volume",
+            with(
+                "  parallelism: 2\n",
+                "  parallelism: 2\n  trialTemplate:\n    volumes:\n      - {name: scratch, emptyDir: {}}\n",
+            ),
+            "spec.trialTemplate.volumes[0].name: \"scratch\" is reserved for the trainer's scratch space",
+        ),
+        (
+            "a mount over the scratch directory",
+            with(
+                "  parallelism: 2\n",
+                "  parallelism: 2\n  trialTemplate:\n    volumes:\n      - {name: data, emptyDir: {}}\n    volumeMounts:\n      - {name: data, mountPath: /scratch}\n",
+            ),
+            "spec.trialTemplate.volumeMounts[0].mountPath: \"/scratch\" is reserved for the trainer's scratch space",
         ),
         (
             "mount of a missing volume",

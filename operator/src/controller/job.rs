@@ -23,6 +23,7 @@ pub const MANAGER: &str = "seedsweep-operator";
 pub const CONTAINER: &str = "trainer";
 /// Where the trainer writes its full history and anything else; the root filesystem is read-only.
 pub const SCRATCH_DIR: &str = "/scratch";
+pub const SCRATCH_VOLUME: &str = "scratch";
 pub const TERMINATION_LOG: &str = "/dev/termination-log";
 /// An unprivileged user that needs no entry in the image's /etc/passwd (distroless's `nonroot`).
 const NON_ROOT_UID: i64 = 65532;
@@ -109,7 +110,7 @@ pub fn build_job(
     env.extend(template.env.iter().cloned());
 
     let mut volumes = vec![Volume {
-        name: "scratch".into(),
+        name: SCRATCH_VOLUME.into(),
         empty_dir: Some(EmptyDirVolumeSource::default()),
         ..Default::default()
     }];
@@ -122,7 +123,7 @@ pub fn build_job(
         ..Default::default()
     }));
     let mut volume_mounts = vec![VolumeMount {
-        name: "scratch".into(),
+        name: SCRATCH_VOLUME.into(),
         mount_path: SCRATCH_DIR.into(),
         ..Default::default()
     }];

@@ -9,7 +9,7 @@ pub mod error;
 pub mod job;
 pub mod leader;
 pub mod persist;
-mod reconcile;
+pub mod reconcile;
 pub mod status;
 pub mod telemetry;
 

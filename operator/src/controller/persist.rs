@@ -53,7 +53,7 @@ metadata: {name: s}
 spec:
   task: {name: mrpc, dataDir: /data}
   model: {path: /model}
-  seeds: {weightInit: {count: 2}, dataOrder: {count: 2}}
+  seeds: {weightInit: {start: 1, count: 2}, dataOrder: {start: 1, count: 2}}
 "#;
         crate::manifest::load(text).unwrap().spec
     }

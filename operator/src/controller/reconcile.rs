@@ -106,6 +106,16 @@ pub struct SweepRuntime {
     last_status: Option<SeedSweepStatus>,
     /// Failed scrapes in a row per running trial, with the last error.
     scrape_failures: BTreeMap<usize, (u32, String)>,
+    /// The state holds decisions or outcomes the status does not show yet: write before acting again.
+    unwritten: bool,
+    /// Events for what happened, published once the Jobs have been changed accordingly.
+    pending_events: Vec<Pending>,
+}
+
+enum Pending {
+    Event(EventType, &'static str, String),
+    /// Worded from the status written last (its best trial).
+    SweepComplete,
 }
 
 /// How a trial attempt's Job stands.
@@ -130,6 +140,8 @@ impl SweepRuntime {
             last_write: None,
             last_status: None,
             scrape_failures: BTreeMap::new(),
+            unwritten: false,
+            pending_events: Vec::new(),
         }
     }
 
@@ -144,6 +156,8 @@ impl SweepRuntime {
             last_write: None,
             last_status: status.cloned(),
             scrape_failures: BTreeMap::new(),
+            unwritten: false,
+            pending_events: Vec::new(),
         }
     }
 
@@ -292,7 +306,15 @@ impl SweepRuntime {
                 || condition_on(s, status::SPEC_CHANGE_REFUSED)
                     == findings.refused_changes.is_empty()
         });
-        let urgent = acted || !ended.is_empty() || completed_now || conditions_changed;
+        if acted || !ended.is_empty() || completed_now {
+            self.unwritten = true;
+            self.queue_events(&decisions, &ended);
+            if completed_now {
+                self.pending_events.push(Pending::SweepComplete);
+            }
+        }
+        // A decision whose status write failed is written before anything else happens.
+        let urgent = self.unwritten || conditions_changed;
         let due = urgent
             || self
                 .last_write
@@ -304,23 +326,28 @@ impl SweepRuntime {
         // Act: Jobs that must go, then Jobs that must exist.
         self.delete_jobs(sweep, ctx, ns, &jobs, &index).await?;
         self.create_jobs(sweep, ctx, ns, &job_spec, &jobs).await?;
-        self.announce(sweep, ctx, &decisions, &ended).await;
-        if completed_now {
-            let s = self.last_status.as_ref();
-            let note = match s.and_then(|s| s.best_trial.as_ref()) {
-                Some(b) => format!(
-                    "all {} trials ended; best {} ({} {:.4})",
-                    self.state.trials.len(),
-                    b.name,
-                    self.state.objective.metric,
-                    b.score
-                ),
-                None => format!(
-                    "all {} trials ended; none trained to completion and was kept",
-                    self.state.trials.len()
-                ),
+        for pending in std::mem::take(&mut self.pending_events) {
+            let (type_, reason, note) = match pending {
+                Pending::Event(type_, reason, note) => (type_, reason, note),
+                Pending::SweepComplete => {
+                    let best = self
+                        .last_status
+                        .as_ref()
+                        .and_then(|s| s.best_trial.as_ref());
+                    let n = self.state.trials.len();
+                    let note = match best {
+                        Some(b) => format!(
+                            "all {n} trials ended; best {} ({} {:.4})",
+                            b.name, self.state.objective.metric, b.score
+                        ),
+                        None => {
+                            format!("all {n} trials ended; none trained to completion and was kept")
+                        }
+                    };
+                    (EventType::Normal, "SweepComplete", note)
+                }
             };
-            publish(ctx, sweep, EventType::Normal, "SweepComplete", note).await;
+            publish(ctx, sweep, type_, reason, note).await;
         }
 
         if after.complete {
@@ -356,11 +383,11 @@ impl SweepRuntime {
             &previous,
             &Time(Timestamp::now()),
         );
-        self.last_write = Some(Instant::now());
-        if self.last_status.as_ref() == Some(&status) {
-            return Ok(());
+        if self.last_status.as_ref() != Some(&status) {
+            apply_status(sweep, ctx, &status).await?;
         }
-        apply_status(sweep, ctx, &status).await?;
+        self.last_write = Some(Instant::now());
+        self.unwritten = false;
         let name = sweep.name_any();
         let m = &ctx.metrics;
         let c = &status.counts;
@@ -482,28 +509,23 @@ impl SweepRuntime {
         Ok(())
     }
 
-    async fn announce(
-        &self,
-        sweep: &SeedSweep,
-        ctx: &Context,
-        decisions: &Decisions,
-        ended: &[usize],
-    ) {
+    fn queue_events(&mut self, decisions: &Decisions, ended: &[usize]) {
         let names = &self.state.plan.trials;
+        let mut queue = Vec::new();
         for (i, reason) in &decisions.to_stop {
             let (type_, why) = match reason.short() {
                 "diverged" => (EventType::Warning, "TrialDiverged"),
                 _ => (EventType::Normal, "TrialDiscarded"),
             };
             let note = format!("{}: {}", names[*i].name, reason.message());
-            publish(ctx, sweep, type_, why, note).await;
+            queue.push(Pending::Event(type_, why, note));
         }
         for &i in &decisions.to_pause {
             let note = format!(
                 "{}: paused at the rung; in the top so far, trials still to come may beat it",
                 names[i].name
             );
-            publish(ctx, sweep, EventType::Normal, "TrialPaused", note).await;
+            queue.push(Pending::Event(EventType::Normal, "TrialPaused", note));
         }
         for &i in ended {
             let t = &self.state.trials[i];
@@ -530,8 +552,9 @@ impl SweepRuntime {
                 ),
                 _ => continue,
             };
-            publish(ctx, sweep, type_, why, note).await;
+            queue.push(Pending::Event(type_, why, note));
         }
+        self.pending_events.extend(queue);
     }
 }
 

@@ -1,0 +1,981 @@
+//! The operator end to end: the `seedsweep operator` binary as a separate process against a real kube-apiserver
+//! (v1.20 from ../shared/k8s, with the node simulator running trial pods as local trainer processes), or against
+//! any cluster in SEEDSWEEP_TEST_KUBECONFIG whose nodes can run the trainer image (set SEEDSWEEP_TEST_TRAINER_IMAGE,
+//! SEEDSWEEP_TEST_MODEL_DIR and SEEDSWEEP_TEST_DATA_DIR to paths inside it). Real MiniLM, real MRPC subset.
+//!
+//! Scenarios run one at a time (they share the simulated node's 2 GPUs and this machine's cores), each in a
+//! namespace of its own with an operator of its own watching only that namespace.
+
+mod common;
+
+use anyhow::{Context as _, Result, bail, ensure};
+use futures::future::LocalBoxFuture;
+use k8s_openapi::api::authorization::v1::{
+    ResourceAttributes, SubjectAccessReview, SubjectAccessReviewSpec,
+};
+use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::coordination::v1::Lease;
+use k8s_openapi::api::core::v1::{Event, Pod};
+use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
+use kube::{Client, ResourceExt};
+use seedsweep_crds::sweep::{SeedSweep, SeedSweepStatus, SweepPhase, TrialPhase};
+use seedsweep_tests::helpers::{apply_crd_yaml, create_namespace, delete_namespace, wait_for};
+use seedsweep_tests::{TestCluster, shared};
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+const SWEEP_TIMEOUT: Duration = Duration::from_secs(300);
+
+/// One scenario at a time.
+static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+// ---------------------------------------------------------------------------------------------------------------
+// Fixtures
+
+/// Where trials find the trainer, model and data: this machine's paths under the simulator, the image's paths on a
+/// real cluster.
+struct Target {
+    trainer_command: String,
+    image: String,
+    model_dir: String,
+    data_dir: String,
+}
+
+fn target(cluster: &TestCluster) -> Target {
+    if cluster.has_simulator() {
+        Target {
+            trainer_command: common::trainer().display().to_string(),
+            image: "seedsweep/trainer:test".into(),
+            model_dir: common::model_dir().display().to_string(),
+            data_dir: common::workspace()
+                .join("examples/local/data/MRPC")
+                .display()
+                .to_string(),
+        }
+    } else {
+        let var = |name: &str| std::env::var(name).unwrap_or_else(|_| panic!("{name} must be set"));
+        Target {
+            trainer_command: "seedsweep-trainer".into(),
+            image: var("SEEDSWEEP_TEST_TRAINER_IMAGE"),
+            model_dir: var("SEEDSWEEP_TEST_MODEL_DIR"),
+            data_dir: var("SEEDSWEEP_TEST_DATA_DIR"),
+        }
+    }
+}
+
+struct SweepShape<'a> {
+    wi: &'a [u64],
+    data_order: &'a [u64],
+    rung_at: f64,
+    keep: u32,
+    parallelism: u32,
+    train_subset: u32,
+    epochs: u32,
+    /// Extra lines under `trialTemplate:` (indented 4 spaces).
+    template: &'a str,
+}
+
+impl Default for SweepShape<'_> {
+    fn default() -> Self {
+        SweepShape {
+            wi: &[1, 2],
+            data_order: &[1, 2],
+            rung_at: 0.25,
+            keep: 1,
+            parallelism: 2,
+            train_subset: 64,
+            epochs: 1,
+            template: "",
+        }
+    }
+}
+
+fn sweep_yaml(name: &str, t: &Target, s: &SweepShape) -> String {
+    format!(
+        r#"apiVersion: seedsweep.dev/v1alpha1
+kind: SeedSweep
+metadata:
+  name: {name}
+spec:
+  task: {{name: mrpc, dataDir: "{data}", trainSubset: {train}, devSubset: 48}}
+  model: {{path: "{model}"}}
+  seeds:
+    weightInit: {{values: {wi:?}}}
+    dataOrder: {{values: {do_:?}}}
+  training: {{epochs: {epochs}, batchSize: 4, learningRate: 1.0e-4, maxSeqLength: 32, evalsPerEpoch: 4}}
+  earlyDiscard:
+    rungs: [{{atFraction: {at}, keepCount: {keep}}}]
+  parallelism: {par}
+  trialTemplate:
+    image: {image}
+{template}
+"#,
+        data = t.data_dir,
+        model = t.model_dir,
+        train = s.train_subset,
+        wi = s.wi,
+        do_ = s.data_order,
+        epochs = s.epochs,
+        at = s.rung_at,
+        keep = s.keep,
+        par = s.parallelism,
+        image = t.image,
+        template = s.template,
+    )
+}
+
+/// A scenario's namespace, client and cluster; prints what the namespace holds (and the operator's log) on failure.
+struct Scenario {
+    cluster: &'static TestCluster,
+    client: Client,
+    ns: String,
+    dir: tempfile::TempDir,
+}
+
+impl Scenario {
+    fn sweeps(&self) -> Api<SeedSweep> {
+        Api::namespaced(self.client.clone(), &self.ns)
+    }
+    fn jobs(&self) -> Api<Job> {
+        Api::namespaced(self.client.clone(), &self.ns)
+    }
+    fn pods(&self) -> Api<Pod> {
+        Api::namespaced(self.client.clone(), &self.ns)
+    }
+
+    async fn create_sweep(&self, yaml: &str) -> Result<SeedSweep> {
+        let sweep: SeedSweep = serde_yaml::from_str(yaml)?;
+        Ok(self.sweeps().create(&PostParams::default(), &sweep).await?)
+    }
+
+    async fn status(&self, name: &str) -> Result<SeedSweepStatus> {
+        Ok(self.sweeps().get(name).await?.status.unwrap_or_default())
+    }
+
+    async fn wait_until_finished(&self, name: &str) -> Result<SeedSweepStatus> {
+        let done = wait_for(
+            &self.sweeps(),
+            name,
+            SWEEP_TIMEOUT,
+            "the sweep to finish",
+            |s| {
+                s.and_then(|s| s.status.as_ref()).is_some_and(|st| {
+                    matches!(st.phase, SweepPhase::Succeeded | SweepPhase::Failed)
+                })
+            },
+        )
+        .await?;
+        Ok(done.and_then(|s| s.status).unwrap_or_default())
+    }
+
+    async fn events(&self) -> Result<Vec<(String, String)>> {
+        let api: Api<Event> = Api::namespaced(self.client.clone(), &self.ns);
+        Ok(api
+            .list(&ListParams::default())
+            .await?
+            .items
+            .into_iter()
+            .filter(|e| e.involved_object.kind.as_deref() == Some("SeedSweep"))
+            .map(|e| (e.reason.unwrap_or_default(), e.message.unwrap_or_default()))
+            .collect())
+    }
+
+    /// A kubeconfig that acts as the service account of deploy/rbac.yaml (installed for this namespace), so the
+    /// operator runs with exactly the permissions the README tells users to grant.
+    async fn rbac_kubeconfig(&self) -> Result<PathBuf> {
+        let text = std::fs::read_to_string(common::workspace().join("deploy/rbac.yaml"))?;
+        let cluster_wide_name = format!("seedsweep-operator-{}", self.ns);
+        let text = text
+            .replace(
+                "namespace: seedsweep-system",
+                &format!("namespace: {}", self.ns),
+            )
+            .replace(
+                "name: seedsweep-operator\nrules",
+                &format!("name: {cluster_wide_name}\nrules"),
+            )
+            .replace(
+                "kind: ClusterRoleBinding\nmetadata:\n  name: seedsweep-operator",
+                &format!("kind: ClusterRoleBinding\nmetadata:\n  name: {cluster_wide_name}"),
+            )
+            .replace(
+                "kind: ClusterRole\n  name: seedsweep-operator",
+                &format!("kind: ClusterRole\n  name: {cluster_wide_name}"),
+            );
+        for doc in serde_yaml::Deserializer::from_str(&text) {
+            let value = serde_yaml::Value::deserialize(doc)?;
+            let obj: kube::api::DynamicObject = serde_yaml::from_value(value)?;
+            let kind = obj
+                .types
+                .as_ref()
+                .map(|t| t.kind.clone())
+                .unwrap_or_default();
+            let (group, version) = match kind.as_str() {
+                "ServiceAccount" => ("", "v1"),
+                _ => ("rbac.authorization.k8s.io", "v1"),
+            };
+            let gvk = kube::api::GroupVersionKind::gvk(group, version, &kind);
+            let (ar, caps) = kube::discovery::pinned_kind(&self.client, &gvk).await?;
+            let api: Api<kube::api::DynamicObject> =
+                if caps.scope == kube::discovery::Scope::Namespaced {
+                    Api::namespaced_with(self.client.clone(), &self.ns, &ar)
+                } else {
+                    Api::all_with(self.client.clone(), &ar)
+                };
+            api.patch(
+                &obj.name_any(),
+                &PatchParams::apply("seedsweep-e2e").force(),
+                &Patch::Apply(&obj),
+            )
+            .await
+            .with_context(|| format!("applying {kind} from deploy/rbac.yaml"))?;
+        }
+        let mut config: serde_yaml::Value =
+            serde_yaml::from_str(&std::fs::read_to_string(self.cluster.kubeconfig())?)?;
+        let sa = format!("system:serviceaccount:{}:seedsweep-operator", self.ns);
+        let groups = vec![
+            "system:serviceaccounts".to_string(),
+            format!("system:serviceaccounts:{}", self.ns),
+            "system:authenticated".to_string(),
+        ];
+        for user in config["users"]
+            .as_sequence_mut()
+            .context("kubeconfig users")?
+        {
+            user["user"]["as"] = sa.clone().into();
+            user["user"]["as-groups"] = serde_yaml::to_value(&groups)?;
+        }
+        let path = self.dir.path().join("operator.kubeconfig");
+        std::fs::write(&path, serde_yaml::to_string(&config)?)?;
+        Ok(path)
+    }
+}
+
+use serde::Deserialize as _;
+
+async fn scenario(
+    prefix: &str,
+    body: impl for<'a> FnOnce(&'a Scenario) -> LocalBoxFuture<'a, Result<()>>,
+) -> Result<()> {
+    let _serial = SERIAL.lock().await;
+    let Some(cluster) = shared().ready_or_skip() else {
+        return Ok(());
+    };
+    let client = cluster.client().await?;
+    apply_crd_yaml(&client, &common::workspace().join("crds/seedsweep.yaml")).await?;
+    let ns = create_namespace(&client, prefix).await?;
+    let s = Scenario {
+        cluster,
+        client: client.clone(),
+        ns: ns.clone(),
+        dir: tempfile::tempdir()?,
+    };
+    let started = Instant::now();
+    let result = body(&s).await;
+    eprintln!("{prefix}: {:?}", started.elapsed());
+    if result.is_err() {
+        eprintln!("{}", cluster.diagnostics(&client, &ns).await);
+        for entry in std::fs::read_dir(s.dir.path())?.flatten() {
+            if entry.path().extension().is_some_and(|e| e == "log") {
+                let log = std::fs::read_to_string(entry.path()).unwrap_or_default();
+                let tail: Vec<&str> = log.lines().rev().take(60).collect();
+                eprintln!(
+                    "--- {} (last 60 lines) ---\n{}",
+                    entry.path().display(),
+                    tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+                );
+            }
+        }
+    }
+    delete_namespace(&client, &ns).await?;
+    result
+}
+
+/// `seedsweep operator` as a child process, killed when dropped.
+struct Operator {
+    child: Child,
+    log: PathBuf,
+}
+
+impl Operator {
+    fn start(s: &Scenario, id: &str, kubeconfig: &Path, trainer_command: &str) -> Result<Operator> {
+        let log = s.dir.path().join(format!("operator-{id}.log"));
+        let child = Command::new(env!("CARGO_BIN_EXE_seedsweep"))
+            .arg("operator")
+            .arg("--kubeconfig")
+            .arg(kubeconfig)
+            .args(["--namespace", &s.ns, "--lease-namespace", &s.ns])
+            .args(["--identity", id, "--lease-duration", "3"])
+            .args([
+                "--metrics-addr",
+                "127.0.0.1:0",
+                "--trainer-command",
+                trainer_command,
+            ])
+            .args(["--scrape-interval", "0.5", "--status-interval", "1"])
+            .env("RUST_LOG", "info,seedsweep_operator=debug,kube=warn")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log)?)
+            .spawn()?;
+        Ok(Operator { child, log })
+    }
+
+    /// The operator's /metrics, from the address it logged.
+    async fn metrics(&self) -> Result<String> {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let log = std::fs::read_to_string(&self.log)?;
+            if let Some(url) = log
+                .lines()
+                .find_map(|l| l.split("on http://").nth(1))
+                .map(|rest| rest.split_whitespace().next().unwrap_or(rest).to_string())
+            {
+                return Ok(reqwest::get(format!("http://{url}/metrics"))
+                    .await?
+                    .text()
+                    .await?);
+            }
+            ensure!(
+                Instant::now() < deadline,
+                "the operator never logged its metrics address"
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Operator {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// What a watcher saw of a sweep's Jobs and pods while it ran.
+#[derive(Debug, Default)]
+struct Seen {
+    max_active_jobs: usize,
+    max_running_pods: usize,
+    /// Job name → every uid it had (two would mean a Job deleted and created again under the same name).
+    job_uids: BTreeMap<String, BTreeSet<String>>,
+    /// Jobs seen with a deletion timestamp or seen and then gone.
+    deleted: BTreeSet<String>,
+}
+
+/// Polls Jobs and pods until `stop` is set.
+fn monitor(s: &Scenario, stop: Arc<AtomicBool>) -> tokio::task::JoinHandle<Result<Seen>> {
+    let (jobs, pods) = (s.jobs(), s.pods());
+    tokio::spawn(async move {
+        let mut seen = Seen::default();
+        let mut previous: BTreeSet<String> = BTreeSet::new();
+        while !stop.load(Ordering::Relaxed) {
+            let js = jobs.list(&ListParams::default()).await?.items;
+            let now: BTreeSet<String> = js.iter().map(|j| j.name_any()).collect();
+            seen.deleted.extend(previous.difference(&now).cloned());
+            previous = now;
+            let mut active = 0;
+            for j in &js {
+                seen.job_uids
+                    .entry(j.name_any())
+                    .or_default()
+                    .insert(j.uid().unwrap_or_default());
+                if j.metadata.deletion_timestamp.is_some() {
+                    seen.deleted.insert(j.name_any());
+                } else if !finished(j) {
+                    active += 1;
+                }
+            }
+            seen.max_active_jobs = seen.max_active_jobs.max(active);
+            let running = pods
+                .list(&ListParams::default())
+                .await?
+                .items
+                .iter()
+                .filter(|p| p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running"))
+                .count();
+            seen.max_running_pods = seen.max_running_pods.max(running);
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        Ok(seen)
+    })
+}
+
+fn finished(job: &Job) -> bool {
+    job.status
+        .as_ref()
+        .and_then(|s| s.conditions.as_ref())
+        .is_some_and(|cs| {
+            cs.iter()
+                .any(|c| (c.type_ == "Complete" || c.type_ == "Failed") && c.status == "True")
+        })
+}
+
+/// The offline top-`keep` at rung 0 from the recorded rung scores (ties: earlier in launch order), and the rest.
+fn offline_cut(status: &SeedSweepStatus, keep: usize) -> (BTreeSet<String>, BTreeSet<String>) {
+    let mut ranked: Vec<(f64, usize, &str)> = status
+        .trials
+        .iter()
+        .enumerate()
+        .map(|(i, t)| {
+            let r = t
+                .rungs
+                .iter()
+                .find(|r| r.rung == 0)
+                .unwrap_or_else(|| panic!("{} has no rung-0 record: {t:?}", t.name));
+            (r.score, i, t.name.as_str())
+        })
+        .collect();
+    ranked.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
+    let kept = ranked.iter().take(keep).map(|r| r.2.to_string()).collect();
+    let out = ranked.iter().skip(keep).map(|r| r.2.to_string()).collect();
+    (kept, out)
+}
+
+fn names_in(status: &SeedSweepStatus, phase: TrialPhase) -> BTreeSet<String> {
+    status
+        .trials
+        .iter()
+        .filter(|t| t.phase == phase)
+        .map(|t| t.name.clone())
+        .collect()
+}
+
+fn condition(status: &SeedSweepStatus, type_: &str) -> Option<(String, String, String)> {
+    status
+        .conditions
+        .iter()
+        .find(|c| c.type_ == type_)
+        .map(|c| (c.status.clone(), c.reason.clone(), c.message.clone()))
+}
+
+/// Every Job name seen belongs to a planned trial; per trial, attempts are 1..=n and no name had two uids.
+fn no_duplicate_jobs(seen: &Seen, status: &SeedSweepStatus) -> Result<()> {
+    for (name, uids) in &seen.job_uids {
+        ensure!(
+            uids.len() == 1,
+            "Job {name} was created more than once: {uids:?}"
+        );
+    }
+    for t in &status.trials {
+        let attempts: Vec<u32> = seen
+            .job_uids
+            .keys()
+            .filter_map(|j| j.strip_prefix(&format!("{}-", t.name))?.parse().ok())
+            .collect();
+        let expected: Vec<u32> = (1..=t.attempts).collect();
+        ensure!(
+            attempts.iter().all(|a| expected.contains(a)),
+            "{}: Jobs for attempts {attempts:?}, but the status says {} attempts",
+            t.name,
+            t.attempts
+        );
+    }
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Scenarios
+
+/// A 2 × 2 sweep keeping 1 at 25 %, three at a time on a node with 2 GPUs, the operator running with the RBAC of
+/// deploy/rbac.yaml: it completes, the trials that train to completion are exactly the offline top-1, the
+/// discarded trials' Jobs are deleted, and neither parallelism nor GPU capacity is exceeded.
+#[tokio::test]
+async fn sweep_completes_with_the_offline_cut() -> Result<()> {
+    scenario("op-sweep", |s| {
+        Box::pin(async move {
+            let t = target(s.cluster);
+            let gpu = if s.cluster.has_simulator() {
+                "    resources: {limits: {nvidia.com/gpu: \"1\"}}"
+            } else {
+                ""
+            };
+            let shape = SweepShape {
+                parallelism: 3,
+                template: gpu,
+                ..SweepShape::default()
+            };
+            let kubeconfig = s.rbac_kubeconfig().await?;
+            let op = Operator::start(s, "a", &kubeconfig, &t.trainer_command)?;
+            let stop = Arc::new(AtomicBool::new(false));
+            let watcher = monitor(s, Arc::clone(&stop));
+            s.create_sweep(&sweep_yaml("grid", &t, &shape)).await?;
+            let status = s.wait_until_finished("grid").await?;
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            stop.store(true, Ordering::Relaxed);
+            let seen = watcher.await??;
+
+            ensure!(
+                status.phase == SweepPhase::Succeeded,
+                "phase {:?}",
+                status.phase
+            );
+            let (kept, out) = offline_cut(&status, 1);
+            ensure!(
+                names_in(&status, TrialPhase::Succeeded) == kept,
+                "kept {kept:?}: {status:#?}"
+            );
+            ensure!(
+                names_in(&status, TrialPhase::Discarded) == out,
+                "discarded {out:?}: {status:#?}"
+            );
+            for t in &status.trials {
+                ensure!(
+                    t.phase != TrialPhase::Succeeded || t.final_score.is_some(),
+                    "{t:?}"
+                );
+            }
+            let best = status.best_trial.as_ref().context("no best trial")?;
+            ensure!(kept.contains(&best.name));
+            ensure!(condition(&status, "Complete").is_some_and(|c| c.0 == "True"));
+            ensure!(condition(&status, "Progressing").is_some_and(|c| c.0 == "False"));
+
+            // The Jobs left are the kept trials' last attempts; every discarded trial's Job was deleted.
+            let left: BTreeSet<String> = s
+                .jobs()
+                .list(&ListParams::default())
+                .await?
+                .items
+                .iter()
+                .filter(|j| j.metadata.deletion_timestamp.is_none())
+                .map(|j| j.name_any())
+                .collect();
+            let expected: BTreeSet<String> = status
+                .trials
+                .iter()
+                .filter(|t| kept.contains(&t.name))
+                .map(|t| format!("{}-{}", t.name, t.attempts))
+                .collect();
+            ensure!(
+                left == expected,
+                "Jobs left {left:?}, expected {expected:?}"
+            );
+            for name in &out {
+                ensure!(
+                    seen.deleted
+                        .iter()
+                        .any(|j| j.starts_with(&format!("{name}-"))),
+                    "the Job of discarded trial {name} was never deleted: {seen:?}"
+                );
+            }
+            no_duplicate_jobs(&seen, &status)?;
+            ensure!(
+                seen.max_active_jobs <= 3,
+                "parallelism 3 exceeded: {seen:?}"
+            );
+            if s.cluster.has_simulator() {
+                ensure!(seen.max_running_pods <= 2, "2 GPUs, yet {seen:?}");
+                ensure!(seen.max_running_pods == 2, "GPUs never both used: {seen:?}");
+            }
+
+            let events = s.events().await?;
+            for reason in [
+                "TrialStarted",
+                "TrialDiscarded",
+                "TrialCompleted",
+                "SweepComplete",
+            ] {
+                ensure!(
+                    events.iter().any(|(r, _)| r == reason),
+                    "no {reason} event among {events:?}"
+                );
+            }
+            let discarded = events.iter().find(|(r, _)| r == "TrialDiscarded").unwrap();
+            ensure!(discarded.1.contains("cut-off"), "{discarded:?}");
+
+            let metrics = op.metrics().await?;
+            for line in [
+                "seedsweep_operator_jobs_deleted_total{",
+                "seedsweep_operator_reconciles_total{result=\"ok\"}",
+                "seedsweep_operator_leader 1",
+                "seedsweep_operator_best_score{",
+            ] {
+                ensure!(metrics.contains(line), "no {line} in\n{metrics}");
+            }
+            ensure!(
+                metrics
+                    .lines()
+                    .any(|l| l.starts_with("seedsweep_operator_trials{")
+                        && l.contains("phase=\"Succeeded\"")
+                        && l.ends_with(" 1")),
+                "{metrics}"
+            );
+            Ok(())
+        })
+    })
+    .await
+}
+
+/// Two replicas with leader election; the leader is killed once decisions are recorded and started again later.
+/// The standby takes over from the status alone: the sweep completes with the same offline cut, no Job is created
+/// twice, and no trial needed more attempts than the exact-mode pause allows.
+#[tokio::test]
+async fn killing_the_leader_changes_no_decision() -> Result<()> {
+    scenario("op-restart", |s| {
+        Box::pin(async move {
+            let t = target(s.cluster);
+            let shape = SweepShape {
+                train_subset: 96,
+                ..SweepShape::default()
+            };
+            let kubeconfig = s.cluster.kubeconfig().to_path_buf();
+            let mut a = Operator::start(s, "a", &kubeconfig, &t.trainer_command)?;
+            let leases: Api<Lease> = Api::namespaced(s.client.clone(), &s.ns);
+            wait_for(
+                &leases,
+                "seedsweep-operator",
+                Duration::from_secs(30),
+                "a to lead",
+                |l| {
+                    l.and_then(|l| l.spec.as_ref()?.holder_identity.clone())
+                        .as_deref()
+                        == Some("a")
+                },
+            )
+            .await?;
+            let _b = Operator::start(s, "b", &kubeconfig, &t.trainer_command)?;
+            let stop = Arc::new(AtomicBool::new(false));
+            let watcher = monitor(s, Arc::clone(&stop));
+            s.create_sweep(&sweep_yaml("restart", &t, &shape)).await?;
+
+            // Kill the leader as soon as a rung decision is on record.
+            wait_for(
+                &s.sweeps(),
+                "restart",
+                SWEEP_TIMEOUT,
+                "a rung decision",
+                |sw| {
+                    sw.and_then(|sw| sw.status.as_ref())
+                        .is_some_and(|st| st.trials.iter().any(|t| !t.rungs.is_empty()))
+                },
+            )
+            .await?;
+            let before = s.status("restart").await?;
+            a.kill();
+            wait_for(
+                &leases,
+                "seedsweep-operator",
+                Duration::from_secs(60),
+                "b to take over",
+                |l| {
+                    l.and_then(|l| l.spec.as_ref()?.holder_identity.clone())
+                        .as_deref()
+                        == Some("b")
+                },
+            )
+            .await?;
+            let _a_again = Operator::start(s, "a", &kubeconfig, &t.trainer_command)?;
+            let status = s.wait_until_finished("restart").await?;
+            stop.store(true, Ordering::Relaxed);
+            let seen = watcher.await??;
+
+            ensure!(
+                status.phase == SweepPhase::Succeeded,
+                "phase {:?}",
+                status.phase
+            );
+            let (kept, out) = offline_cut(&status, 1);
+            ensure!(
+                names_in(&status, TrialPhase::Succeeded) == kept,
+                "{status:#?}"
+            );
+            ensure!(
+                names_in(&status, TrialPhase::Discarded) == out,
+                "{status:#?}"
+            );
+            // What was on record before the kill stands.
+            for (old, new) in before.trials.iter().zip(&status.trials) {
+                for r in &old.rungs {
+                    let now = new
+                        .rungs
+                        .iter()
+                        .find(|n| n.rung == r.rung)
+                        .context("rung lost")?;
+                    ensure!(
+                        now.score == r.score,
+                        "{}: rung score changed {r:?} → {now:?}",
+                        old.name
+                    );
+                    if r.decision != seedsweep_crds::sweep::RungDecision::ContinueProvisional {
+                        ensure!(now.decision == r.decision, "{}: {r:?} → {now:?}", old.name);
+                    }
+                }
+            }
+            no_duplicate_jobs(&seen, &status)?;
+            for t in &status.trials {
+                ensure!(t.attempts <= 2, "{} launched {} times", t.name, t.attempts);
+            }
+            ensure!(
+                seen.max_active_jobs <= 2,
+                "parallelism 2 exceeded: {seen:?}"
+            );
+            Ok(())
+        })
+    })
+    .await
+}
+
+/// Trainers whose metrics endpoint cannot be reached: MetricsUnavailable is raised, no trial is stopped for it,
+/// every trial trains to completion, and the rung decisions come from the termination-message summaries.
+#[tokio::test]
+async fn unreachable_metrics_never_discard() -> Result<()> {
+    scenario("op-blind", |s| {
+        Box::pin(async move {
+            if !s.cluster.has_simulator() {
+                eprintln!("skipping: needs a trainer wrapper on the node (simulator only)");
+                return Ok(());
+            }
+            let t = target(s.cluster);
+            // The trainer binds its metrics where the operator cannot reach them.
+            let wrapper = s.dir.path().join("blind-trainer");
+            std::fs::write(
+                &wrapper,
+                format!(
+                    "#!/bin/bash\nargs=()\nwhile [ $# -gt 0 ]; do\n  if [ \"$1\" = --metrics-addr ]; then \
+                     args+=(--metrics-addr 127.0.0.1:0); shift 2\n  else args+=(\"$1\"); shift; fi\ndone\n\
+                     exec {} \"${{args[@]}}\"\n",
+                    t.trainer_command
+                ),
+            )?;
+            std::fs::set_permissions(
+                &wrapper,
+                std::os::unix::fs::PermissionsExt::from_mode(0o755),
+            )?;
+            let shape = SweepShape {
+                wi: &[1],
+                ..SweepShape::default()
+            };
+            let kubeconfig = s.cluster.kubeconfig().to_path_buf();
+            let op = Operator::start(s, "a", &kubeconfig, &wrapper.display().to_string())?;
+            s.create_sweep(&sweep_yaml("blind", &t, &shape)).await?;
+            wait_for(&s.sweeps(), "blind", SWEEP_TIMEOUT, "MetricsUnavailable", |sw| {
+                sw.and_then(|sw| sw.status.as_ref())
+                    .and_then(|st| condition(st, "MetricsUnavailable"))
+                    .is_some_and(|c| c.0 == "True")
+            })
+            .await?;
+            let during = s.status("blind").await?;
+            let (_, reason, message) = condition(&during, "MetricsUnavailable").unwrap();
+            ensure!(reason == "ScrapeFailed" && message.contains("blind-w1-d"), "{message}");
+            let status = s.wait_until_finished("blind").await?;
+
+            // Both trials trained to completion: their Jobs completed, none was deleted.
+            let jobs = s.jobs().list(&ListParams::default()).await?.items;
+            ensure!(jobs.len() == 2, "{:?}", jobs.iter().map(|j| j.name_any()).collect::<Vec<_>>());
+            for j in &jobs {
+                ensure!(
+                    j.status.as_ref().and_then(|s| s.succeeded) == Some(1),
+                    "{} did not complete: {:?}",
+                    j.name_any(),
+                    j.status
+                );
+            }
+            for t in &status.trials {
+                ensure!(t.steps_done == t.total_steps.unwrap_or(0) && t.steps_done > 0, "{t:?}");
+                ensure!(!t.rungs.is_empty(), "no rung record from the summary: {t:?}");
+            }
+            // Decided after the fact, from the summaries: one kept.
+            let (kept, _) = offline_cut(&status, 1);
+            ensure!(names_in(&status, TrialPhase::Succeeded) == kept, "{status:#?}");
+            ensure!(condition(&status, "MetricsUnavailable").is_some_and(|c| c.0 == "False"));
+            let metrics = op.metrics().await?;
+            ensure!(!metrics.contains("seedsweep_operator_jobs_deleted_total{"), "{metrics}");
+            ensure!(metrics.contains("seedsweep_operator_scrape_failures_total{"), "{metrics}");
+            Ok(())
+        })
+    })
+    .await
+}
+
+/// An invalid sweep gets the Invalid condition and no Jobs; fixed, it starts. Changing the training afterwards is
+/// refused in a condition while parallelism changes apply. Deleting the sweep removes its Jobs and pods.
+#[tokio::test]
+async fn invalid_changed_and_deleted_sweeps() -> Result<()> {
+    scenario("op-spec", |s| {
+        Box::pin(async move {
+            let t = target(s.cluster);
+            let kubeconfig = s.cluster.kubeconfig().to_path_buf();
+            let _op = Operator::start(s, "a", &kubeconfig, &t.trainer_command)?;
+            let shape = SweepShape {
+                keep: 10,
+                parallelism: 1,
+                train_subset: 320,
+                epochs: 3,
+                ..SweepShape::default()
+            };
+            s.create_sweep(&sweep_yaml("spec", &t, &shape)).await?;
+            let invalid = wait_for(&s.sweeps(), "spec", Duration::from_secs(60), "Invalid", |sw| {
+                sw.and_then(|sw| sw.status.as_ref())
+                    .is_some_and(|st| st.phase == SweepPhase::Invalid)
+            })
+            .await?
+            .and_then(|s| s.status)
+            .unwrap_or_default();
+            let (on, _, message) = condition(&invalid, "Invalid").context("no Invalid condition")?;
+            ensure!(on == "True", "{invalid:?}");
+            ensure!(message.contains("spec.earlyDiscard.rungs[0].keepCount"), "{message}");
+            tokio::time::sleep(Duration::from_secs(2)).await;
+            ensure!(s.jobs().list(&ListParams::default()).await?.items.is_empty(), "an invalid sweep made Jobs");
+            ensure!(s.events().await?.iter().any(|(r, _)| r == "InvalidSpec"));
+
+            // Fixed: it starts.
+            let merge = |v: serde_json::Value| Patch::Merge(v);
+            s.sweeps()
+                .patch(
+                    "spec",
+                    &PatchParams::default(),
+                    &merge(serde_json::json!({"spec": {"earlyDiscard": {"rungs": [{"atFraction": 0.25, "keepCount": 1}]}}})),
+                )
+                .await?;
+            wait_for(&s.sweeps(), "spec", Duration::from_secs(60), "Running", |sw| {
+                sw.and_then(|sw| sw.status.as_ref())
+                    .is_some_and(|st| st.phase == SweepPhase::Running)
+            })
+            .await?;
+
+            // A change to the training is refused; the plan's values stay in the Jobs.
+            s.sweeps()
+                .patch("spec", &PatchParams::default(), &merge(serde_json::json!({"spec": {"training": {"epochs": 1}}})))
+                .await?;
+            let refused = wait_for(&s.sweeps(), "spec", Duration::from_secs(60), "SpecChangeRefused", |sw| {
+                sw.and_then(|sw| sw.status.as_ref())
+                    .and_then(|st| condition(st, "SpecChangeRefused"))
+                    .is_some_and(|c| c.0 == "True")
+            })
+            .await?
+            .and_then(|s| s.status)
+            .unwrap_or_default();
+            let (_, _, message) = condition(&refused, "SpecChangeRefused").unwrap();
+            ensure!(message.contains("spec.training"), "{message}");
+            // Parallelism may change: a second trial starts.
+            s.sweeps()
+                .patch("spec", &PatchParams::default(), &merge(serde_json::json!({"spec": {"parallelism": 2}})))
+                .await?;
+            let deadline = Instant::now() + Duration::from_secs(60);
+            loop {
+                let jobs = s.jobs().list(&ListParams::default()).await?.items;
+                if jobs.len() >= 2 {
+                    for j in &jobs {
+                        let args = j.spec.as_ref().and_then(|s| s.template.spec.as_ref())
+                            .map(|p| p.containers[0].args.clone().unwrap_or_default()).unwrap_or_default();
+                        let epochs = args.iter().position(|a| a == "--epochs").map(|i| args[i + 1].clone());
+                        ensure!(epochs.as_deref() == Some("3"), "{}: {args:?}", j.name_any());
+                    }
+                    break;
+                }
+                if Instant::now() > deadline {
+                    bail!("parallelism 2 never started a second Job: {:?}", jobs.iter().map(|j| j.name_any()).collect::<Vec<_>>());
+                }
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+
+            // Deleting the sweep removes its Jobs and their pods (garbage collection through owner references).
+            wait_for_pods(s, |n| n >= 1).await?;
+            s.sweeps().delete("spec", &DeleteParams::background()).await?;
+            let deadline = Instant::now() + Duration::from_secs(90);
+            loop {
+                let jobs = s.jobs().list(&ListParams::default()).await?.items.len();
+                let pods = s.pods().list(&ListParams::default()).await?.items.len();
+                if jobs == 0 && pods == 0 {
+                    break;
+                }
+                if Instant::now() > deadline {
+                    bail!("{jobs} Jobs and {pods} pods left after deleting the sweep");
+                }
+                tokio::time::sleep(Duration::from_millis(300)).await;
+            }
+            Ok(())
+        })
+    })
+    .await
+}
+
+async fn wait_for_pods(s: &Scenario, cond: impl Fn(usize) -> bool) -> Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let n = s.pods().list(&ListParams::default()).await?.items.len();
+        if cond(n) {
+            return Ok(());
+        }
+        ensure!(Instant::now() < deadline, "pods: {n}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// The RBAC the README asks for allows every request the operator makes (the sweep test runs the operator with it;
+/// this names the missing permission directly if one is missing).
+#[tokio::test]
+async fn rbac_allows_what_the_operator_does() -> Result<()> {
+    scenario("op-rbac", |s| {
+        Box::pin(async move {
+            s.rbac_kubeconfig().await?;
+            let reviews: Api<SubjectAccessReview> = Api::all(s.client.clone());
+            let user = format!("system:serviceaccount:{}:seedsweep-operator", s.ns);
+            let checks: &[(&str, &str, &str, &str)] = &[
+                ("seedsweep.dev", "seedsweeps", "", "list"),
+                ("seedsweep.dev", "seedsweeps", "", "watch"),
+                ("seedsweep.dev", "seedsweeps", "status", "patch"),
+                ("batch", "jobs", "", "create"),
+                ("batch", "jobs", "", "delete"),
+                ("batch", "jobs", "", "watch"),
+                ("", "pods", "", "list"),
+                ("", "pods", "", "watch"),
+                ("events.k8s.io", "events", "", "create"),
+                ("coordination.k8s.io", "leases", "", "update"),
+            ];
+            for &(group, resource, subresource, verb) in checks {
+                let review = SubjectAccessReview {
+                    spec: SubjectAccessReviewSpec {
+                        user: Some(user.clone()),
+                        groups: Some(vec!["system:serviceaccounts".into()]),
+                        resource_attributes: Some(ResourceAttributes {
+                            group: Some(group.into()),
+                            resource: Some(resource.into()),
+                            subresource: (!subresource.is_empty()).then(|| subresource.into()),
+                            verb: Some(verb.into()),
+                            namespace: Some(s.ns.clone()),
+                            ..Default::default()
+                        }),
+                        ..Default::default()
+                    },
+                    ..Default::default()
+                };
+                let answer = reviews.create(&PostParams::default(), &review).await?;
+                let allowed = answer.status.is_some_and(|st| st.allowed);
+                ensure!(
+                    allowed,
+                    "{verb} {group}/{resource}/{subresource} is not allowed"
+                );
+            }
+            // And nothing broader: the operator cannot read secrets.
+            let review = SubjectAccessReview {
+                spec: SubjectAccessReviewSpec {
+                    user: Some(user),
+                    resource_attributes: Some(ResourceAttributes {
+                        resource: Some("secrets".into()),
+                        verb: Some("get".into()),
+                        namespace: Some(s.ns.clone()),
+                        ..Default::default()
+                    }),
+                    ..Default::default()
+                },
+                ..Default::default()
+            };
+            let answer = reviews.create(&PostParams::default(), &review).await?;
+            ensure!(
+                !answer.status.is_some_and(|st| st.allowed),
+                "secrets are readable"
+            );
+            Ok(())
+        })
+    })
+    .await
+}
