@@ -588,8 +588,15 @@ async fn sweep_completes_with_the_offline_cut() -> Result<()> {
                     "no {reason} event among {events:?}"
                 );
             }
-            let discarded = events.iter().find(|(r, _)| r == "TrialDiscarded").unwrap();
-            ensure!(discarded.1.contains("cut-off"), "{discarded:?}");
+            // One TrialDiscarded per discarded trial, stopped while running or settled while paused at the rung.
+            for name in &out {
+                let news: Vec<_> = events
+                    .iter()
+                    .filter(|(r, m)| r == "TrialDiscarded" && m.starts_with(&format!("{name}: ")))
+                    .collect();
+                ensure!(news.len() == 1, "{name}: {news:?} among {events:?}");
+                ensure!(news[0].1.contains("cut-off"), "{news:?}");
+            }
 
             let metrics = op.metrics().await?;
             for line in [

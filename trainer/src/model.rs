@@ -146,6 +146,8 @@ pub struct Bert {
     classifier: Linear,
     activation: &'static str,
     pub pooler_source: PoolerSource,
+    /// Skip pad tokens in a masked batch (see `encode`); off reproduces the reference's fixed-shape compute.
+    pub skip_padding: bool,
 }
 
 /// Formats other than safetensors that a Hugging Face model directory may hold instead.
@@ -225,6 +227,7 @@ impl Bert {
             classifier,
             activation,
             pooler_source: PoolerSource::Checkpoint,
+            skip_padding: true,
         };
         model.pooler_source = model.load_weights(&weights)?;
         model.init_head(wi_seed);
@@ -352,23 +355,48 @@ impl Bert {
             Tensor::embedding(&self.word_embeddings, ids, c.pad_token_id, false, false)
                 + Tensor::embedding(&self.position_embeddings, &positions, -1, false, false)
                 + Tensor::embedding(&self.token_type_embeddings, token_types, -1, false, false);
+        let h = c.hidden_size;
+        // Packed: only the real tokens go through the embeddings' norm, the projections and the feed-forward
+        // layers (nearly all the compute); attention scatters them back to [batch, seq]. Pad positions never
+        // influence real ones (they are masked keys), so this changes no result beyond float rounding.
+        let real = mask
+            .filter(|_| self.skip_padding)
+            .map(|m| m.reshape([b * s]).nonzero().squeeze_dim(1));
+        let embeddings = match &real {
+            Some(real) => embeddings.view([b * s, h]).index_select(0, real),
+            None => embeddings,
+        };
         let mut xs = self
             .embedding_norm
             .forward(&embeddings)
             .dropout(c.hidden_dropout_prob, train);
+        let unpack_width = |t: &Tensor, width: i64| match &real {
+            Some(real) => Tensor::zeros([b * s, width], (t.kind(), t.device()))
+                .index_copy(0, real, t)
+                .view([b, s, width]),
+            None => t.shallow_clone(),
+        };
+        let unpack = |t: &Tensor| unpack_width(t, h);
+        let unpack3 = |t: &Tensor| unpack_width(t, 3 * h);
         let attention_mask = mask.map(|m| m.to_kind(Kind::Bool).view([b, 1, 1, s]));
         let heads = c.num_attention_heads;
-        let head_dim = c.hidden_size / heads;
+        let head_dim = h / heads;
         let attention_dropout = if train {
             c.attention_probs_dropout_prob
         } else {
             0.0
         };
         for layer in &self.layers {
-            let split = |t: Tensor| t.view([b, s, heads, head_dim]).transpose(1, 2);
-            let q = split(layer.query.forward(&xs));
-            let k = split(layer.key.forward(&xs));
-            let v = split(layer.value.forward(&xs));
+            // One [h, 3h] product instead of three [h, h] ones, and one scatter.
+            let weight = Tensor::cat(
+                &[&layer.query.weight, &layer.key.weight, &layer.value.weight],
+                0,
+            );
+            let bias = Tensor::cat(&[&layer.query.bias, &layer.key.bias, &layer.value.bias], 0);
+            let qkv = unpack3(&xs.linear(&weight, Some(&bias)))
+                .view([b, s, 3, heads, head_dim])
+                .permute([2, 0, 3, 1, 4]);
+            let (q, k, v) = (qkv.get(0), qkv.get(1), qkv.get(2));
             let context = Tensor::scaled_dot_product_attention(
                 &q,
                 &k,
@@ -380,8 +408,11 @@ impl Bert {
                 false,
             )
             .transpose(1, 2)
-            .contiguous()
-            .view([b, s, c.hidden_size]);
+            .contiguous();
+            let context = match &real {
+                Some(real) => context.view([b * s, h]).index_select(0, real),
+                None => context.view([b, s, h]),
+            };
             let attended = layer.attention_norm.forward(
                 &(layer
                     .attention_output
@@ -398,6 +429,8 @@ impl Bert {
                     + &attended),
             );
         }
+        // Pad positions of the returned hidden state are zeros when packed.
+        let xs = unpack(&xs);
         let pooled = self.pooler.forward(&xs.select(1, 0)).tanh();
         (xs, pooled)
     }

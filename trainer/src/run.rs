@@ -123,7 +123,12 @@ struct Dev {
     labels: Vec<i64>,
 }
 
-/// Predicts the dev set in eval mode without gradients. `None` when a stop was requested part-way.
+/// Predicts the dev set in eval mode without gradients, in the dev set's order. `None` when a stop was requested
+/// part-way.
+///
+/// With dynamic padding the examples are batched by length (shortest first), so each batch pads to little more
+/// than its own examples: the order of evaluation affects nothing but speed, unlike the training order, which the
+/// data-order seed owns.
 fn predict(
     model: &Bert,
     dev: &Dev,
@@ -132,8 +137,11 @@ fn predict(
     pad_to: Option<usize>,
     stop: &AtomicBool,
 ) -> Result<Option<Vec<i64>>> {
-    let indices: Vec<usize> = (0..dev.encoded.len()).collect();
-    let mut predictions = Vec::with_capacity(indices.len());
+    let mut indices: Vec<usize> = (0..dev.encoded.len()).collect();
+    if pad_to.is_none() {
+        indices.sort_by_key(|&i| dev.encoded[i].ids.len());
+    }
+    let mut predictions = vec![0i64; indices.len()];
     for chunk in indices.chunks(batch_size) {
         if stop.load(Ordering::Relaxed) {
             return Ok(None);
@@ -150,7 +158,10 @@ fn predict(
             model.logits(&batch.ids, &batch.token_types, batch.mask.as_ref(), false)
         });
         let argmax = logits.argmax(-1, false).to_device(Device::Cpu);
-        predictions.extend(Vec::<i64>::try_from(&argmax).context("reading predictions")?);
+        let batch_predictions = Vec::<i64>::try_from(&argmax).context("reading predictions")?;
+        for (&i, p) in chunk.iter().zip(batch_predictions) {
+            predictions[i] = p;
+        }
     }
     Ok(Some(predictions))
 }
@@ -208,7 +219,9 @@ fn train(
     state.majority_baseline = metrics::majority_baseline(&dev.labels);
     metrics.set_majority_baseline(&state.majority_baseline);
 
-    let model = Bert::load(&cli.model_dir, device, id.wi_seed)?;
+    let mut model = Bert::load(&cli.model_dir, device, id.wi_seed)?;
+    // --pad-to-max is the reference's fixed-shape batch, pads computed like real tokens.
+    model.skip_padding = !cli.pad_to_max;
     state.pooler = Some(model.pooler_source);
     if model.pooler_source == PoolerSource::WiSeed {
         eprintln!("the checkpoint has no pooler; initialised it from the WI seed");

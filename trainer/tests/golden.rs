@@ -65,7 +65,7 @@ fn vocab_txt_fallback_matches_reference_ids() {
 #[test]
 fn minilm_forward_matches_reference_within_1e4() {
     let model_dir = common::model_dir();
-    let model = Bert::load(&model_dir, Device::Cpu, 0).unwrap();
+    let mut model = Bert::load(&model_dir, Device::Cpu, 0).unwrap();
     let tokenizer = BertTokenizer::load(&model_dir, 128, 512).unwrap();
     for case in golden() {
         let ids = ints(&case["input_ids"]);
@@ -103,16 +103,32 @@ fn minilm_forward_matches_reference_within_1e4() {
         let padded_ids: Vec<i64> = ids.iter().copied().chain([tokenizer.pad_id; 5]).collect();
         let padded_types: Vec<i64> = types.iter().copied().chain([0; 5]).collect();
         let mask: Vec<i64> = ids.iter().map(|_| 1).chain([0; 5]).collect();
-        let (_, pooled_padded) = tch::no_grad(|| {
-            model.encode(
-                &Tensor::from_slice(&padded_ids).view([1, n + 5]),
-                &Tensor::from_slice(&padded_types).view([1, n + 5]),
-                Some(&Tensor::from_slice(&mask).view([1, n + 5])),
-                false,
-            )
-        });
-        let diff = (pooled_padded - &pooled).abs().max().double_value(&[]);
-        assert!(diff <= 1e-5, "masking changes the pooled output by {diff}");
+        // Both ways of treating pads: packed (only real tokens through the dense layers) and computed as the
+        // reference does.
+        for skip_padding in [true, false] {
+            model.skip_padding = skip_padding;
+            let (hidden_padded, pooled_padded) = tch::no_grad(|| {
+                model.encode(
+                    &Tensor::from_slice(&padded_ids).view([1, n + 5]),
+                    &Tensor::from_slice(&padded_types).view([1, n + 5]),
+                    Some(&Tensor::from_slice(&mask).view([1, n + 5])),
+                    false,
+                )
+            });
+            let diff = (pooled_padded - &pooled).abs().max().double_value(&[]);
+            assert!(
+                diff <= 1e-5,
+                "masking (skip_padding {skip_padding}) changes the pooled output by {diff}"
+            );
+            let diff = (hidden_padded.narrow(1, 0, n) - &hidden)
+                .abs()
+                .max()
+                .double_value(&[]);
+            assert!(
+                diff <= 1e-5,
+                "masking (skip_padding {skip_padding}) changes the hidden states by {diff}"
+            );
+        }
     }
 }
 

@@ -306,7 +306,26 @@ impl SweepRuntime {
                 || condition_on(s, status::SPEC_CHANGE_REFUSED)
                     == findings.refused_changes.is_empty()
         });
-        if acted || !ended.is_empty() || completed_now {
+        // Trials paused at a rung whose decision has now gone against them: nothing to stop, but news.
+        let settled: Vec<usize> = (0..self.state.trials.len())
+            .filter(|&i| {
+                self.state.trials[i].run == RunState::Paused
+                    && after.verdicts[i].phase == TrialPhase::Discarded
+                    && self
+                        .last_status
+                        .as_ref()
+                        .and_then(|s| s.trials.get(i))
+                        .is_none_or(|t| t.phase != TrialPhase::Discarded)
+            })
+            .collect();
+        for &i in &settled {
+            if let Some(reason) = &after.verdicts[i].reason {
+                let note = format!("{}: {}", self.state.plan.trials[i].name, reason.message());
+                self.pending_events
+                    .push(Pending::Event(EventType::Normal, "TrialDiscarded", note));
+            }
+        }
+        if acted || !ended.is_empty() || completed_now || !settled.is_empty() {
             self.unwritten = true;
             self.queue_events(&decisions, &ended);
             if completed_now {
