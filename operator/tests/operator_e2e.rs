@@ -588,6 +588,21 @@ async fn sweep_completes_with_the_offline_cut() -> Result<()> {
                     "no {reason} event among {events:?}"
                 );
             }
+            // One TrialStarted per Job created.
+            for job in seen.job_uids.keys() {
+                let started = events
+                    .iter()
+                    .filter(|(r, m)| {
+                        r == "TrialStarted"
+                            && (m.ends_with(&format!("Job {job}"))
+                                || m.contains(&format!("Job {job} ")))
+                    })
+                    .count();
+                ensure!(
+                    started == 1,
+                    "{job}: {started} TrialStarted events among {events:?}"
+                );
+            }
             // One TrialDiscarded per discarded trial, stopped while running or settled while paused at the rung.
             for name in &out {
                 let news: Vec<_> = events

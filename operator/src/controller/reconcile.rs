@@ -11,7 +11,7 @@ use crate::engine::state::SweepState;
 use crate::{manifest, report, scrape};
 use futures::StreamExt;
 use k8s_openapi::api::batch::v1::Job;
-use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::api::core::v1::{ObjectReference, Pod};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams, PropagationPolicy};
@@ -113,7 +113,9 @@ pub struct SweepRuntime {
 }
 
 enum Pending {
-    Event(EventType, &'static str, String),
+    /// Type, reason, note, and the trial's Job (events are aggregated by reason and related object, so each
+    /// trial's news needs its own).
+    Event(EventType, &'static str, String, Option<String>),
     /// Worded from the status written last (its best trial).
     SweepComplete,
 }
@@ -321,8 +323,12 @@ impl SweepRuntime {
         for &i in &settled {
             if let Some(reason) = &after.verdicts[i].reason {
                 let note = format!("{}: {}", self.state.plan.trials[i].name, reason.message());
-                self.pending_events
-                    .push(Pending::Event(EventType::Normal, "TrialDiscarded", note));
+                self.pending_events.push(Pending::Event(
+                    EventType::Normal,
+                    "TrialDiscarded",
+                    note,
+                    Some(self.job_of(i)),
+                ));
             }
         }
         if acted || !ended.is_empty() || completed_now || !settled.is_empty() {
@@ -346,8 +352,8 @@ impl SweepRuntime {
         self.delete_jobs(sweep, ctx, ns, &jobs, &index).await?;
         self.create_jobs(sweep, ctx, ns, &job_spec, &jobs).await?;
         for pending in std::mem::take(&mut self.pending_events) {
-            let (type_, reason, note) = match pending {
-                Pending::Event(type_, reason, note) => (type_, reason, note),
+            let (type_, reason, note, job) = match pending {
+                Pending::Event(type_, reason, note, job) => (type_, reason, note, job),
                 Pending::SweepComplete => {
                     let best = self
                         .last_status
@@ -363,10 +369,10 @@ impl SweepRuntime {
                             format!("all {n} trials ended; none trained to completion and was kept")
                         }
                     };
-                    (EventType::Normal, "SweepComplete", note)
+                    (EventType::Normal, "SweepComplete", note, None)
                 }
             };
-            publish(ctx, sweep, type_, reason, note).await;
+            publish(ctx, sweep, type_, reason, note, job.as_deref()).await;
         }
 
         if after.complete {
@@ -517,6 +523,7 @@ impl SweepRuntime {
                             "{}: weight-init seed {}, data-order seed {}, Job {name}{again}",
                             planned.name, planned.weight_init, planned.data_order
                         ),
+                        Some(&name),
                     )
                     .await;
                 }
@@ -528,6 +535,14 @@ impl SweepRuntime {
         Ok(())
     }
 
+    /// The Job of a trial's latest attempt.
+    fn job_of(&self, trial: usize) -> String {
+        job_name(
+            &self.state.plan.trials[trial].name,
+            self.state.trials[trial].attempts,
+        )
+    }
+
     fn queue_events(&mut self, decisions: &Decisions, ended: &[usize]) {
         let names = &self.state.plan.trials;
         let mut queue = Vec::new();
@@ -537,14 +552,19 @@ impl SweepRuntime {
                 _ => (EventType::Normal, "TrialDiscarded"),
             };
             let note = format!("{}: {}", names[*i].name, reason.message());
-            queue.push(Pending::Event(type_, why, note));
+            queue.push(Pending::Event(type_, why, note, Some(self.job_of(*i))));
         }
         for &i in &decisions.to_pause {
             let note = format!(
                 "{}: paused at the rung; in the top so far, trials still to come may beat it",
                 names[i].name
             );
-            queue.push(Pending::Event(EventType::Normal, "TrialPaused", note));
+            queue.push(Pending::Event(
+                EventType::Normal,
+                "TrialPaused",
+                note,
+                Some(self.job_of(i)),
+            ));
         }
         for &i in ended {
             let t = &self.state.trials[i];
@@ -571,7 +591,7 @@ impl SweepRuntime {
                 ),
                 _ => continue,
             };
-            queue.push(Pending::Event(type_, why, note));
+            queue.push(Pending::Event(type_, why, note, Some(self.job_of(i))));
         }
         self.pending_events.extend(queue);
     }
@@ -763,13 +783,21 @@ async fn write_invalid(sweep: &SeedSweep, ctx: &Context, errors: &[String]) -> R
         EventType::Warning,
         "InvalidSpec",
         errors.join("; "),
+        None,
     )
     .await;
     Ok(())
 }
 
 /// Events are for people; failing to publish one never fails a reconciliation.
-async fn publish(ctx: &Context, sweep: &SeedSweep, type_: EventType, reason: &str, note: String) {
+async fn publish(
+    ctx: &Context,
+    sweep: &SeedSweep,
+    type_: EventType,
+    reason: &str,
+    note: String,
+    job: Option<&str>,
+) {
     let mut note = note;
     if note.len() > 1000 {
         let mut cut = 1000;
@@ -783,7 +811,13 @@ async fn publish(ctx: &Context, sweep: &SeedSweep, type_: EventType, reason: &st
         reason: reason.into(),
         note: Some(note),
         action: reason.into(),
-        secondary: None,
+        secondary: job.map(|name| ObjectReference {
+            api_version: Some("batch/v1".into()),
+            kind: Some("Job".into()),
+            name: Some(name.into()),
+            namespace: sweep.metadata.namespace.clone(),
+            ..ObjectReference::default()
+        }),
     };
     if let Err(e) = ctx.recorder.publish(&event, &sweep.object_ref(&())).await {
         tracing::warn!(sweep = %sweep.name_any(), "publishing event {reason}: {e}");
