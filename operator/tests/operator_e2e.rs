@@ -325,8 +325,15 @@ impl Operator {
         Ok(Operator { child, log })
     }
 
-    /// The operator's /metrics, from the address it logged.
+    /// The operator's /metrics.
     async fn metrics(&self) -> Result<String> {
+        let (status, body) = self.get("/metrics").await?;
+        ensure!(status == 200, "/metrics answered {status}");
+        Ok(body)
+    }
+
+    /// GET on the operator's own HTTP endpoint, at the address it logged.
+    async fn get(&self, path: &str) -> Result<(u16, String)> {
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             let log = std::fs::read_to_string(&self.log)?;
@@ -335,10 +342,9 @@ impl Operator {
                 .find_map(|l| l.split("on http://").nth(1))
                 .map(|rest| rest.split_whitespace().next().unwrap_or(rest).to_string())
             {
-                return Ok(reqwest::get(format!("http://{url}/metrics"))
-                    .await?
-                    .text()
-                    .await?);
+                let response = reqwest::get(format!("http://{url}{path}")).await?;
+                let status = response.status().as_u16();
+                return Ok((status, response.text().await?));
             }
             ensure!(
                 Instant::now() < deadline,
@@ -613,6 +619,9 @@ async fn sweep_completes_with_the_offline_cut() -> Result<()> {
                 ensure!(news[0].1.contains("cut-off"), "{news:?}");
             }
 
+            ensure!(op.get("/healthz").await?.0 == 200);
+            ensure!(op.get("/readyz").await?.0 == 200);
+            ensure!(op.get("/nothing").await?.0 == 404);
             let metrics = op.metrics().await?;
             for line in [
                 "seedsweep_operator_jobs_deleted_total{",
@@ -663,7 +672,7 @@ async fn killing_the_leader_changes_no_decision() -> Result<()> {
                 },
             )
             .await?;
-            let _b = Operator::start(s, "b", &kubeconfig, &t.trainer_command)?;
+            let b = Operator::start(s, "b", &kubeconfig, &t.trainer_command)?;
             let stop = Arc::new(AtomicBool::new(false));
             let watcher = monitor(s, Arc::clone(&stop));
             s.create_sweep(&sweep_yaml("restart", &t, &shape)).await?;
@@ -681,6 +690,13 @@ async fn killing_the_leader_changes_no_decision() -> Result<()> {
             )
             .await?;
             let before = s.status("restart").await?;
+            // The standby has done nothing so far.
+            let standby = std::fs::read_to_string(&b.log)?;
+            ensure!(standby.contains("standing by"), "{standby}");
+            ensure!(
+                !standby.contains("starting") && !standby.contains("resuming"),
+                "{standby}"
+            );
             a.kill();
             wait_for(
                 &leases,
