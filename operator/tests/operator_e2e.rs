@@ -19,6 +19,7 @@ use k8s_openapi::api::core::v1::{Event, Pod};
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use kube::{Client, ResourceExt};
 use seedsweep_crds::sweep::{SeedSweep, SeedSweepStatus, SweepPhase, TrialPhase};
+use seedsweep_operator::controller::reconcile::is_finished;
 use seedsweep_tests::helpers::{apply_crd_yaml, create_namespace, delete_namespace, wait_for};
 use seedsweep_tests::{TestCluster, shared};
 use std::collections::{BTreeMap, BTreeSet};
@@ -396,7 +397,7 @@ fn monitor(s: &Scenario, stop: Arc<AtomicBool>) -> tokio::task::JoinHandle<Resul
                     .insert(j.uid().unwrap_or_default());
                 if j.metadata.deletion_timestamp.is_some() {
                     seen.deleted.insert(j.name_any());
-                } else if !finished(j) {
+                } else if !is_finished(j) {
                     active += 1;
                 }
             }
@@ -413,16 +414,6 @@ fn monitor(s: &Scenario, stop: Arc<AtomicBool>) -> tokio::task::JoinHandle<Resul
         }
         Ok(seen)
     })
-}
-
-fn finished(job: &Job) -> bool {
-    job.status
-        .as_ref()
-        .and_then(|s| s.conditions.as_ref())
-        .is_some_and(|cs| {
-            cs.iter()
-                .any(|c| (c.type_ == "Complete" || c.type_ == "Failed") && c.status == "True")
-        })
 }
 
 /// The offline top-`keep` at rung 0 from the recorded rung scores (ties: earlier in launch order), and the rest.
@@ -444,6 +435,28 @@ fn offline_cut(status: &SeedSweepStatus, keep: usize) -> (BTreeSet<String>, BTre
     let kept = ranked.iter().take(keep).map(|r| r.2.to_string()).collect();
     let out = ranked.iter().skip(keep).map(|r| r.2.to_string()).collect();
     (kept, out)
+}
+
+/// The sweep succeeded, and the trials kept and discarded are the offline top-`keep` and the rest.
+fn succeeded_with_the_offline_cut(
+    status: &SeedSweepStatus,
+    keep: usize,
+) -> Result<(BTreeSet<String>, BTreeSet<String>)> {
+    ensure!(
+        status.phase == SweepPhase::Succeeded,
+        "phase {:?}",
+        status.phase
+    );
+    let (kept, out) = offline_cut(status, keep);
+    ensure!(
+        names_in(status, TrialPhase::Succeeded) == kept,
+        "kept {kept:?}: {status:#?}"
+    );
+    ensure!(
+        names_in(status, TrialPhase::Discarded) == out,
+        "discarded {out:?}: {status:#?}"
+    );
+    Ok((kept, out))
 }
 
 fn names_in(status: &SeedSweepStatus, phase: TrialPhase) -> BTreeSet<String> {
@@ -519,20 +532,7 @@ async fn sweep_completes_with_the_offline_cut() -> Result<()> {
             stop.store(true, Ordering::Relaxed);
             let seen = watcher.await??;
 
-            ensure!(
-                status.phase == SweepPhase::Succeeded,
-                "phase {:?}",
-                status.phase
-            );
-            let (kept, out) = offline_cut(&status, 1);
-            ensure!(
-                names_in(&status, TrialPhase::Succeeded) == kept,
-                "kept {kept:?}: {status:#?}"
-            );
-            ensure!(
-                names_in(&status, TrialPhase::Discarded) == out,
-                "discarded {out:?}: {status:#?}"
-            );
+            let (kept, out) = succeeded_with_the_offline_cut(&status, 1)?;
             for t in &status.trials {
                 ensure!(
                     t.phase != TrialPhase::Succeeded || t.final_score.is_some(),
@@ -715,20 +715,7 @@ async fn killing_the_leader_changes_no_decision() -> Result<()> {
             stop.store(true, Ordering::Relaxed);
             let seen = watcher.await??;
 
-            ensure!(
-                status.phase == SweepPhase::Succeeded,
-                "phase {:?}",
-                status.phase
-            );
-            let (kept, out) = offline_cut(&status, 1);
-            ensure!(
-                names_in(&status, TrialPhase::Succeeded) == kept,
-                "{status:#?}"
-            );
-            ensure!(
-                names_in(&status, TrialPhase::Discarded) == out,
-                "{status:#?}"
-            );
+            succeeded_with_the_offline_cut(&status, 1)?;
             // What was on record before the kill stands.
             for (old, new) in before.trials.iter().zip(&status.trials) {
                 for r in &old.rungs {

@@ -693,7 +693,8 @@ fn parse_summary(message: &str) -> Option<Box<TrialSummary>> {
     serde_json::from_str(message.trim()).ok()
 }
 
-fn is_finished(job: &Job) -> bool {
+/// A Job that has ended, one way or the other.
+pub fn is_finished(job: &Job) -> bool {
     job.status
         .as_ref()
         .and_then(|s| s.conditions.as_ref())
