@@ -19,10 +19,11 @@ use seedsweep_crds::sweep::{
 use seedsweep_crds::trainer::{EvalPoint, Outcome, TERMINATION_LOG_LIMIT, TrialSummary};
 use seedsweep_operator::controller::job::{self, TrainerImage, build_job, job_identity};
 use seedsweep_operator::controller::persist;
-use seedsweep_operator::controller::reconcile::{JobOutcome, job_outcome, refused_changes};
+use seedsweep_operator::controller::reconcile::{JobOutcome, job_outcome};
 use seedsweep_operator::controller::status::{self, Findings};
 use seedsweep_operator::engine::plan::plan;
 use seedsweep_operator::engine::state::SweepState;
+use seedsweep_operator::engine::state::plan_changes;
 use seedsweep_operator::manifest;
 use seedsweep_operator::scrape::TrainerSnapshot;
 use std::collections::BTreeSet;
@@ -748,7 +749,7 @@ fn false_conditions_do_not_end_a_job() {
 }
 
 // ---------------------------------------------------------------------------------------------------------------
-// refused_changes
+// plan_changes
 
 const PLAN_MANIFEST: &str = r#"
 apiVersion: seedsweep.dev/v1alpha1
@@ -779,8 +780,8 @@ fn parallelism_backoff_and_template_changes_are_taken() {
         .node_selector
         .insert("pool".into(), "gpu".into());
     live.trial_template.extra_args = vec!["--verbose".into()];
-    assert_eq!(refused_changes(&planned, &live), Vec::<String>::new());
-    assert_eq!(refused_changes(&planned, &planned), Vec::<String>::new());
+    assert_eq!(plan_changes(&planned, &live), Vec::<String>::new());
+    assert_eq!(plan_changes(&planned, &planned), Vec::<String>::new());
 }
 
 #[test]
@@ -789,7 +790,7 @@ fn plan_changes_are_refused_by_field() {
     let one = |change: &dyn Fn(&mut SeedSweepSpec)| {
         let mut live = planned.clone();
         change(&mut live);
-        refused_changes(&planned, &live)
+        plan_changes(&planned, &live)
     };
     assert_eq!(
         one(&|s| s.seeds.weight_init.as_mut().unwrap().count = Some(3)),
@@ -817,13 +818,13 @@ fn spelling_out_the_default_objective_is_no_change() {
     let planned = plan_spec();
     let mut live = planned.clone();
     live.objective = Some(planned.objective());
-    assert_eq!(refused_changes(&planned, &live), Vec::<String>::new());
+    assert_eq!(plan_changes(&planned, &live), Vec::<String>::new());
     let mut other = planned.clone();
     other.objective = Some(seedsweep_crds::sweep::ObjectiveSpec {
         metric: seedsweep_crds::MetricName::F1,
         direction: Default::default(),
     });
-    assert_eq!(refused_changes(&planned, &other), ["spec.objective"]);
+    assert_eq!(plan_changes(&planned, &other), ["spec.objective"]);
 }
 
 // ---------------------------------------------------------------------------------------------------------------

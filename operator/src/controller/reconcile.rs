@@ -7,7 +7,7 @@ use super::job::{
 use super::status::{self, Findings};
 use super::{Context, Error, persist};
 use crate::engine::policy::{Decisions, RunState};
-use crate::engine::state::SweepState;
+use crate::engine::state::{SweepState, plan_changes};
 use crate::{manifest, report, scrape};
 use futures::StreamExt;
 use k8s_openapi::api::batch::v1::Job;
@@ -174,7 +174,7 @@ impl SweepRuntime {
             job_spec.parallelism = sweep.spec.parallelism;
             job_spec.backoff_limit = sweep.spec.backoff_limit;
             job_spec.trial_template = sweep.spec.trial_template.clone();
-            findings.refused_changes = refused_changes(&self.spec, &sweep.spec);
+            findings.refused_changes = plan_changes(&self.spec, &sweep.spec);
         } else {
             findings.refused_changes = live_errors
                 .iter()
@@ -282,15 +282,7 @@ impl SweepRuntime {
 
         // Decide, and record the decisions before acting on them.
         let decisions = self.state.decide(&rules);
-        for (i, reason) in &decisions.to_stop {
-            self.state.mark_stopped(*i, reason.clone());
-        }
-        for &i in &decisions.to_pause {
-            self.state.mark_paused(i);
-        }
-        for &i in &decisions.to_start {
-            self.state.mark_started(i);
-        }
+        self.state.apply(&decisions);
         let acted = !(decisions.to_stop.is_empty()
             && decisions.to_pause.is_empty()
             && decisions.to_start.is_empty());
@@ -415,24 +407,11 @@ impl SweepRuntime {
         self.unwritten = false;
         let name = sweep.name_any();
         let m = &ctx.metrics;
-        let c = &status.counts;
-        let running_or_waiting: u32 = status
-            .trials
-            .iter()
-            .filter(|t| t.phase == TrialPhase::AwaitingDecision)
-            .count() as u32;
-        for (phase, n) in status::PHASES.iter().zip([
-            c.pending,
-            c.running - running_or_waiting.min(c.running),
-            running_or_waiting,
-            c.succeeded,
-            c.discarded,
-            c.diverged,
-            c.failed,
-        ]) {
+        for phase in status::PHASES {
+            let n = status.trials.iter().filter(|t| t.phase == phase).count();
             m.trials
-                .with_label_values(&[ns, &name, phase])
-                .set(i64::from(n));
+                .with_label_values(&[ns, &name, &format!("{phase:?}")])
+                .set(n as i64);
         }
         if let Some(b) = &status.best_trial {
             m.best_score.with_label_values(&[ns, &name]).set(b.score);
@@ -709,24 +688,6 @@ fn condition_on(status: &SeedSweepStatus, type_: &str) -> bool {
         .conditions
         .iter()
         .any(|c| c.type_ == type_ && c.status == "True")
-}
-
-/// Fields whose change would change the plan or its decisions: the sweep keeps the values it started with.
-pub fn refused_changes(planned: &SeedSweepSpec, live: &SeedSweepSpec) -> Vec<String> {
-    let mut changed = Vec::new();
-    let mut check = |field: &str, same: bool| {
-        if !same {
-            changed.push(format!("spec.{field}"));
-        }
-    };
-    check("task", planned.task == live.task);
-    check("model", planned.model == live.model);
-    check("seeds", planned.seeds == live.seeds);
-    check("training", planned.training == live.training);
-    check("objective", planned.objective() == live.objective());
-    check("earlyDiscard", planned.early_discard == live.early_discard);
-    check("divergence", planned.divergence == live.divergence);
-    changed
 }
 
 fn background() -> DeleteParams {

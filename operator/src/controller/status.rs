@@ -1,7 +1,7 @@
 //! Conditions of a sweep, from what the reconciler found. Pure: the reconciler writes them.
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
-use seedsweep_crds::sweep::{SeedSweepStatus, SweepPhase};
+use seedsweep_crds::sweep::{SeedSweepStatus, SweepPhase, TrialPhase};
 
 pub const READY: &str = "Ready";
 pub const PROGRESSING: &str = "Progressing";
@@ -11,15 +11,15 @@ pub const INVALID: &str = "Invalid";
 pub const METRICS_UNAVAILABLE: &str = "MetricsUnavailable";
 pub const SPEC_CHANGE_REFUSED: &str = "SpecChangeRefused";
 
-/// Trial phases as the operator's `seedsweep_operator_trials` metric labels them.
-pub const PHASES: [&str; 7] = [
-    "Pending",
-    "Running",
-    "AwaitingDecision",
-    "Succeeded",
-    "Discarded",
-    "Diverged",
-    "Failed",
+/// Every trial phase, for the operator's `seedsweep_operator_trials` metric.
+pub const PHASES: [TrialPhase; 7] = [
+    TrialPhase::Pending,
+    TrialPhase::Running,
+    TrialPhase::AwaitingDecision,
+    TrialPhase::Succeeded,
+    TrialPhase::Discarded,
+    TrialPhase::Diverged,
+    TrialPhase::Failed,
 ];
 
 /// What the conditions are computed from.

@@ -134,7 +134,8 @@ impl Metrics {
     /// Forgets a deleted sweep's series.
     pub fn forget_sweep(&self, namespace: &str, sweep: &str) {
         for phase in super::status::PHASES {
-            let _ = self.trials.remove_label_values(&[namespace, sweep, phase]);
+            let phase = format!("{phase:?}");
+            let _ = self.trials.remove_label_values(&[namespace, sweep, &phase]);
         }
         let _ = self.best_score.remove_label_values(&[namespace, sweep]);
     }

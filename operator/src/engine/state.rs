@@ -158,6 +158,20 @@ impl SweepState {
         t.stop_reason = Some(reason);
     }
 
+    /// Records what the executor is about to do for `decisions`: stops, pauses and launches. Executors call this
+    /// before acting, so what they persist never lags behind what they did.
+    pub fn apply(&mut self, decisions: &Decisions) {
+        for (i, reason) in &decisions.to_stop {
+            self.mark_stopped(*i, reason.clone());
+        }
+        for &i in &decisions.to_pause {
+            self.mark_paused(i);
+        }
+        for &i in &decisions.to_start {
+            self.mark_started(i);
+        }
+    }
+
     /// Records a scrape. Returns whether it brought a new evaluation.
     pub fn observe(&mut self, trial: usize, snap: &TrainerSnapshot) -> bool {
         let t = &mut self.trials[trial];
@@ -376,4 +390,23 @@ pub struct Report {
     pub counts: TrialCounts,
     pub best: Option<BestTrial>,
     pub statistics: SweepStatistics,
+}
+
+/// The spec fields whose change would change a sweep's plan or its decisions (anything but parallelism,
+/// backoffLimit and the pod template). Both executors keep the plan they started with when these differ.
+pub fn plan_changes(planned: &SeedSweepSpec, live: &SeedSweepSpec) -> Vec<String> {
+    let mut changed = Vec::new();
+    let mut check = |field: &str, same: bool| {
+        if !same {
+            changed.push(format!("spec.{field}"));
+        }
+    };
+    check("task", planned.task == live.task);
+    check("model", planned.model == live.model);
+    check("seeds", planned.seeds == live.seeds);
+    check("training", planned.training == live.training);
+    check("objective", planned.objective() == live.objective());
+    check("earlyDiscard", planned.early_discard == live.early_discard);
+    check("divergence", planned.divergence == live.divergence);
+    changed
 }

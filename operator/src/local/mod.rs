@@ -7,14 +7,14 @@ pub mod process;
 pub mod store;
 
 use crate::engine::policy::{Decisions, RunState};
-use crate::engine::state::SweepState;
+use crate::engine::state::{SweepState, plan_changes};
 use crate::report;
 use crate::scrape;
 use crate::trainer_args::{TrialPaths, trainer_args};
 use anyhow::{Context, bail};
 use display::Display;
 use process::{Launch, TrainerProcess};
-use seedsweep_crds::sweep::{SeedSweep, SeedSweepSpec};
+use seedsweep_crds::sweep::SeedSweep;
 use seedsweep_crds::trainer::TrialSummary;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -106,7 +106,8 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<Outcome> {
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         let decisions = state.decide(&rules);
-        apply_stops(&mut state, &decisions, &mut running, &mut display);
+        state.apply(&decisions);
+        stop_trials(&state, &decisions, &mut running, &mut display);
         if decisions.complete && running.is_empty() {
             store.save(&spec, &state)?;
             let status = report::status(&state, &decisions);
@@ -153,7 +154,6 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<Outcome> {
                 },
                 summary_path,
             )?;
-            state.mark_started(i);
             display.started(&state, i);
             running.insert(i, proc);
         }
@@ -233,8 +233,9 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<Outcome> {
     }
 }
 
-fn apply_stops(
-    state: &mut SweepState,
+/// SIGTERM to the trainers the decisions stop or pause (already recorded in the state).
+fn stop_trials(
+    state: &SweepState,
     decisions: &Decisions,
     running: &mut BTreeMap<usize, TrainerProcess>,
     display: &mut Display,
@@ -244,7 +245,6 @@ fn apply_stops(
             proc.terminate();
         }
         display.stopping(state, *i, reason);
-        state.mark_stopped(*i, reason.clone());
     }
     for &i in &decisions.to_pause {
         if let Some(proc) = running.get_mut(&i) {
@@ -254,33 +254,31 @@ fn apply_stops(
             "{}: paused at the rung: in the top so far, but trials still to come may beat it",
             state.plan.trials[i].name
         ));
-        state.mark_paused(i);
     }
 }
 
-/// Loads the sweep's state, or starts it. A state directory that holds another plan is refused, so a changed
-/// manifest never mixes with old results.
+/// Loads the sweep's state, or starts it. A state directory that holds another plan (or settings that would change
+/// its decisions) is refused, so a changed manifest never mixes with old results; parallelism may change.
 fn resume_or_start(store: &Store, sweep: &SeedSweep) -> anyhow::Result<SweepState> {
     let name = sweep.metadata.name.clone().unwrap_or_default();
     let fresh = SweepState::new(&name, &sweep.spec);
-    match store.load()? {
-        None => Ok(fresh),
-        Some(p) if p.state.plan == fresh.plan && same_training(&p.spec, &sweep.spec) => Ok(p.state),
-        Some(p) => bail!(
-            "the state directory {} holds sweep {:?} with a different plan or training settings; pass another \
-             --state-dir (or delete that one) to start afresh",
-            store.dir().display(),
-            p.state.name
-        ),
+    let Some(p) = store.load()? else {
+        return Ok(fresh);
+    };
+    let mut changes = plan_changes(&p.spec, &sweep.spec);
+    if p.state.plan != fresh.plan && changes.is_empty() {
+        changes.push("the plan".into());
     }
-}
-
-/// Everything that shapes a trial's training must be unchanged for old results to stand; parallelism may change.
-fn same_training(a: &SeedSweepSpec, b: &SeedSweepSpec) -> bool {
-    a.task == b.task
-        && a.model == b.model
-        && a.training == b.training
-        && a.objective() == b.objective()
+    if changes.is_empty() {
+        return Ok(p.state);
+    }
+    bail!(
+        "the state directory {} holds sweep {:?} started with other settings ({} changed); pass another \
+         --state-dir (or delete that one) to start afresh",
+        store.dir().display(),
+        p.state.name,
+        changes.join(", ")
+    )
 }
 
 fn resolve(base: &Path, path: &str, field: &str) -> anyhow::Result<PathBuf> {
