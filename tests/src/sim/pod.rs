@@ -22,7 +22,7 @@ use super::ip::IpPool;
 use super::plan::{ProcessPlan, plan_container};
 use super::process::{self, Process};
 use super::status::{
-    ContainerView, MAX_TERMINATION_MESSAGE, PodView, RunState, Termination, build_status,
+    ContainerView, MAX_TERMINATION_MESSAGE, PodView, ProcessState, Termination, build_status,
     is_terminal, termination_message,
 };
 
@@ -252,7 +252,7 @@ impl Worker {
                     };
                     (
                         Some(plan),
-                        RunState::Waiting {
+                        ProcessState::Waiting {
                             reason: reason.into(),
                             message: None,
                         },
@@ -261,7 +261,7 @@ impl Worker {
                 // The kubelet keeps such containers waiting (the pod stays Pending) with this reason.
                 Err(e) => (
                     None,
-                    RunState::Waiting {
+                    ProcessState::Waiting {
                         reason: "CreateContainerConfigError".into(),
                         message: Some(format!("{e:#}")),
                     },
@@ -295,7 +295,7 @@ impl Worker {
             return;
         }
         let pending_init = self.slots.iter().position(|s| {
-            s.init && !matches!(&s.view.state, RunState::Terminated(t) if t.exit_code == 0)
+            s.init && !matches!(&s.view.state, ProcessState::Terminated(t) if t.exit_code == 0)
         });
         if let Some(i) = pending_init {
             if self.slots[i].generation == 0 {
@@ -335,7 +335,7 @@ impl Worker {
         let started_at = Timestamp::now();
         match process::spawn(plan) {
             Ok((proc_, mut child)) => {
-                slot.view.state = RunState::Running { started_at };
+                slot.view.state = ProcessState::Running { started_at };
                 slot.view.container_id = Some(format!("sim://{}", proc_.pid));
                 slot.process = Some(proc_);
                 let tx = self.exits_tx.clone();
@@ -357,7 +357,7 @@ impl Worker {
                 // What containerd reports when the entrypoint cannot be started.
                 let mut t = Termination::new(128, None, Some(format!("{e:#}")), started_at);
                 t.reason = "StartError".into();
-                slot.view.state = RunState::Terminated(t);
+                slot.view.state = ProcessState::Terminated(t);
                 self.after_termination(index);
             }
         }
@@ -372,7 +372,7 @@ impl Worker {
             .and_then(|s| s.restart_policy.clone())
             .unwrap_or_else(|| "Always".into());
         let slot = &mut self.slots[index];
-        let RunState::Terminated(t) = &slot.view.state else {
+        let ProcessState::Terminated(t) = &slot.view.state else {
             return;
         };
         // Init containers are retried on failure under both OnFailure and Always, never after success.
@@ -386,7 +386,7 @@ impl Worker {
         if restart {
             slot.view.last_termination = Some(t.clone());
             slot.view.restart_count += 1;
-            slot.view.state = RunState::Waiting {
+            slot.view.state = ProcessState::Waiting {
                 reason: "CrashLoopBackOff".into(),
                 message: None,
             };
@@ -408,7 +408,7 @@ impl Worker {
         proc_.reap();
         let (code, signal) = process::exit_code(exit.status);
         let started_at = match slot.view.state {
-            RunState::Running { started_at } => started_at,
+            ProcessState::Running { started_at } => started_at,
             _ => Timestamp::now(),
         };
         let message = slot.plan.as_ref().and_then(|plan| {
@@ -421,7 +421,7 @@ impl Worker {
             termination_message(&file, &log, code, plan.fallback_to_logs)
         });
         info!(pod = %self.name, container = %slot.view.name, code, "container exited");
-        slot.view.state = RunState::Terminated(Termination::new(code, signal, message, started_at));
+        slot.view.state = ProcessState::Terminated(Termination::new(code, signal, message, started_at));
         self.after_termination(exit.index);
         self.advance();
         self.report().await;

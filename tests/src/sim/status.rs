@@ -47,7 +47,7 @@ impl Termination {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum RunState {
+pub enum ProcessState {
     /// Not started yet, or waiting for a restart; the reason is what `kubectl get pods` shows.
     Waiting {
         reason: String,
@@ -63,7 +63,7 @@ pub enum RunState {
 pub struct ContainerView {
     pub name: String,
     pub image: String,
-    pub state: RunState,
+    pub state: ProcessState,
     pub restart_count: i32,
     pub last_termination: Option<Termination>,
     /// A stable id for the process (`sim://<pid>`), so clients can tell restarts apart.
@@ -81,7 +81,7 @@ pub struct PodView {
 }
 
 fn succeeded(c: &ContainerView) -> bool {
-    matches!(&c.state, RunState::Terminated(t) if t.exit_code == 0)
+    matches!(&c.state, ProcessState::Terminated(t) if t.exit_code == 0)
 }
 
 impl PodView {
@@ -95,7 +95,7 @@ impl PodView {
         if self
             .init_containers
             .iter()
-            .any(|c| matches!(&c.state, RunState::Terminated(t) if t.exit_code != 0))
+            .any(|c| matches!(&c.state, ProcessState::Terminated(t) if t.exit_code != 0))
         {
             return "Failed";
         }
@@ -105,7 +105,7 @@ impl PodView {
         let all_terminated = self
             .containers
             .iter()
-            .all(|c| matches!(c.state, RunState::Terminated(_)));
+            .all(|c| matches!(c.state, ProcessState::Terminated(_)));
         if self.containers.is_empty() {
             return "Pending";
         }
@@ -113,13 +113,13 @@ impl PodView {
             let all_ok = self
                 .containers
                 .iter()
-                .all(|c| matches!(&c.state, RunState::Terminated(t) if t.exit_code == 0));
+                .all(|c| matches!(&c.state, ProcessState::Terminated(t) if t.exit_code == 0));
             return if all_ok { "Succeeded" } else { "Failed" };
         }
         let anything_started = self
             .containers
             .iter()
-            .any(|c| !matches!(c.state, RunState::Waiting { .. }) || c.restart_count > 0);
+            .any(|c| !matches!(c.state, ProcessState::Waiting { .. }) || c.restart_count > 0);
         if anything_started {
             "Running"
         } else {
@@ -145,22 +145,22 @@ fn term_state(t: &Termination, container_id: Option<&String>) -> ContainerState 
 
 fn container_status(c: &ContainerView) -> ContainerStatus {
     let state = match &c.state {
-        RunState::Waiting { reason, message } => ContainerState {
+        ProcessState::Waiting { reason, message } => ContainerState {
             waiting: Some(ContainerStateWaiting {
                 reason: Some(reason.clone()),
                 message: message.clone(),
             }),
             ..Default::default()
         },
-        RunState::Running { started_at } => ContainerState {
+        ProcessState::Running { started_at } => ContainerState {
             running: Some(ContainerStateRunning {
                 started_at: Some(Time(*started_at)),
             }),
             ..Default::default()
         },
-        RunState::Terminated(t) => term_state(t, c.container_id.as_ref()),
+        ProcessState::Terminated(t) => term_state(t, c.container_id.as_ref()),
     };
-    let running = matches!(c.state, RunState::Running { .. });
+    let running = matches!(c.state, ProcessState::Running { .. });
     ContainerStatus {
         name: c.name.clone(),
         image: c.image.clone(),
@@ -207,7 +207,7 @@ pub fn build_status(previous: Option<&PodStatus>, view: &PodView, now: Timestamp
         && view
             .containers
             .iter()
-            .all(|c| matches!(c.state, RunState::Running { .. }));
+            .all(|c| matches!(c.state, ProcessState::Running { .. }));
     let not_ready_reason = if phase == "Succeeded" || phase == "Failed" {
         "PodCompleted"
     } else {
@@ -297,7 +297,7 @@ mod tests {
         Timestamp::from_second(1_700_000_000 + secs).unwrap()
     }
 
-    fn view(states: Vec<RunState>) -> PodView {
+    fn view(states: Vec<ProcessState>) -> PodView {
         PodView {
             pod_ip: "127.5.0.2".into(),
             host_ip: "127.0.0.1".into(),
@@ -318,8 +318,8 @@ mod tests {
         }
     }
 
-    fn term(code: i32, msg: Option<&str>) -> RunState {
-        RunState::Terminated(Termination {
+    fn term(code: i32, msg: Option<&str>) -> ProcessState {
+        ProcessState::Terminated(Termination {
             exit_code: code,
             signal: None,
             reason: if code == 0 {
@@ -335,17 +335,17 @@ mod tests {
 
     #[test]
     fn phases() {
-        let waiting = RunState::Waiting {
+        let waiting = ProcessState::Waiting {
             reason: "ContainerCreating".into(),
             message: None,
         };
         assert_eq!(view(vec![waiting.clone()]).phase(), "Pending");
         assert_eq!(
-            view(vec![RunState::Running { started_at: ts(1) }, waiting]).phase(),
+            view(vec![ProcessState::Running { started_at: ts(1) }, waiting]).phase(),
             "Running"
         );
         assert_eq!(
-            view(vec![RunState::Running { started_at: ts(1) }, term(0, None)]).phase(),
+            view(vec![ProcessState::Running { started_at: ts(1) }, term(0, None)]).phase(),
             "Running"
         );
         assert_eq!(
@@ -359,7 +359,7 @@ mod tests {
     fn running_status_has_ips_and_ready() {
         let status = build_status(
             None,
-            &view(vec![RunState::Running { started_at: ts(1) }]),
+            &view(vec![ProcessState::Running { started_at: ts(1) }]),
             ts(5),
         );
         assert_eq!(status.phase.as_deref(), Some("Running"));
@@ -392,7 +392,7 @@ mod tests {
     fn terminated_status_and_stable_conditions() {
         let mut previous = build_status(
             None,
-            &view(vec![RunState::Running { started_at: ts(1) }]),
+            &view(vec![ProcessState::Running { started_at: ts(1) }]),
             ts(5),
         );
         previous
@@ -464,12 +464,12 @@ mod tests {
 
     #[test]
     fn init_containers_gate_the_pod() {
-        let waiting = RunState::Waiting {
+        let waiting = ProcessState::Waiting {
             reason: "PodInitializing".into(),
             message: None,
         };
         let mut v = view(vec![waiting.clone()]);
-        v.init_containers = view(vec![RunState::Running { started_at: ts(1) }]).containers;
+        v.init_containers = view(vec![ProcessState::Running { started_at: ts(1) }]).containers;
         assert_eq!(v.phase(), "Pending");
         let status = build_status(None, &v, ts(3));
         let init = status
@@ -489,7 +489,7 @@ mod tests {
         );
 
         v.init_containers[0].state = term(0, None);
-        v.containers[0].state = RunState::Running { started_at: ts(2) };
+        v.containers[0].state = ProcessState::Running { started_at: ts(2) };
         assert_eq!(v.phase(), "Running");
         assert!(v.initialized());
 
