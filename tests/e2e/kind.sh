@@ -74,8 +74,14 @@ helm install seedsweep charts/seedsweep -n "$NS" --create-namespace --wait --tim
     --set image.repository=seedsweep-operator --set image.tag=kind --set image.pullPolicy=Never \
     --set trainer.image="$TRAINER_IMAGE" --set scrape.interval=2 --set statusInterval=5 --set logging.format=text
 kubectl -n "$NS" rollout status deployment/seedsweep --timeout=120s
-kubectl -n "$NS" get lease seedsweep-operator -o jsonpath='{.spec.holderIdentity}' | grep -q seedsweep \
-    || { log "no replica holds the lease"; exit 1; }
+holder=
+for _ in $(seq 60); do
+    holder=$(kubectl -n "$NS" get lease seedsweep-operator -o jsonpath='{.spec.holderIdentity}' 2>/dev/null || true)
+    [[ $holder == seedsweep-* ]] && break
+    sleep 2
+done
+[[ $holder == seedsweep-* ]] || { log "no replica holds the lease"; exit 1; }
+log "leader: $holder"
 
 # 5. Model and data onto the PVC, then the sweep.
 log "filling the data PVC"
