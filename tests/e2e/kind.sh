@@ -90,7 +90,14 @@ kubectl -n "$SWEEP_NS" apply -f examples/kind/data.yaml
 kubectl -n "$SWEEP_NS" wait --for=condition=complete job/seedsweep-fill-data --timeout=300s
 log "running examples/kind/sweep.yaml"
 kubectl -n "$SWEEP_NS" apply -f examples/kind/sweep.yaml
-kubectl -n "$SWEEP_NS" wait ssw/mrpc-kind --for=jsonpath='{.status.phase}'=Complete --timeout=1200s
+phase=
+for _ in $(seq 600); do
+    phase=$(kubectl -n "$SWEEP_NS" get ssw mrpc-kind -o jsonpath='{.status.phase}')
+    [[ $phase == Succeeded || $phase == Failed || $phase == Invalid ]] && break
+    sleep 2
+done
+log "sweep phase: $phase"
+[[ $phase == Succeeded ]] || { log "the sweep did not succeed"; exit 1; }
 
 # 6. The outcome: 4 trials, the rung kept 1, so 3 discarded and 1 trained to completion with a score.
 field() { kubectl -n "$SWEEP_NS" get ssw mrpc-kind -o jsonpath="$1"; }
