@@ -111,22 +111,44 @@ impl Refs {
     fn key(
         &self,
         secret: bool,
+        namespace: &str,
         name: &str,
         key: &str,
         optional: Option<bool>,
     ) -> Result<Option<String>> {
-        let (kind, objects) = if secret {
-            ("secret", &self.secrets)
+        let objects = if secret {
+            &self.secrets
         } else {
-            ("configmap", &self.config_maps)
+            &self.config_maps
         };
         match objects.get(name).map(|data| data.get(key)) {
             Some(Some(bytes)) => Ok(Some(String::from_utf8_lossy(bytes).into_owned())),
             // Optional references to a missing object or key leave the variable unset, like the kubelet.
             _ if optional == Some(true) => Ok(None),
-            None => bail!("{kind} {name:?} not found"),
-            Some(None) => bail!("key {key:?} not found in {kind} {name:?}"),
+            None => Err(MissingRef::object(secret, name).into()),
+            Some(None) => {
+                let kind = if secret { "Secret" } else { "ConfigMap" };
+                Err(MissingRef(format!(
+                    "couldn't find key {key} in {kind} {namespace}/{name}"
+                ))
+                .into())
+            }
         }
+    }
+}
+
+/// A ConfigMap/Secret (or one of its keys) a container's environment needs does not exist. The message is the
+/// kubelet's (`secret "x" not found`, `couldn't find key k in Secret ns/x`), reported as
+/// `CreateContainerConfigError` and retried until the object appears.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct MissingRef(pub String);
+
+impl MissingRef {
+    /// The kubelet's watch-based managers report a missing object with the singular resource name.
+    pub fn object(secret: bool, name: &str) -> Self {
+        let kind = if secret { "secret" } else { "configmap" };
+        MissingRef(format!("{kind} \"{name}\" not found"))
     }
 }
 
@@ -182,6 +204,7 @@ pub fn container_env(
     facts: &PodFacts<'_>,
     rewrite: impl Fn(&str) -> String,
 ) -> Result<Vec<(String, String)>> {
+    let namespace = facts.pod.metadata.namespace.as_deref().unwrap_or_default();
     let mut env: Vec<(String, String)> = Vec::new();
     let mut index: HashMap<String, usize> = HashMap::new();
     let mut set = |env: &mut Vec<(String, String)>, name: &str, value: String| match index.get(name)
@@ -216,7 +239,7 @@ pub fn container_env(
                 }
             }
             None if optional == Some(true) => {}
-            None => bail!("container {:?}: envFrom {name:?} not found", container.name),
+            None => return Err(MissingRef::object(secret, name).into()),
         }
     }
     for var in container.env.iter().flatten() {
@@ -227,12 +250,12 @@ pub fn container_env(
                 } else if let Some(r) = &from.config_map_key_ref {
                     facts
                         .refs
-                        .key(false, &r.name, &r.key, r.optional)
+                        .key(false, namespace, &r.name, &r.key, r.optional)
                         .transpose()
                 } else if let Some(r) = &from.secret_key_ref {
                     facts
                         .refs
-                        .key(true, &r.name, &r.key, r.optional)
+                        .key(true, namespace, &r.name, &r.key, r.optional)
                         .transpose()
                 } else {
                     bail!(
@@ -519,7 +542,36 @@ mod tests {
             ..Default::default()
         };
         let err = container_env(&missing_key, &facts, |s| s.to_string()).unwrap_err();
-        assert!(format!("{err:#}").contains("nokey"), "{err:#}");
+        assert_eq!(
+            err.downcast_ref::<MissingRef>().map(|m| m.0.as_str()),
+            Some("couldn't find key nokey in ConfigMap ns1/cfg")
+        );
+        let missing_secret = Container {
+            name: "c".into(),
+            env: Some(vec![key_ref("X", "gone", "k", None, true)]),
+            ..Default::default()
+        };
+        let err = container_env(&missing_secret, &facts, |s| s.to_string()).unwrap_err();
+        assert_eq!(
+            err.downcast_ref::<MissingRef>().map(|m| m.0.as_str()),
+            Some("secret \"gone\" not found")
+        );
+        let missing_env_from = Container {
+            name: "c".into(),
+            env_from: Some(vec![k8s_openapi::api::core::v1::EnvFromSource {
+                config_map_ref: Some(k8s_openapi::api::core::v1::ConfigMapEnvSource {
+                    name: "absent".into(),
+                    optional: None,
+                }),
+                ..Default::default()
+            }]),
+            ..Default::default()
+        };
+        let err = container_env(&missing_env_from, &facts, |s| s.to_string()).unwrap_err();
+        assert_eq!(
+            err.downcast_ref::<MissingRef>().map(|m| m.0.as_str()),
+            Some("configmap \"absent\" not found")
+        );
         let (cms, secrets) = Refs::referenced(&Pod {
             spec: Some(PodSpec {
                 containers: vec![container],

@@ -2,9 +2,11 @@
 //!
 //! Modules, one concern each: `node` (registration, heartbeat), `pod` (per-pod worker: processes, deletion),
 //! `process` (spawning and signalling), `plan` (container spec → local process), `env` (`$(VAR)` expansion and
-//! downward API), `status` (pod status building), `ip` (pod IPs).
+//! downward API), `status` (pod status building), `failures` (how a kubelet words containers that cannot run:
+//! image pulls, back-offs, start errors), `ip` (pod IPs).
 
 pub mod env;
+pub mod failures;
 pub mod ip;
 pub mod node;
 pub mod plan;
@@ -60,6 +62,7 @@ impl NodeSimulator {
             work_dir: config.work_dir.clone(),
             ips: Arc::new(Mutex::new(ips)),
             shutdown: shutdown_rx.clone(),
+            config: Arc::new(config.clone()),
         };
         let heartbeat = tokio::spawn(heartbeat_loop(
             client.clone(),

@@ -46,6 +46,21 @@ pub struct NodeConfig {
     /// Cordoned at registration: the scheduler places nothing here, pods must name the node in `spec.nodeName`.
     pub unschedulable: bool,
     pub heartbeat_interval: Duration,
+    /// Images that cannot be pulled: globs (`*` any run of characters, `?` one) matched against the image as
+    /// written and its normalized form (`docker.io/library/x:1`). Such a container waits in `ErrImagePull` /
+    /// `ImagePullBackOff` ("not found"). Registry hosts under `.invalid` never resolve, whatever this says.
+    pub unpullable_images: Vec<String>,
+    /// First delay of the image pull back-off; doubles per failed pull up to `max_backoff` (kubelet: 10 s).
+    pub image_pull_backoff_base: Duration,
+    /// First delay of the crash-loop back-off; doubles per restart up to `max_backoff` (kubelet: 10 s). The
+    /// first restart after a failure is immediate, as in the kubelet.
+    pub crash_backoff_base: Duration,
+    /// Cap of both back-offs (kubelet: `MaxContainerBackOff`, 300 s).
+    pub max_backoff: Duration,
+    /// How often a container waiting on `CreateContainerConfigError` (missing ConfigMap/Secret or key), a
+    /// configMap/secret volume that cannot be set up, or `ErrImageNeverPull` is retried (kubelet: the pod
+    /// worker's 10 s back-off on sync errors).
+    pub config_retry_interval: Duration,
 }
 
 impl NodeConfig {
@@ -61,7 +76,28 @@ impl NodeConfig {
             labels: BTreeMap::new(),
             unschedulable: false,
             heartbeat_interval: Duration::from_secs(10),
+            unpullable_images: Vec::new(),
+            image_pull_backoff_base: Duration::from_secs(10),
+            crash_backoff_base: Duration::from_secs(10),
+            max_backoff: Duration::from_secs(300),
+            config_retry_interval: Duration::from_secs(10),
         }
+    }
+
+    /// Adds an image pattern that cannot be pulled (see [`NodeConfig::unpullable_images`]).
+    pub fn with_unpullable_image(mut self, pattern: impl Into<String>) -> Self {
+        self.unpullable_images.push(pattern.into());
+        self
+    }
+
+    /// Scales the kubelet's timings for tests: both back-offs start at `base` (capped at `max`) and config
+    /// errors are retried every `base`.
+    pub fn with_backoff(mut self, base: Duration, max: Duration) -> Self {
+        self.image_pull_backoff_base = base;
+        self.crash_backoff_base = base;
+        self.config_retry_interval = base;
+        self.max_backoff = max;
+        self
     }
 
     pub fn with_gpus(mut self, gpus: u32) -> Self {

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result, bail};
 use k8s_openapi::api::core::v1::{Container, Pod};
 
-use super::env::{PodFacts, container_env, expand_all};
+use super::env::{MissingRef, PodFacts, container_env, expand_all};
 
 /// Environment variable through which a process learns where its termination message goes, for programs that
 /// prefer an explicit location to the rewritten `terminationMessagePath`.
@@ -106,32 +106,77 @@ fn relative(path: &str) -> Result<&str> {
     Ok(path)
 }
 
-/// Files of a configMap/secret volume: every key, or only `items` (key → path), like the kubelet.
+/// Files of a configMap/secret volume: every key, or only `items` (key → path), like the kubelet. A missing
+/// source is a [`MountError`] worded like the kubelet's `FailedMount` event.
 fn projected_files(
     dir: &Path,
+    volume: &str,
     kind: &str,
     name: &str,
     data: Option<&std::collections::BTreeMap<String, Vec<u8>>>,
     items: Option<&[k8s_openapi::api::core::v1::KeyToPath]>,
     optional: Option<bool>,
 ) -> Result<Vec<(PathBuf, Vec<u8>)>> {
+    let failed = |why: String| {
+        MountError(format!(
+            "MountVolume.SetUp failed for volume \"{volume}\" : {why}"
+        ))
+    };
     let Some(data) = data else {
         if optional == Some(true) {
             return Ok(Vec::new());
         }
-        bail!("{kind} {name:?} for a volume not found");
+        return Err(failed(format!("{kind} \"{name}\" not found")).into());
     };
     match items {
         None => Ok(data.iter().map(|(k, v)| (dir.join(k), v.clone())).collect()),
         Some(items) => items
             .iter()
-            .map(|item| {
-                let bytes = data
-                    .get(&item.key)
-                    .with_context(|| format!("key {:?} not found in {kind} {name:?}", item.key))?;
-                Ok((dir.join(relative(&item.path)?), bytes.clone()))
+            .filter_map(|item| match data.get(&item.key) {
+                Some(bytes) => Some(relative(&item.path).map(|p| (dir.join(p), bytes.clone()))),
+                None if optional == Some(true) => None,
+                None => Some(Err(failed(format!(
+                    "{kind} references non-existent {} key: {}",
+                    if kind == "secret" { "secret" } else { "config" },
+                    item.key
+                ))
+                .into())),
             })
             .collect(),
+    }
+}
+
+/// A configMap/secret volume cannot be set up yet: the kubelet keeps the pod's containers in their default
+/// waiting state (`ContainerCreating`) and retries; the message is its `FailedMount` event.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct MountError(pub String);
+
+/// Why a container cannot be started (yet), in the terms the kubelet reports.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PlanError {
+    /// A ConfigMap/Secret or key the environment needs is missing: `CreateContainerConfigError` with the
+    /// kubelet's message, retried.
+    #[error("{0}")]
+    Config(String),
+    /// A volume cannot be set up (see [`MountError`]): default waiting state, retried.
+    #[error("{0}")]
+    Mount(String),
+    /// The simulator cannot run this spec (no command, unsupported downward API...): a permanent
+    /// `CreateContainerConfigError` with the simulator's explanation.
+    #[error("{0}")]
+    Unsupported(String),
+}
+
+impl From<anyhow::Error> for PlanError {
+    fn from(e: anyhow::Error) -> Self {
+        if let Some(m) = e.downcast_ref::<MissingRef>() {
+            PlanError::Config(m.0.clone())
+        } else if let Some(m) = e.downcast_ref::<MountError>() {
+            PlanError::Mount(m.0.clone())
+        } else {
+            PlanError::Unsupported(format!("{e:#}"))
+        }
     }
 }
 
@@ -144,7 +189,34 @@ pub fn plan_container(
     container: &Container,
     facts: &PodFacts<'_>,
     pod_dir: &Path,
-) -> Result<ProcessPlan> {
+) -> std::result::Result<ProcessPlan, PlanError> {
+    Ok(plan(container, facts, pod_dir)?)
+}
+
+/// The first configMap/secret volume mounted by any container of the pod that cannot be set up. The kubelet
+/// mounts all of them before it starts any container, init containers included.
+pub fn volume_error(facts: &PodFacts<'_>, pod_dir: &Path) -> Option<String> {
+    let spec = facts.pod.spec.as_ref()?;
+    let containers = spec
+        .init_containers
+        .iter()
+        .flatten()
+        .chain(&spec.containers);
+    for c in containers {
+        let only_mounts = Container {
+            name: c.name.clone(),
+            volume_mounts: c.volume_mounts.clone(),
+            command: Some(vec!["true".into()]),
+            ..Default::default()
+        };
+        if let Err(PlanError::Mount(m)) = plan_container(&only_mounts, facts, pod_dir) {
+            return Some(m);
+        }
+    }
+    None
+}
+
+fn plan(container: &Container, facts: &PodFacts<'_>, pod_dir: &Path) -> Result<ProcessPlan> {
     let name = &container.name;
     let pod: &Pod = facts.pod;
     let spec = pod.spec.as_ref().context("pod has no spec")?;
@@ -176,6 +248,7 @@ pub fn plan_container(
             let data = facts.refs.config_maps.get(&cm.name);
             files.extend(projected_files(
                 &base,
+                &volume.name,
                 "configmap",
                 &cm.name,
                 data,
@@ -188,6 +261,7 @@ pub fn plan_container(
             let data = facts.refs.secrets.get(&sname);
             files.extend(projected_files(
                 &base,
+                &volume.name,
                 "secret",
                 &sname,
                 data,
@@ -514,7 +588,20 @@ mod tests {
         );
         assert!(plan_with(volume(Some(vec![item("a", "../x")]), None), &refs).is_err());
         assert!(plan_with(volume(Some(vec![item("zz", "z")]), None), &refs).is_err());
-        assert!(plan_with(volume(None, None), &Refs::default()).is_err());
+        assert_eq!(
+            plan_with(volume(Some(vec![item("zz", "z")]), None), &refs),
+            Err(PlanError::Mount(
+                "MountVolume.SetUp failed for volume \"cfg\" : configmap references non-existent config key: zz"
+                    .into()
+            ))
+        );
+        assert_eq!(
+            plan_with(volume(None, None), &Refs::default()),
+            Err(PlanError::Mount(
+                "MountVolume.SetUp failed for volume \"cfg\" : configmap \"trial\" not found"
+                    .into()
+            ))
+        );
         assert!(
             plan_with(volume(None, Some(true)), &Refs::default())
                 .unwrap()

@@ -1,6 +1,11 @@
 //! One worker per bound Pod: runs its containers as local processes, reports status, restarts per
-//! restartPolicy, and carries out graceful deletion (SIGTERM, SIGKILL after the grace period, then the final
-//! grace-period-0 delete a kubelet issues).
+//! restartPolicy with the kubelet's crash-loop back-off, reports containers that cannot start (image pull
+//! errors, config errors, start errors) as the kubelet does, and carries out graceful deletion (SIGTERM,
+//! SIGKILL after the grace period, then the final grace-period-0 delete a kubelet issues).
+//!
+//! Like the kubelet's pod worker, [`Worker::sync`] looks at every container that should run and is not
+//! running, and tries to start it (back-off, image, environment, process); what fails sets the container's
+//! waiting state and a time to try again.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -8,7 +13,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::{Context, Result};
-use k8s_openapi::api::core::v1::{ConfigMap, Pod, Secret};
+use k8s_openapi::api::core::v1::{ConfigMap, Container, Pod, Secret};
 use k8s_openapi::jiff::Timestamp;
 use kube::Client;
 use kube::api::{Api, DeleteParams, Patch, PatchParams, Preconditions};
@@ -18,9 +23,13 @@ use tokio::time::Instant;
 use tracing::{debug, info, warn};
 
 use super::env::{PodFacts, Refs};
+use super::failures::{
+    Backoff, crash_loop_message, image_pull_backoff_message, never_pull_message, pull_error,
+};
 use super::ip::IpPool;
-use super::plan::{ProcessPlan, plan_container};
-use super::process::{self, Process};
+use super::node::NodeConfig;
+use super::plan::{PlanError, ProcessPlan, plan_container, volume_error};
+use super::process::{self, Process, StartFailure};
 use super::status::{
     ContainerView, MAX_TERMINATION_MESSAGE, PodView, ProcessState, Termination, build_status,
     is_terminal, termination_message,
@@ -40,21 +49,52 @@ pub struct WorkerCtx {
     pub work_dir: PathBuf,
     pub ips: Arc<Mutex<IpPool>>,
     pub shutdown: watch::Receiver<bool>,
+    /// Unpullable images and the back-off/retry timings.
+    pub config: Arc<NodeConfig>,
 }
 
-/// Delay before restarting a container under OnFailure/Always; short because tests wait on it.
-const RESTART_DELAY: Duration = Duration::from_secs(1);
 const DEFAULT_GRACE_SECONDS: i64 = 30;
 
 struct Slot {
     /// An init container: runs alone, in order, before the main containers.
     init: bool,
+    spec: Container,
+    /// Plan of the current (or last) instance: where its termination message and log are.
     plan: Option<ProcessPlan>,
     view: ContainerView,
     process: Option<Process>,
-    /// Bumped on every start, so a late exit notice of a previous run is ignored.
-    generation: u64,
-    restart_at: Option<Instant>,
+    /// Instances created so far (started, or failed to start); `restartCount` is one less. Also the generation
+    /// that exit notices carry, so a late notice of a previous instance is ignored.
+    instances: u64,
+    /// How and when the last instance ended: the restart decision and the crash back-off start from it.
+    last_exit: Option<(Termination, Instant)>,
+    /// The kubelet's crash-loop back-off entry for this container.
+    crash: Option<Backoff>,
+    /// The kubelet's image pull back-off entry for this container's image.
+    pull: Option<Backoff>,
+    /// When to look at this container again (back-off over, retry due, `ErrImagePull` shown long enough);
+    /// until then `sync` leaves it alone.
+    wake_at: Option<Instant>,
+    /// The simulator cannot run this spec: a permanent `CreateContainerConfigError`.
+    unsupported: bool,
+}
+
+impl Slot {
+    /// Waiting, with the last instance's end as `lastState` (the kubelet's view of a container it will start
+    /// again).
+    fn wait(&mut self, reason: &str, message: Option<String>) {
+        self.view.state = ProcessState::Waiting {
+            reason: reason.into(),
+            message,
+        };
+        if let Some((t, _)) = &self.last_exit {
+            self.view.last_termination = Some(t.clone());
+        }
+    }
+
+    fn succeeded(&self) -> bool {
+        matches!(&self.view.state, ProcessState::Terminated(t) if t.exit_code == 0)
+    }
 }
 
 struct Exit {
@@ -67,7 +107,10 @@ struct Worker {
     ctx: WorkerCtx,
     api: Api<Pod>,
     pod: Pod,
+    /// `ns/name`, for logs.
     name: String,
+    pod_name: String,
+    namespace: String,
     uid: String,
     pod_ip: Option<std::net::Ipv4Addr>,
     refs: Refs,
@@ -79,6 +122,8 @@ struct Worker {
     exits_tx: mpsc::UnboundedSender<Exit>,
     kill_at: Option<Instant>,
     terminating: bool,
+    /// The last status written, so an unchanged status is not written again.
+    last_sent: Option<serde_json::Value>,
 }
 
 pub async fn run(ctx: WorkerCtx, pod: Pod, mut events: mpsc::UnboundedReceiver<PodEvent>) {
@@ -96,6 +141,8 @@ pub async fn run(ctx: WorkerCtx, pod: Pod, mut events: mpsc::UnboundedReceiver<P
         ctx,
         pod,
         name: format!("{ns}/{name}"),
+        pod_name: name,
+        namespace: ns,
         uid,
         pod_ip: None,
         refs: Refs::default(),
@@ -105,6 +152,7 @@ pub async fn run(ctx: WorkerCtx, pod: Pod, mut events: mpsc::UnboundedReceiver<P
         exits_tx,
         kill_at: None,
         terminating: false,
+        last_sent: None,
     };
     let mut shutdown = w.ctx.shutdown.clone();
 
@@ -123,8 +171,8 @@ pub async fn run(ctx: WorkerCtx, pod: Pod, mut events: mpsc::UnboundedReceiver<P
             w.finish_deletion().await;
             return;
         }
-        let next_restart = w.slots.iter().filter_map(|s| s.restart_at).min();
-        let wake = [next_restart, w.kill_at].into_iter().flatten().min();
+        let next_wake = w.slots.iter().filter_map(|s| s.wake_at).min();
+        let wake = [next_wake, w.kill_at].into_iter().flatten().min();
         tokio::select! {
             ev = events.recv() => match ev {
                 Some(PodEvent::Update(pod)) => w.on_update(*pod).await,
@@ -156,6 +204,21 @@ impl Worker {
         self.slots.iter().filter(|s| s.process.is_some()).count()
     }
 
+    fn restart_policy(&self) -> String {
+        self.pod
+            .spec
+            .as_ref()
+            .and_then(|s| s.restart_policy.clone())
+            .unwrap_or_else(|| "Always".into())
+    }
+
+    /// How long a state the kubelet shows only until its next sync stays visible (the terminated state before
+    /// an immediate restart, `ErrImagePull`, `RunContainerError`): about its 1 s PLEG relist period, shorter
+    /// when the configured back-offs are shorter.
+    fn resync_delay(&self, backoff: Duration) -> Duration {
+        Duration::from_secs(1).min(backoff / 2)
+    }
+
     fn facts(&self) -> PodFacts<'_> {
         PodFacts {
             pod: &self.pod,
@@ -167,12 +230,11 @@ impl Worker {
     }
 
     /// ConfigMaps and Secrets the pod references; missing ones are simply absent (the plan decides whether
-    /// that is an error). Fetched once: unlike the kubelet, a config error is not retried later.
+    /// that is an error). Read again before every start attempt, so a Secret created later is picked up.
     async fn fetch_refs(&self) -> Result<Refs> {
-        let ns = self.pod.metadata.namespace.clone().unwrap_or_default();
         let (cms, secrets) = Refs::referenced(&self.pod);
         let mut refs = Refs::default();
-        let cm_api: Api<ConfigMap> = Api::namespaced(self.ctx.client.clone(), &ns);
+        let cm_api: Api<ConfigMap> = Api::namespaced(self.ctx.client.clone(), &self.namespace);
         for name in cms {
             if let Some(cm) = cm_api
                 .get_opt(&name)
@@ -194,7 +256,7 @@ impl Worker {
                 refs.config_maps.insert(name, data);
             }
         }
-        let secret_api: Api<Secret> = Api::namespaced(self.ctx.client.clone(), &ns);
+        let secret_api: Api<Secret> = Api::namespaced(self.ctx.client.clone(), &self.namespace);
         for name in secrets {
             if let Some(secret) = secret_api
                 .get_opt(&name)
@@ -226,88 +288,256 @@ impl Worker {
         };
         self.pod_ip = Some(ip);
         self.reported_ip = ip.to_string();
-        let mut refs_error = None;
-        match self.fetch_refs().await {
-            Ok(refs) => self.refs = refs,
-            Err(e) => refs_error = Some(format!("{e:#}")),
-        }
         let spec = self.pod.spec.clone().unwrap_or_default();
         if let Err(e) = std::fs::create_dir_all(&self.pod_dir) {
             warn!(pod = %self.name, error = %e, "cannot create pod dir");
         }
+        // The kubelet's default waiting state of a container it has not started.
         let has_init = spec.init_containers.as_ref().is_some_and(|c| !c.is_empty());
+        let reason = if has_init {
+            "PodInitializing"
+        } else {
+            "ContainerCreating"
+        };
         let init_containers = spec.init_containers.iter().flatten().map(|c| (true, c));
         for (init, container) in init_containers.chain(spec.containers.iter().map(|c| (false, c))) {
-            let plan = if let Some(e) = &refs_error {
-                Err(anyhow::anyhow!("{e}"))
-            } else {
-                plan_container(container, &self.facts(), &self.pod_dir)
-            };
-            let (plan, state) = match plan {
-                Ok(plan) => {
-                    let reason = if has_init && !init {
-                        "PodInitializing"
-                    } else {
-                        "ContainerCreating"
-                    };
-                    (
-                        Some(plan),
-                        ProcessState::Waiting {
-                            reason: reason.into(),
-                            message: None,
-                        },
-                    )
-                }
-                // The kubelet keeps such containers waiting (the pod stays Pending) with this reason.
-                Err(e) => (
-                    None,
-                    ProcessState::Waiting {
-                        reason: "CreateContainerConfigError".into(),
-                        message: Some(format!("{e:#}")),
-                    },
-                ),
-            };
             self.slots.push(Slot {
                 init,
-                plan,
+                spec: container.clone(),
+                plan: None,
                 view: ContainerView {
                     name: container.name.clone(),
                     image: container.image.clone().unwrap_or_default(),
-                    state,
+                    state: ProcessState::Waiting {
+                        reason: reason.into(),
+                        message: None,
+                    },
                     restart_count: 0,
                     last_termination: None,
                     container_id: None,
                 },
                 process: None,
-                generation: 0,
-                restart_at: None,
+                instances: 0,
+                last_exit: None,
+                crash: None,
+                pull: None,
+                wake_at: None,
+                unsupported: false,
             });
         }
-        self.advance();
         info!(pod = %self.name, ip = %ip, "started");
+        self.sync().await;
         self.report().await;
     }
 
-    /// Starts what may run now: the first init container that has not succeeded (one at a time), or, once
-    /// every init container succeeded, each main container that never started. Restarts go through timers.
-    fn advance(&mut self) {
-        if self.terminating {
+    /// Whether the container should get a (new) instance: never started, or ended and the restart policy
+    /// restarts it (init containers only after a failure).
+    fn wants_start(&self, index: usize) -> bool {
+        let slot = &self.slots[index];
+        if slot.process.is_some() || slot.unsupported {
+            return false;
+        }
+        let Some((t, _)) = &slot.last_exit else {
+            return true;
+        };
+        match self.restart_policy().as_str() {
+            "Always" => !slot.init || t.exit_code != 0,
+            "OnFailure" => t.exit_code != 0,
+            _ => false,
+        }
+    }
+
+    /// One pass of the kubelet's sync for this pod: every container that may run now (the first init container
+    /// that has not succeeded, or, once all did, the main containers), wants an instance and is not waiting for
+    /// a timer gets a start attempt.
+    async fn sync(&mut self) {
+        if self.terminating || self.slots.is_empty() || self.is_finished() {
             return;
         }
-        let pending_init = self.slots.iter().position(|s| {
-            s.init && !matches!(&s.view.state, ProcessState::Terminated(t) if t.exit_code == 0)
-        });
-        if let Some(i) = pending_init {
-            if self.slots[i].generation == 0 {
-                self.start_container(i);
+        let now = Instant::now();
+        let pending_init = self.slots.iter().position(|s| s.init && !s.succeeded());
+        let eligible: Vec<usize> = match pending_init {
+            Some(i) => vec![i],
+            None => (0..self.slots.len())
+                .filter(|&i| !self.slots[i].init)
+                .collect(),
+        };
+        let candidates: Vec<usize> = eligible
+            .into_iter()
+            .filter(|&i| self.wants_start(i) && self.slots[i].wake_at.is_none_or(|t| t <= now))
+            .collect();
+        if candidates.is_empty() {
+            return;
+        }
+        let retry = now + self.ctx.config.config_retry_interval;
+        match self.fetch_refs().await {
+            Ok(refs) => self.refs = refs,
+            Err(e) => {
+                warn!(pod = %self.name, error = format!("{e:#}"), "cannot read configmaps/secrets");
+                for i in candidates {
+                    self.slots[i].wake_at = Some(retry);
+                }
+                return;
+            }
+        }
+        // The volume manager mounts every volume before any container starts; until then they stay in their
+        // default waiting state (the reason is only in a FailedMount event).
+        if let Some(message) = volume_error(&self.facts(), &self.pod_dir) {
+            info!(pod = %self.name, message, "volume not ready");
+            for i in candidates {
+                self.slots[i].wake_at = Some(retry);
             }
             return;
         }
-        for i in 0..self.slots.len() {
-            if !self.slots[i].init && self.slots[i].generation == 0 {
-                self.start_container(i);
+        for i in candidates {
+            self.try_start(i, now);
+        }
+    }
+
+    fn try_start(&mut self, index: usize, now: Instant) {
+        let cfg = self.ctx.config.clone();
+        let retry = now + cfg.config_retry_interval;
+        let pull_delay = self.resync_delay(cfg.image_pull_backoff_base);
+        let crash_delay = self.resync_delay(cfg.crash_backoff_base);
+        let restart_wanted_after_failure = {
+            // Decided up front: whether a start failure will be retried (restartPolicy).
+            let policy = self.restart_policy();
+            policy == "Always" || policy == "OnFailure"
+        };
+        let slot = &mut self.slots[index];
+        slot.wake_at = None;
+
+        // 1. A container that ran before waits out its crash-loop back-off (kubelet: doBackOff).
+        if let Some((_, finished)) = &slot.last_exit {
+            let finished = *finished;
+            match slot.crash {
+                Some(b) if b.in_backoff_since(finished, now, cfg.max_backoff) => {
+                    let message = crash_loop_message(
+                        b.backoff,
+                        &slot.view.name,
+                        &self.pod_name,
+                        &self.namespace,
+                        &self.uid,
+                    );
+                    slot.wait("CrashLoopBackOff", Some(message));
+                    slot.wake_at = Some(finished + b.backoff);
+                    return;
+                }
+                prev => {
+                    slot.crash = Some(Backoff::next(
+                        prev,
+                        finished,
+                        now,
+                        cfg.crash_backoff_base,
+                        cfg.max_backoff,
+                    ));
+                }
             }
         }
+
+        // 2. The image (kubelet: EnsureImageExists).
+        let image = slot.view.image.clone();
+        if let Some(error) = pull_error(&image, &cfg.unpullable_images) {
+            if slot.spec.image_pull_policy.as_deref() == Some("Never") {
+                slot.wait("ErrImageNeverPull", Some(never_pull_message(&image)));
+                slot.wake_at = Some(retry);
+                return;
+            }
+            match slot.pull {
+                Some(b) if b.in_backoff_since_update(now) => {
+                    let err_until = b.last_update + pull_delay.min(b.backoff / 2);
+                    let showing_err = matches!(&slot.view.state,
+                        ProcessState::Waiting { reason, .. } if reason == "ErrImagePull");
+                    if showing_err && now < err_until {
+                        slot.wake_at = Some(err_until);
+                    } else {
+                        slot.wait("ImagePullBackOff", Some(image_pull_backoff_message(&image)));
+                        slot.wake_at = Some(b.last_update + b.backoff);
+                    }
+                }
+                prev => {
+                    let b =
+                        Backoff::next(prev, now, now, cfg.image_pull_backoff_base, cfg.max_backoff);
+                    slot.pull = Some(b);
+                    slot.wait("ErrImagePull", Some(error));
+                    slot.wake_at = Some(now + pull_delay.min(b.backoff / 2));
+                    info!(pod = %self.name, container = %slot.view.name, image, "image pull failed");
+                }
+            }
+            return;
+        }
+
+        // 3. Environment, files and paths (kubelet: generateContainerConfig).
+        let spec = slot.spec.clone();
+        let plan = plan_container(&spec, &self.facts(), &self.pod_dir);
+        let slot = &mut self.slots[index];
+        let plan = match plan {
+            Ok(plan) => plan,
+            Err(PlanError::Config(message)) => {
+                slot.wait("CreateContainerConfigError", Some(message));
+                slot.wake_at = Some(retry);
+                return;
+            }
+            Err(PlanError::Mount(message)) => {
+                debug!(pod = %self.name, message, "volume not ready");
+                slot.wake_at = Some(retry);
+                return;
+            }
+            Err(PlanError::Unsupported(message)) => {
+                warn!(pod = %self.name, container = %slot.view.name, message, "cannot run container");
+                slot.wait("CreateContainerConfigError", Some(message));
+                slot.unsupported = true;
+                return;
+            }
+        };
+
+        // 4. A new instance.
+        slot.instances += 1;
+        slot.view.restart_count = i32::try_from(slot.instances - 1).unwrap_or(i32::MAX);
+        if let Some((t, _)) = &slot.last_exit {
+            slot.view.last_termination = Some(t.clone());
+        }
+        let generation = slot.instances;
+        match process::spawn(&plan) {
+            Ok((proc_, mut child)) => {
+                slot.view.state = ProcessState::Running {
+                    started_at: Timestamp::now(),
+                };
+                slot.view.container_id = Some(format!("sim://{}", proc_.pid));
+                slot.process = Some(proc_);
+                let tx = self.exits_tx.clone();
+                tokio::spawn(async move {
+                    match child.wait().await {
+                        Ok(status) => {
+                            let _ = tx.send(Exit {
+                                index,
+                                generation,
+                                status,
+                            });
+                        }
+                        Err(e) => warn!(error = %e, "waiting for container process failed"),
+                    }
+                });
+            }
+            Err(StartFailure(message)) => {
+                // containerd: the container was created but its task never ran.
+                let mut t =
+                    Termination::new(128, None, Some(message.clone()), Timestamp::UNIX_EPOCH);
+                t.reason = "StartError".into();
+                t.container_id = Some(format!("sim://start-error-{generation}"));
+                info!(pod = %self.name, container = %slot.view.name, message, "container start failed");
+                slot.view.container_id = t.container_id.clone();
+                slot.last_exit = Some((t.clone(), now));
+                if restart_wanted_after_failure {
+                    // Until the next sync restarts it (or backs off), the kubelet reports its start error.
+                    slot.wait("RunContainerError", Some(message));
+                    slot.wake_at = Some(now + crash_delay);
+                } else {
+                    slot.view.state = ProcessState::Terminated(t);
+                }
+            }
+        }
+        slot.plan = Some(plan);
     }
 
     fn view(&self) -> PodView {
@@ -322,84 +552,20 @@ impl Worker {
             pod_ip: self.reported_ip.clone(),
             host_ip: self.ctx.host_ip.clone(),
             start_time: self.start_time,
+            restart_policy: self.restart_policy(),
             init_containers: views(true),
             containers: views(false),
         }
     }
 
-    fn start_container(&mut self, index: usize) {
-        let slot = &mut self.slots[index];
-        slot.restart_at = None;
-        let Some(plan) = &slot.plan else { return };
-        slot.generation += 1;
-        let started_at = Timestamp::now();
-        match process::spawn(plan) {
-            Ok((proc_, mut child)) => {
-                slot.view.state = ProcessState::Running { started_at };
-                slot.view.container_id = Some(format!("sim://{}", proc_.pid));
-                slot.process = Some(proc_);
-                let tx = self.exits_tx.clone();
-                let generation = slot.generation;
-                tokio::spawn(async move {
-                    match child.wait().await {
-                        Ok(status) => {
-                            let _ = tx.send(Exit {
-                                index,
-                                generation,
-                                status,
-                            });
-                        }
-                        Err(e) => warn!(error = %e, "waiting for container process failed"),
-                    }
-                });
-            }
-            Err(e) => {
-                // What containerd reports when the entrypoint cannot be started.
-                let mut t = Termination::new(128, None, Some(format!("{e:#}")), started_at);
-                t.reason = "StartError".into();
-                slot.view.state = ProcessState::Terminated(t);
-                self.after_termination(index);
-            }
-        }
-    }
-
-    /// Restart policy decision after a container ended.
-    fn after_termination(&mut self, index: usize) {
-        let policy = self
-            .pod
-            .spec
-            .as_ref()
-            .and_then(|s| s.restart_policy.clone())
-            .unwrap_or_else(|| "Always".into());
-        let slot = &mut self.slots[index];
-        let ProcessState::Terminated(t) = &slot.view.state else {
-            return;
-        };
-        // Init containers are retried on failure under both OnFailure and Always, never after success.
-        let restart = !self.terminating
-            && slot.plan.is_some()
-            && match policy.as_str() {
-                "Always" => !slot.init || t.exit_code != 0,
-                "OnFailure" => t.exit_code != 0,
-                _ => false,
-            };
-        if restart {
-            slot.view.last_termination = Some(t.clone());
-            slot.view.restart_count += 1;
-            slot.view.state = ProcessState::Waiting {
-                reason: "CrashLoopBackOff".into(),
-                message: None,
-            };
-            slot.restart_at = Some(Instant::now() + RESTART_DELAY);
-        } else if matches!(self.view().phase(), "Succeeded" | "Failed") {
-            // Terminal pod: its sandbox (our IP) is torn down, like the kubelet does.
-            self.release_ip();
-        }
+    fn is_finished(&self) -> bool {
+        matches!(self.view().phase(), "Succeeded" | "Failed")
     }
 
     async fn on_exit(&mut self, exit: Exit) {
+        let crash_delay = self.resync_delay(self.ctx.config.crash_backoff_base);
         let slot = &mut self.slots[exit.index];
-        if slot.generation != exit.generation {
+        if slot.instances != exit.generation {
             return;
         }
         let Some(proc_) = slot.process.take() else {
@@ -421,9 +587,19 @@ impl Worker {
             termination_message(&file, &log, code, plan.fallback_to_logs)
         });
         info!(pod = %self.name, container = %slot.view.name, code, "container exited");
-        slot.view.state = ProcessState::Terminated(Termination::new(code, signal, message, started_at));
-        self.after_termination(exit.index);
-        self.advance();
+        let mut t = Termination::new(code, signal, message, started_at);
+        t.container_id = slot.view.container_id.clone();
+        slot.last_exit = Some((t.clone(), Instant::now()));
+        slot.view.state = ProcessState::Terminated(t);
+        if self.wants_start(exit.index) && !self.terminating {
+            // Reported as terminated until the next sync restarts it or starts its back-off.
+            self.slots[exit.index].wake_at = Some(Instant::now() + crash_delay);
+        }
+        self.sync().await;
+        if self.is_finished() {
+            // Terminal pod: its sandbox (our IP) is torn down, like the kubelet does.
+            self.release_ip();
+        }
         self.report().await;
     }
 
@@ -434,12 +610,20 @@ impl Worker {
             info!(pod = %self.name, "grace period over, SIGKILL");
             self.kill_all(libc::SIGKILL);
         }
-        let due: Vec<usize> = (0..self.slots.len())
-            .filter(|&i| self.slots[i].restart_at.is_some_and(|at| at <= now))
-            .collect();
-        if !due.is_empty() {
-            for i in due {
-                self.start_container(i);
+        if self
+            .slots
+            .iter()
+            .any(|s| s.wake_at.is_some_and(|at| at <= now))
+        {
+            self.sync().await;
+            // A container that is not eligible now (e.g. a later init container) must not spin on its timer.
+            for slot in &mut self.slots {
+                if slot.wake_at.is_some_and(|at| at <= now) {
+                    slot.wake_at = None;
+                }
+            }
+            if self.is_finished() {
+                self.release_ip();
             }
             self.report().await;
         }
@@ -448,10 +632,32 @@ impl Worker {
     async fn on_update(&mut self, pod: Pod) {
         let deleting = pod.metadata.deletion_timestamp.is_some();
         self.pod = pod;
+        if !deleting {
+            // A changed image of a container that is not running is used at its next start (e.g. a fixed tag
+            // ends an ImagePullBackOff), as the kubelet does.
+            let containers: Vec<Container> = self
+                .pod
+                .spec
+                .iter()
+                .flat_map(|s| s.init_containers.iter().flatten().chain(&s.containers))
+                .cloned()
+                .collect();
+            for slot in &mut self.slots {
+                let Some(new) = containers.iter().find(|c| c.name == slot.spec.name) else {
+                    continue;
+                };
+                if slot.process.is_none() && new.image != slot.spec.image {
+                    slot.spec.image = new.image.clone();
+                    slot.view.image = new.image.clone().unwrap_or_default();
+                    slot.pull = None;
+                    slot.wake_at = Some(Instant::now());
+                }
+            }
+        }
         if deleting && !self.terminating {
             self.terminating = true;
             for slot in &mut self.slots {
-                slot.restart_at = None;
+                slot.wake_at = None;
             }
             let grace = self
                 .pod
@@ -487,25 +693,30 @@ impl Worker {
         }
     }
 
-    /// Posts the status built from our view; a few retries because a lost final status would hang a test.
+    /// Posts the status built from our view when it changed; a few retries because a lost final status would
+    /// hang a test.
     async fn report(&mut self) {
         if self.slots.is_empty() {
             return;
         }
         let view = self.view();
         let status = build_status(self.pod.status.as_ref(), &view, Timestamp::now());
-        let patch = Patch::Merge(json!({"status": status}));
+        let value = json!(status);
+        if self.last_sent.as_ref() == Some(&value) {
+            return;
+        }
+        let patch = Patch::Merge(json!({ "status": value }));
         for attempt in 0..5 {
-            let name = self.pod.metadata.name.clone().unwrap_or_default();
             match self
                 .api
-                .patch_status(&name, &PatchParams::default(), &patch)
+                .patch_status(&self.pod_name, &PatchParams::default(), &patch)
                 .await
             {
                 Ok(pod) => {
                     if pod.metadata.uid.as_deref() == Some(self.uid.as_str()) {
                         self.pod.status = pod.status;
                     }
+                    self.last_sent = Some(value);
                     return;
                 }
                 Err(kube::Error::Api(e)) if e.code == 404 => return,
@@ -521,7 +732,6 @@ impl Worker {
     async fn finish_deletion(&mut self) {
         self.report().await;
         self.release_ip();
-        let name = self.pod.metadata.name.clone().unwrap_or_default();
         let params = DeleteParams {
             grace_period_seconds: Some(0),
             preconditions: Some(Preconditions {
@@ -532,7 +742,7 @@ impl Worker {
         };
         match self
             .api
-            .delete(&name, &params)
+            .delete(&self.pod_name, &params)
             .await
             .context("final delete")
         {

@@ -9,6 +9,7 @@ use std::process::{ExitStatus, Stdio};
 use anyhow::{Context, Result};
 use tokio::process::{Child, Command};
 
+use super::failures::{exec_error, start_error_message};
 use super::plan::ProcessPlan;
 
 /// A started container process. The process is the leader of its own process group (pgid == pid), so signals
@@ -19,7 +20,53 @@ pub struct Process {
     pgid_file: PathBuf,
 }
 
-pub fn spawn(plan: &ProcessPlan) -> Result<(Process, Child)> {
+/// A container that could not be started, with the message a containerd/runc runtime reports for it
+/// (`state.terminated` exit code 128, reason `StartError`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StartFailure(pub String);
+
+/// Prepares the container's directories and files and starts its process. Failing to exec the program is
+/// reported in runc's words; other failures keep the simulator's explanation behind the same prefix.
+pub fn spawn(plan: &ProcessPlan) -> std::result::Result<(Process, Child), StartFailure> {
+    prepare(plan).map_err(|e| StartFailure(start_error_message(&format!("{e:#}"))))?;
+    let log = fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&plan.log_file)
+        .and_then(|log| Ok((log.try_clone()?, log)))
+        .map_err(|e| {
+            StartFailure(start_error_message(&format!(
+                "opening log {}: {e}",
+                plan.log_file.display()
+            )))
+        })?;
+    let (log_err, log) = log;
+    let mut cmd = Command::new(&plan.program);
+    cmd.args(&plan.args)
+        .envs(plan.env.iter().map(|(k, v)| (k, v)))
+        .current_dir(&plan.working_dir)
+        .stdin(Stdio::null())
+        .stdout(log)
+        .stderr(log_err)
+        .process_group(0)
+        .kill_on_drop(false);
+    let child = cmd
+        .spawn()
+        .map_err(|e| StartFailure(start_error_message(&exec_error(&plan.program, &e))))?;
+    let Some(pid) = child.id() else {
+        return Err(StartFailure(start_error_message(
+            "spawned process has no pid",
+        )));
+    };
+    let pgid_file = plan.log_file.with_extension("pgid");
+    if let Err(e) = fs::write(&pgid_file, pid.to_string()) {
+        // The process runs; only the watchdog's record of it is missing.
+        tracing::warn!(file = %pgid_file.display(), error = %e, "cannot record process group");
+    }
+    Ok((Process { pid, pgid_file }, child))
+}
+
+fn prepare(plan: &ProcessPlan) -> Result<()> {
     for dir in &plan.dirs {
         fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     }
@@ -30,9 +77,10 @@ pub fn spawn(plan: &ProcessPlan) -> Result<(Process, Child)> {
         fs::write(path, bytes).with_context(|| format!("writing {}", path.display()))?;
     }
     if !plan.working_dir.is_dir() {
+        // runc's words when it cannot enter the working directory.
         anyhow::bail!(
-            "workingDir {} does not exist on this machine",
-            plan.working_dir.display()
+            "chdir to cwd ({:?}) set in config.json failed: no such file or directory",
+            plan.working_dir.display().to_string()
         );
     }
     // A stale message from a previous run of the same container must not be reported for this run.
@@ -43,33 +91,7 @@ pub fn spawn(plan: &ProcessPlan) -> Result<(Process, Child)> {
             return Err(e).with_context(|| format!("clearing {}", plan.termination_log.display()));
         }
     }
-    let log = fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(&plan.log_file)
-        .with_context(|| format!("opening log {}", plan.log_file.display()))?;
-    let log_err = log.try_clone().context("duplicating log file handle")?;
-
-    let mut cmd = Command::new(&plan.program);
-    cmd.args(&plan.args)
-        .envs(plan.env.iter().map(|(k, v)| (k, v)))
-        .current_dir(&plan.working_dir)
-        .stdin(Stdio::null())
-        .stdout(log)
-        .stderr(log_err)
-        .process_group(0)
-        .kill_on_drop(false);
-    let child = cmd.spawn().with_context(|| {
-        format!(
-            "starting {:?} for container {:?}",
-            plan.program, plan.container
-        )
-    })?;
-    let pid = child.id().context("spawned process has no pid")?;
-    let pgid_file = plan.log_file.with_extension("pgid");
-    fs::write(&pgid_file, pid.to_string())
-        .with_context(|| format!("writing {}", pgid_file.display()))?;
-    Ok((Process { pid, pgid_file }, child))
+    Ok(())
 }
 
 impl Process {

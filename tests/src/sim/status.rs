@@ -25,6 +25,8 @@ pub struct Termination {
     pub message: Option<String>,
     pub started_at: Timestamp,
     pub finished_at: Timestamp,
+    /// The instance that ended (`sim://<pid>`), also reported in `lastState` after a restart.
+    pub container_id: Option<String>,
 }
 
 impl Termination {
@@ -42,6 +44,7 @@ impl Termination {
             message: message.filter(|m| !m.is_empty()),
             started_at,
             finished_at: Timestamp::now(),
+            container_id: None,
         }
     }
 }
@@ -75,6 +78,8 @@ pub struct PodView {
     pub pod_ip: String,
     pub host_ip: String,
     pub start_time: Timestamp,
+    /// `spec.restartPolicy` (the API server defaults it to Always).
+    pub restart_policy: String,
     /// Run one after another before `containers`; each must exit 0.
     pub init_containers: Vec<ContainerView>,
     pub containers: Vec<ContainerView>,
@@ -84,51 +89,71 @@ fn succeeded(c: &ContainerView) -> bool {
     matches!(&c.state, ProcessState::Terminated(t) if t.exit_code == 0)
 }
 
+/// Go's `%s` of a `[]string`: `[a b]`.
+fn go_list(names: &[&str]) -> String {
+    format!("[{}]", names.join(" "))
+}
+
 impl PodView {
     /// All init containers exited 0 (vacuously true without any).
     pub fn initialized(&self) -> bool {
         self.init_containers.iter().all(succeeded)
     }
 
+    /// The kubelet's `getPhase` (1.20), case by case: a container waiting after a termination (back-off) counts
+    /// as stopped, one waiting without any (not started yet, image or config error) keeps the pod Pending.
     pub fn phase(&self) -> &'static str {
-        // A failed init container that is not waiting for a restart fails the pod (restartPolicy Never).
-        if self
-            .init_containers
-            .iter()
-            .any(|c| matches!(&c.state, ProcessState::Terminated(t) if t.exit_code != 0))
-        {
+        let never = self.restart_policy == "Never";
+        let (mut pending_init, mut failed_init) = (0, 0);
+        for c in &self.init_containers {
+            match (&c.state, &c.last_termination) {
+                (ProcessState::Running { .. }, _) => pending_init += 1,
+                (ProcessState::Terminated(t), _) | (ProcessState::Waiting { .. }, Some(t)) => {
+                    if t.exit_code != 0 {
+                        failed_init += 1;
+                    }
+                }
+                (ProcessState::Waiting { .. }, None) => pending_init += 1,
+            }
+        }
+        let (mut running, mut waiting, mut stopped, mut ok) = (0, 0, 0, 0);
+        for c in &self.containers {
+            match (&c.state, &c.last_termination) {
+                (ProcessState::Running { .. }, _) => running += 1,
+                (ProcessState::Terminated(t), _) => {
+                    stopped += 1;
+                    if t.exit_code == 0 {
+                        ok += 1;
+                    }
+                }
+                (ProcessState::Waiting { .. }, Some(_)) => stopped += 1,
+                (ProcessState::Waiting { .. }, None) => waiting += 1,
+            }
+        }
+        if failed_init > 0 && never {
             return "Failed";
         }
-        if !self.initialized() {
-            return "Pending";
-        }
-        let all_terminated = self
-            .containers
-            .iter()
-            .all(|c| matches!(c.state, ProcessState::Terminated(_)));
-        if self.containers.is_empty() {
-            return "Pending";
-        }
-        if all_terminated {
-            let all_ok = self
-                .containers
-                .iter()
-                .all(|c| matches!(&c.state, ProcessState::Terminated(t) if t.exit_code == 0));
-            return if all_ok { "Succeeded" } else { "Failed" };
-        }
-        let anything_started = self
-            .containers
-            .iter()
-            .any(|c| !matches!(c.state, ProcessState::Waiting { .. }) || c.restart_count > 0);
-        if anything_started {
+        if pending_init > 0 || waiting > 0 {
+            "Pending"
+        } else if running > 0 {
             "Running"
+        } else if stopped > 0 {
+            if self.restart_policy == "Always" {
+                "Running"
+            } else if stopped == ok {
+                "Succeeded"
+            } else if never {
+                "Failed"
+            } else {
+                "Running" // OnFailure, restarting
+            }
         } else {
             "Pending"
         }
     }
 }
 
-fn term_state(t: &Termination, container_id: Option<&String>) -> ContainerState {
+fn term_state(t: &Termination) -> ContainerState {
     ContainerState {
         terminated: Some(ContainerStateTerminated {
             exit_code: t.exit_code,
@@ -137,7 +162,7 @@ fn term_state(t: &Termination, container_id: Option<&String>) -> ContainerState 
             message: t.message.clone(),
             started_at: Some(Time(t.started_at)),
             finished_at: Some(Time(t.finished_at)),
-            container_id: container_id.cloned(),
+            container_id: t.container_id.clone(),
         }),
         ..Default::default()
     }
@@ -158,7 +183,7 @@ fn container_status(c: &ContainerView) -> ContainerStatus {
             }),
             ..Default::default()
         },
-        ProcessState::Terminated(t) => term_state(t, c.container_id.as_ref()),
+        ProcessState::Terminated(t) => term_state(t),
     };
     let running = matches!(c.state, ProcessState::Running { .. });
     ContainerStatus {
@@ -170,7 +195,7 @@ fn container_status(c: &ContainerView) -> ContainerStatus {
         started: Some(running),
         restart_count: c.restart_count,
         state: Some(state),
-        last_state: c.last_termination.as_ref().map(|t| term_state(t, None)),
+        last_state: c.last_termination.as_ref().map(term_state),
         ..Default::default()
     }
 }
@@ -181,6 +206,7 @@ fn condition(
     type_: &str,
     ok: bool,
     reason: Option<&str>,
+    message: Option<String>,
     now: Timestamp,
 ) -> PodCondition {
     let status = if ok { "True" } else { "False" };
@@ -195,6 +221,7 @@ fn condition(
         type_: type_.to_string(),
         status: status.to_string(),
         reason: reason.map(str::to_string),
+        message,
         last_transition_time: since.or(Some(Time(now))),
         ..Default::default()
     }
@@ -202,33 +229,60 @@ fn condition(
 
 pub fn build_status(previous: Option<&PodStatus>, view: &PodView, now: Timestamp) -> PodStatus {
     let phase = view.phase();
-    let initialized = view.initialized();
-    let all_running = !view.containers.is_empty()
-        && view
-            .containers
-            .iter()
-            .all(|c| matches!(c.state, ProcessState::Running { .. }));
-    let not_ready_reason = if phase == "Succeeded" || phase == "Failed" {
-        "PodCompleted"
+    // GeneratePodInitializedCondition / GenerateContainersReadyCondition / GeneratePodReadyCondition (1.20).
+    let incomplete: Vec<&str> = view
+        .init_containers
+        .iter()
+        .filter(|c| !succeeded(c))
+        .map(|c| c.name.as_str())
+        .collect();
+    let initialized = if view.init_containers.is_empty() {
+        condition(previous, "Initialized", true, None, None, now)
+    } else if phase == "Succeeded" {
+        condition(
+            previous,
+            "Initialized",
+            true,
+            Some("PodCompleted"),
+            None,
+            now,
+        )
+    } else if !incomplete.is_empty() {
+        let message = format!(
+            "containers with incomplete status: {}",
+            go_list(&incomplete)
+        );
+        let reason = Some("ContainersNotInitialized");
+        condition(previous, "Initialized", false, reason, Some(message), now)
     } else {
-        "ContainersNotReady"
+        condition(previous, "Initialized", true, None, None, now)
     };
-    let reason = (!all_running).then_some(not_ready_reason);
+    let unready: Vec<&str> = view
+        .containers
+        .iter()
+        .filter(|c| !matches!(c.state, ProcessState::Running { .. }))
+        .map(|c| c.name.as_str())
+        .collect();
+    let ready = |type_: &str| {
+        if phase == "Succeeded" {
+            condition(previous, type_, false, Some("PodCompleted"), None, now)
+        } else if !unready.is_empty() {
+            let message = format!("containers with unready status: {}", go_list(&unready));
+            let reason = Some("ContainersNotReady");
+            condition(previous, type_, false, reason, Some(message), now)
+        } else {
+            condition(previous, type_, true, None, None, now)
+        }
+    };
 
     let scheduled = previous
         .and_then(|s| s.conditions.as_ref())
         .and_then(|cs| cs.iter().find(|c| c.type_ == "PodScheduled").cloned())
-        .unwrap_or_else(|| condition(None, "PodScheduled", true, None, now));
+        .unwrap_or_else(|| condition(None, "PodScheduled", true, None, None, now));
     let conditions = vec![
-        condition(
-            previous,
-            "Initialized",
-            initialized,
-            (!initialized).then_some("ContainersNotInitialized"),
-            now,
-        ),
-        condition(previous, "Ready", all_running, reason, now),
-        condition(previous, "ContainersReady", all_running, reason, now),
+        initialized,
+        ready("Ready"),
+        ready("ContainersReady"),
         scheduled,
     ];
 
@@ -302,6 +356,7 @@ mod tests {
             pod_ip: "127.5.0.2".into(),
             host_ip: "127.0.0.1".into(),
             start_time: ts(0),
+            restart_policy: "Never".into(),
             init_containers: Vec::new(),
             containers: states
                 .into_iter()
@@ -330,6 +385,7 @@ mod tests {
             message: msg.map(str::to_string),
             started_at: ts(1),
             finished_at: ts(2),
+            container_id: Some("sim://7".into()),
         })
     }
 
@@ -342,10 +398,15 @@ mod tests {
         assert_eq!(view(vec![waiting.clone()]).phase(), "Pending");
         assert_eq!(
             view(vec![ProcessState::Running { started_at: ts(1) }, waiting]).phase(),
-            "Running"
+            "Pending",
+            "getPhase: one container not started yet keeps the pod Pending"
         );
         assert_eq!(
-            view(vec![ProcessState::Running { started_at: ts(1) }, term(0, None)]).phase(),
+            view(vec![
+                ProcessState::Running { started_at: ts(1) },
+                term(0, None)
+            ])
+            .phase(),
             "Running"
         );
         assert_eq!(
@@ -422,7 +483,12 @@ mod tests {
         let conds = status.conditions.unwrap();
         let get = |t: &str| conds.iter().find(|c| c.type_ == t).unwrap().clone();
         assert_eq!(get("Ready").status, "False");
-        assert_eq!(get("Ready").reason.as_deref(), Some("PodCompleted"));
+        // Only Succeeded pods say PodCompleted; a failed one lists its unready containers.
+        assert_eq!(get("Ready").reason.as_deref(), Some("ContainersNotReady"));
+        assert_eq!(
+            get("ContainersReady").message.as_deref(),
+            Some("containers with unready status: [c0]")
+        );
         assert_eq!(get("Ready").last_transition_time, Some(Time(ts(9))));
         assert_eq!(
             get("Initialized").last_transition_time,
@@ -460,6 +526,74 @@ mod tests {
         let many: String = (0..100).map(|i| format!("{i}\n")).collect();
         let msg = termination_message(b"", many.as_bytes(), 1, true).unwrap();
         assert!(msg.starts_with("20\n") && msg.ends_with("99\n"), "{msg:?}");
+    }
+
+    #[test]
+    fn phases_follow_get_phase_for_failures_and_back_offs() {
+        let waiting = |reason: &str, msg: &str| ProcessState::Waiting {
+            reason: reason.into(),
+            message: Some(msg.into()),
+        };
+        // Image and config errors: never started, so Pending and not ready, whatever the policy.
+        for policy in ["Never", "OnFailure", "Always"] {
+            let mut v = view(vec![waiting("ErrImagePull", "rpc error")]);
+            v.restart_policy = policy.into();
+            assert_eq!(v.phase(), "Pending", "{policy}");
+        }
+        // Crash loop: waiting with a lastState counts as stopped; restartable policies keep the pod Running.
+        let mut v = view(vec![waiting("CrashLoopBackOff", "back-off 10s ...")]);
+        v.containers[0].last_termination = match term(2, None) {
+            ProcessState::Terminated(t) => Some(t),
+            _ => None,
+        };
+        v.containers[0].restart_count = 1;
+        for (policy, phase) in [("Always", "Running"), ("OnFailure", "Running")] {
+            v.restart_policy = policy.into();
+            assert_eq!(v.phase(), phase, "{policy}");
+        }
+        // Terminated before an immediate restart: Running under OnFailure/Always, Failed under Never.
+        let mut v = view(vec![term(1, None)]);
+        for (policy, phase) in [
+            ("Always", "Running"),
+            ("OnFailure", "Running"),
+            ("Never", "Failed"),
+        ] {
+            v.restart_policy = policy.into();
+            assert_eq!(v.phase(), phase, "{policy}");
+        }
+        v.containers[0].state = term(0, None);
+        v.restart_policy = "Always".into();
+        assert_eq!(v.phase(), "Running", "Always restarts even after exit 0");
+        v.restart_policy = "OnFailure".into();
+        assert_eq!(v.phase(), "Succeeded");
+
+        let status = build_status(
+            None,
+            &view(vec![waiting(
+                "CreateContainerConfigError",
+                "secret \"x\" not found",
+            )]),
+            ts(3),
+        );
+        let cs = &status.container_statuses.as_ref().unwrap()[0];
+        assert!(!cs.ready && cs.started == Some(false));
+        let w = cs.state.as_ref().unwrap().waiting.clone().unwrap();
+        assert_eq!(w.reason.as_deref(), Some("CreateContainerConfigError"));
+        assert_eq!(w.message.as_deref(), Some("secret \"x\" not found"));
+        let conds = status.conditions.unwrap();
+        let ready = conds.iter().find(|c| c.type_ == "Ready").unwrap();
+        assert_eq!(
+            (
+                ready.status.as_str(),
+                ready.reason.as_deref(),
+                ready.message.as_deref()
+            ),
+            (
+                "False",
+                Some("ContainersNotReady"),
+                Some("containers with unready status: [c0]")
+            )
+        );
     }
 
     #[test]
