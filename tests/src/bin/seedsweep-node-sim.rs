@@ -3,6 +3,7 @@
 
 use std::net::Ipv4Addr;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use anyhow::{Context, Result};
 use clap::Parser;
@@ -44,6 +45,39 @@ struct Args {
     /// Per-pod directories, logs and termination messages go under <work-dir>/pods.
     #[arg(long)]
     work_dir: PathBuf,
+    /// An image that cannot be pulled (glob: `*` any characters, `?` one; matched against the image as written
+    /// and normalized, e.g. docker.io/library/x:1). Repeatable. Registry hosts under .invalid never pull.
+    #[arg(long = "unpullable-image", value_name = "PATTERN")]
+    unpullable_images: Vec<String>,
+    /// First delay of the image pull back-off (doubles per failed pull up to --max-backoff).
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    image_pull_backoff_base: Duration,
+    /// First delay of the crash-loop back-off (doubles per restart up to --max-backoff).
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    crash_backoff_base: Duration,
+    /// Cap of both back-offs.
+    #[arg(long, default_value = "300s", value_parser = parse_duration)]
+    max_backoff: Duration,
+    /// Retry interval for CreateContainerConfigError, volumes that cannot be set up and ErrImageNeverPull.
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    config_retry_interval: Duration,
+}
+
+/// `500ms`, `10s`, `5m`, `1h` (one number, one unit).
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    let split = s
+        .find(|c: char| !c.is_ascii_digit() && c != '.')
+        .ok_or_else(|| format!("{s:?}: missing unit (ms, s, m, h)"))?;
+    let (number, unit) = s.split_at(split);
+    let value: f64 = number.parse().map_err(|_| format!("{s:?}: not a number"))?;
+    let seconds = match unit {
+        "ms" => value / 1000.0,
+        "s" => value,
+        "m" => value * 60.0,
+        "h" => value * 3600.0,
+        _ => return Err(format!("{s:?}: unknown unit {unit:?} (ms, s, m, h)")),
+    };
+    Duration::try_from_secs_f64(seconds).map_err(|e| format!("{s:?}: {e}"))
 }
 
 #[tokio::main]
@@ -81,6 +115,11 @@ async fn main() -> Result<()> {
     config.memory = args.memory;
     config.pods = args.pods;
     config.unschedulable = args.unschedulable;
+    config.unpullable_images = args.unpullable_images;
+    config.image_pull_backoff_base = args.image_pull_backoff_base;
+    config.crash_backoff_base = args.crash_backoff_base;
+    config.max_backoff = args.max_backoff;
+    config.config_retry_interval = args.config_retry_interval;
     let sim = NodeSimulator::start(client, config).await?;
     tracing::info!(node = sim.name(), "node registered and Ready");
     let mut term = signal(SignalKind::terminate()).context("installing SIGTERM handler")?;
@@ -91,4 +130,42 @@ async fn main() -> Result<()> {
     tracing::info!("shutting down: killing pod processes");
     sim.shutdown().await;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_duration("10s"), Ok(Duration::from_secs(10)));
+        assert_eq!(parse_duration("1.5s"), Ok(Duration::from_millis(1500)));
+        assert_eq!(parse_duration("5m"), Ok(Duration::from_secs(300)));
+        assert!(parse_duration("10").is_err());
+        assert!(parse_duration("10d").is_err());
+    }
+
+    #[test]
+    fn flags() {
+        let args = Args::try_parse_from([
+            "seedsweep-node-sim",
+            "--work-dir",
+            "/tmp/w",
+            "--unpullable-image",
+            "unpullable.example/*",
+            "--unpullable-image",
+            "*:missing",
+            "--crash-backoff-base",
+            "200ms",
+        ])
+        .unwrap();
+        assert_eq!(
+            args.unpullable_images,
+            ["unpullable.example/*", "*:missing"]
+        );
+        assert_eq!(args.crash_backoff_base, Duration::from_millis(200));
+        assert_eq!(args.image_pull_backoff_base, Duration::from_secs(10));
+        assert_eq!(args.max_backoff, Duration::from_secs(300));
+    }
 }
