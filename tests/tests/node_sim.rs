@@ -10,12 +10,13 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, ensure};
 use k8s_openapi::api::batch::v1::{Job, JobSpec};
 use k8s_openapi::api::core::v1::{
-    Container, ContainerStateTerminated, EmptyDirVolumeSource, EnvVar, EnvVarSource,
-    ObjectFieldSelector, Pod, PodSpec, PodTemplateSpec, ResourceRequirements, Volume, VolumeMount,
+    Container, ContainerStateTerminated, ContainerStatus, EmptyDirVolumeSource, EnvVar,
+    EnvVarSource, ObjectFieldSelector, Pod, PodCondition, PodSpec, PodTemplateSpec,
+    ResourceRequirements, Volume, VolumeMount,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use kube::Client;
-use kube::api::{Api, DeleteParams, ObjectMeta, PostParams};
+use kube::api::{Api, DeleteParams, ObjectMeta, Patch, PatchParams, PostParams};
 use seedsweep_tests::helpers::{
     apply_crd_yaml, background, create_namespace, delete_namespace, pod_names, wait_for,
     wait_for_deletion, wait_for_pod_phase,
@@ -490,6 +491,12 @@ async fn standalone_binary_runs_a_pod() -> Result<()> {
             ])
             // Cordoned, so pods of concurrent tests are not scheduled onto a node this test removes.
             .args(["--ip-base", "127.250.0.0", "--unschedulable"])
+            .args([
+                "--unpullable-image",
+                "*:missing",
+                "--crash-backoff-base",
+                "200ms",
+            ])
             .arg("--work-dir")
             .arg(work.path())
             .stderr(std::fs::File::create(work.path().join("node-sim.log"))?)
@@ -548,6 +555,29 @@ async fn standalone_binary_runs_a_pod() -> Result<()> {
             .map(|e| e.path())
             .collect();
         ensure!(pod_dirs.len() == 1, "pod dirs {pod_dirs:?}");
+        // The failure flags reach the node: an unpullable image, and a crash loop announcing its 200 ms back-off.
+        let mut pull = shell("exit 0", vec![]);
+        pull.image = Some("busybox:missing".into());
+        let mut spec = pod_spec(pull);
+        spec.node_name = Some(node.clone());
+        pods.create(&PostParams::default(), &pod("bin-pull", spec))
+            .await?;
+        let mut crash = pod_spec(shell("exit 1", vec![]));
+        crash.restart_policy = Some("Always".into());
+        crash.node_name = Some(node.clone());
+        pods.create(&PostParams::default(), &pod("bin-crash", crash))
+            .await?;
+        wait_for(&pods, "bin-pull", TIMEOUT, "ErrImagePull", |p| {
+            p.and_then(|p| waiting(p, "main")).is_some_and(|(r, m)| {
+                r == "ErrImagePull" && m.ends_with("docker.io/library/busybox:missing: not found")
+            })
+        })
+        .await?;
+        wait_for(&pods, "bin-crash", TIMEOUT, "CrashLoopBackOff 200ms", |p| {
+            p.and_then(|p| waiting(p, "main"))
+                .is_some_and(|(r, m)| r == "CrashLoopBackOff" && m.starts_with("back-off 200ms "))
+        })
+        .await?;
         // SIGTERM: the binary shuts down cleanly.
         let pid = child.id().context("no pid")? as i32;
         // SAFETY: plain kill(2) on our own child.
@@ -758,6 +788,639 @@ async fn init_containers_run_in_order_before_the_main_container() -> Result<()> 
         ensure!(first.state.and_then(|s| s.terminated).map(|t| t.exit_code) == Some(7));
         let main = status.container_statuses.unwrap_or_default().into_iter().next().context("no status")?;
         ensure!(main.state.and_then(|s| s.waiting).is_some(), "main container ran after a failed init");
+        Ok(())
+    })
+    .await
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Pods that cannot start (or keep failing): the states a kubelet reports, which the operator reads.
+
+/// Back-off base and cap of the fast node: the kubelet's 10 s / 300 s scaled down so a test sees several rounds.
+const FAST_BACKOFF: Duration = Duration::from_millis(400);
+const FAST_MAX_BACKOFF: Duration = Duration::from_millis(1600);
+/// Images the fast node cannot pull ("not found").
+const FAST_UNPULLABLE: &str = "unpullable.example/*";
+
+static FAST_NODE: tokio::sync::OnceCell<String> = tokio::sync::OnceCell::const_new();
+
+/// A cordoned simulated node with [`FAST_BACKOFF`] timings and [`FAST_UNPULLABLE`] images, shared by the tests of
+/// this binary (pods reach it through `spec.nodeName`); None on an external cluster.
+async fn fast_node(cluster: &'static TestCluster) -> Result<Option<String>> {
+    if !cluster.has_simulator() {
+        return Ok(None);
+    }
+    let name = FAST_NODE
+        .get_or_try_init(|| async {
+            let mut config = cluster
+                .node_config("sim-fast")?
+                .with_backoff(FAST_BACKOFF, FAST_MAX_BACKOFF)
+                .with_unpullable_image(FAST_UNPULLABLE);
+            config.unschedulable = true;
+            cluster.add_node(config).await?;
+            anyhow::Ok("sim-fast".to_string())
+        })
+        .await?;
+    Ok(Some(name.clone()))
+}
+
+fn container_status(pod: &Pod, name: &str) -> Option<ContainerStatus> {
+    pod.status
+        .as_ref()?
+        .container_statuses
+        .as_ref()?
+        .iter()
+        .find(|c| c.name == name)
+        .cloned()
+}
+
+/// `(reason, message)` of a waiting container.
+fn waiting(pod: &Pod, container: &str) -> Option<(String, String)> {
+    let w = container_status(pod, container)?.state?.waiting?;
+    Some((w.reason.unwrap_or_default(), w.message.unwrap_or_default()))
+}
+
+fn pod_condition(pod: &Pod, type_: &str) -> Option<PodCondition> {
+    pod.status
+        .as_ref()?
+        .conditions
+        .as_ref()?
+        .iter()
+        .find(|c| c.type_ == type_)
+        .cloned()
+}
+
+fn phase(pod: &Pod) -> String {
+    pod.status
+        .as_ref()
+        .and_then(|s| s.phase.clone())
+        .unwrap_or_default()
+}
+
+/// Polls the pod every 20 ms and records what `extract` sees (consecutive repeats dropped) until `done` holds for
+/// the sequence; returns the sequence and the last pod.
+async fn observe<T: PartialEq + std::fmt::Debug>(
+    pods: &Api<Pod>,
+    name: &str,
+    timeout: Duration,
+    extract: impl Fn(&Pod) -> Option<T>,
+    done: impl Fn(&[T]) -> bool,
+) -> Result<(Vec<T>, Pod)> {
+    let deadline = Instant::now() + timeout;
+    let mut seen: Vec<T> = Vec::new();
+    loop {
+        let pod = pods.get(name).await?;
+        if let Some(v) = extract(&pod)
+            && seen.last() != Some(&v)
+        {
+            seen.push(v);
+        }
+        if done(&seen) {
+            return Ok((seen, pod));
+        }
+        ensure!(
+            Instant::now() < deadline,
+            "timed out after {timeout:?} on pod {name}; seen {seen:#?}; last status {:#?}",
+            pod.status
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// The kubelet's shape of a container that never started: waiting, not ready, no restarts, no lastState, no id;
+/// the pod Pending and not Ready because of it.
+fn ensure_never_started(pod: &Pod, container: &str, unready: &str) -> Result<()> {
+    ensure!(phase(pod) == "Pending", "phase {:?}", phase(pod));
+    let cs = container_status(pod, container).context("no container status")?;
+    ensure!(!cs.ready && cs.started == Some(false), "{cs:?}");
+    ensure!(cs.restart_count == 0, "{cs:?}");
+    ensure!(
+        cs.last_state.is_none_or(|s| s.terminated.is_none()),
+        "lastState of a container that never ran"
+    );
+    ensure!(
+        cs.container_id.is_none(),
+        "containerID {:?}",
+        cs.container_id
+    );
+    for type_ in ["Ready", "ContainersReady"] {
+        let c = pod_condition(pod, type_).with_context(|| format!("no {type_} condition"))?;
+        ensure!(
+            (c.status.as_str(), c.reason.as_deref(), c.message.as_deref())
+                == (
+                    "False",
+                    Some("ContainersNotReady"),
+                    Some(format!("containers with unready status: {unready}").as_str())
+                ),
+            "{type_}: {c:?}"
+        );
+    }
+    let scheduled = pod_condition(pod, "PodScheduled").context("no PodScheduled")?;
+    ensure!(scheduled.status == "True", "{scheduled:?}");
+    Ok(())
+}
+
+/// On any cluster: an image from an unresolvable registry (`.invalid`) waits in ErrImagePull, then
+/// ImagePullBackOff; the pod stays Pending and never starts.
+#[tokio::test]
+async fn unpullable_image_waits_in_err_image_pull_then_image_pull_back_off() -> Result<()> {
+    scenario("pull", |cx| async move {
+        let pods = cx.pods();
+        let image = "registry.invalid/seedsweep/trainer:1";
+        let mut container = shell("exit 0", vec![]);
+        container.image = Some(image.into());
+        pods.create(&PostParams::default(), &pod("pull", pod_spec(container)))
+            .await?;
+        let (seen, pod) = observe(
+            &pods,
+            "pull",
+            Duration::from_secs(60),
+            |p| waiting(p, "main").filter(|(r, _)| r != "ContainerCreating"),
+            |seen| seen.iter().any(|(r, _)| r == "ImagePullBackOff"),
+        )
+        .await?;
+        eprintln!("states: {seen:#?}");
+        let (reason, message) = &seen[0];
+        ensure!(reason == "ErrImagePull", "first state {reason}: {message}");
+        if cx.cluster.has_simulator() {
+            ensure!(
+                message
+                    == "rpc error: code = Unknown desc = failed to pull and unpack image \
+                        \"registry.invalid/seedsweep/trainer:1\": failed to resolve reference \
+                        \"registry.invalid/seedsweep/trainer:1\": failed to do request: Head \
+                        \"https://registry.invalid/v2/seedsweep/trainer/manifests/1\": dial tcp: lookup \
+                        registry.invalid: no such host",
+                "{message}"
+            );
+        }
+        ensure!(
+            waiting(&pod, "main")
+                == Some((
+                    "ImagePullBackOff".into(),
+                    format!("Back-off pulling image \"{image}\"")
+                )),
+            "{:?}",
+            waiting(&pod, "main")
+        );
+        ensure_never_started(&pod, "main", "[main]")?;
+        ensure!(
+            pod_condition(&pod, "Initialized").is_some_and(|c| c.status == "True"),
+            "Initialized"
+        );
+        Ok(())
+    })
+    .await
+}
+
+/// The kubelet's image back-off: ErrImagePull and ImagePullBackOff alternate while the delay doubles; an
+/// unpullable image under `imagePullPolicy: Never` is ErrImageNeverPull; fixing the image starts the pod.
+#[tokio::test]
+async fn unpullable_images_back_off_and_recover_when_the_image_is_fixed() -> Result<()> {
+    scenario("pullbo", |cx| async move {
+        let Some(node) = fast_node(cx.cluster).await? else {
+            eprintln!("skipping: needs a simulated node with unpullable images configured");
+            return Ok(());
+        };
+        let pods = cx.pods();
+        let image = "unpullable.example/seedsweep/trainer:2";
+        let mut container = shell("echo fixed > /dev/termination-log", vec![]);
+        container.image = Some(image.into());
+        let mut spec = pod_spec(container.clone());
+        spec.node_name = Some(node.clone());
+        pods.create(&PostParams::default(), &pod("pullbo", spec))
+            .await?;
+        let started = Instant::now();
+        let (seen, waiting_pod) = observe(
+            &pods,
+            "pullbo",
+            TIMEOUT,
+            |p| waiting(p, "main").map(|(r, _)| r),
+            |seen| seen.iter().filter(|r| *r == "ErrImagePull").count() >= 3,
+        )
+        .await?;
+        let took = started.elapsed();
+        let expected: Vec<&str> = [
+            "ErrImagePull",
+            "ImagePullBackOff",
+            "ErrImagePull",
+            "ImagePullBackOff",
+            "ErrImagePull",
+        ]
+        .to_vec();
+        let from_first = seen
+            .iter()
+            .skip_while(|r| *r != "ErrImagePull")
+            .map(String::as_str)
+            .collect::<Vec<_>>();
+        ensure!(from_first == expected, "sequence {seen:?}");
+        // Pulls at 0, 400 ms and 1.2 s (400 + 800): the back-off doubled.
+        ensure!(
+            took >= FAST_BACKOFF * 3,
+            "third pull after {took:?}, back-off did not double"
+        );
+        let (_, message) = waiting(&waiting_pod, "main").context("not waiting")?;
+        ensure!(
+            message
+                == "rpc error: code = NotFound desc = failed to pull and unpack image \
+                    \"unpullable.example/seedsweep/trainer:2\": failed to resolve reference \
+                    \"unpullable.example/seedsweep/trainer:2\": unpullable.example/seedsweep/trainer:2: not found",
+            "{message}"
+        );
+        ensure_never_started(&waiting_pod, "main", "[main]")?;
+
+        // A fixed image is pulled at the next attempt and the container runs.
+        pods.patch(
+            "pullbo",
+            &PatchParams::default(),
+            &Patch::Strategic(serde_json::json!({
+                "spec": {"containers": [{"name": "main", "image": "busybox:1.36"}]}
+            })),
+        )
+        .await?;
+        let done = wait_for_pod_phase(&pods, "pullbo", &["Succeeded", "Failed"], TIMEOUT).await?;
+        ensure!(phase(&done) == "Succeeded", "phase {}", phase(&done));
+        ensure!(terminated(&done)?.message.as_deref() == Some("fixed\n"));
+
+        // imagePullPolicy Never: the kubelet does not pull, it reports the image as absent.
+        let mut never = container;
+        never.image_pull_policy = Some("Never".into());
+        let mut spec = pod_spec(never);
+        spec.node_name = Some(node);
+        pods.create(&PostParams::default(), &pod("neverpull", spec))
+            .await?;
+        let pod = wait_for(&pods, "neverpull", TIMEOUT, "ErrImageNeverPull", |p| {
+            p.and_then(|p| waiting(p, "main"))
+                .is_some_and(|(r, _)| r == "ErrImageNeverPull")
+        })
+        .await?
+        .context("pod vanished")?;
+        ensure!(
+            waiting(&pod, "main").map(|(_, m)| m)
+                == Some(format!(
+                    "Container image \"{image}\" is not present with pull policy of Never"
+                ))
+        );
+        ensure_never_started(&pod, "main", "[main]")?;
+        Ok(())
+    })
+    .await
+}
+
+/// env from a missing Secret / ConfigMap (or key): CreateContainerConfigError with the kubelet's messages, per
+/// container; retried, so creating them later starts the pod.
+#[tokio::test]
+async fn missing_secret_or_config_map_is_a_config_error_until_created() -> Result<()> {
+    scenario("cfgerr", |cx| async move {
+        let node = fast_node(cx.cluster).await?;
+        // On a real cluster the kubelet retries about every 10 s.
+        let timeout = if node.is_some() {
+            TIMEOUT
+        } else {
+            Duration::from_secs(90)
+        };
+        let ns = cx.ns.clone();
+        let pod: Pod = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "cfgerr"},
+            "spec": {
+                "restartPolicy": "Never",
+                "automountServiceAccountToken": false,
+                "nodeName": node,
+                "containers": [
+                    {"name": "a", "image": "busybox:1.36",
+                     "command": ["sh", "-c", "echo $TOKEN > /dev/termination-log"],
+                     "env": [{"name": "TOKEN", "valueFrom": {"secretKeyRef": {"name": "tok", "key": "token"}}}]},
+                    {"name": "b", "image": "busybox:1.36",
+                     "command": ["sh", "-c", "echo $lr > /dev/termination-log"],
+                     "envFrom": [{"configMapRef": {"name": "cfg"}}]}
+                ]
+            }
+        }))?;
+        let pods = cx.pods();
+        pods.create(&PostParams::default(), &pod).await?;
+        let config_error = |p: Option<&Pod>, c: &str, message: &str| {
+            p.and_then(|p| waiting(p, c))
+                == Some(("CreateContainerConfigError".into(), message.into()))
+        };
+        let pod = wait_for(&pods, "cfgerr", timeout, "config errors", |p| {
+            config_error(p, "a", "secret \"tok\" not found")
+                && config_error(p, "b", "configmap \"cfg\" not found")
+        })
+        .await?
+        .context("pod vanished")?;
+        ensure_never_started(&pod, "a", "[a b]")?;
+
+        // The Secret appears without the key.
+        let secrets: Api<k8s_openapi::api::core::v1::Secret> =
+            Api::namespaced(cx.client.clone(), &cx.ns);
+        secrets
+            .create(
+                &PostParams::default(),
+                &serde_json::from_value(serde_json::json!({
+                    "metadata": {"name": "tok"}, "stringData": {"other": "x"}
+                }))?,
+            )
+            .await?;
+        let missing_key = format!("couldn't find key token in Secret {ns}/tok");
+        wait_for(&pods, "cfgerr", timeout, "missing key", |p| {
+            config_error(p, "a", &missing_key)
+        })
+        .await?;
+
+        // Both complete once the key and the ConfigMap exist.
+        secrets
+            .patch(
+                "tok",
+                &PatchParams::default(),
+                &Patch::Merge(serde_json::json!({"stringData": {"token": "s3cret"}})),
+            )
+            .await?;
+        let cms: Api<k8s_openapi::api::core::v1::ConfigMap> =
+            Api::namespaced(cx.client.clone(), &cx.ns);
+        cms.create(
+            &PostParams::default(),
+            &serde_json::from_value(serde_json::json!({
+                "metadata": {"name": "cfg"}, "data": {"lr": "2e-5"}
+            }))?,
+        )
+        .await?;
+        let done = wait_for_pod_phase(&pods, "cfgerr", &["Succeeded", "Failed"], timeout).await?;
+        ensure!(phase(&done) == "Succeeded", "phase {}", phase(&done));
+        let message = |c: &str| {
+            container_status(&done, c)
+                .and_then(|s| s.state?.terminated?.message)
+                .unwrap_or_default()
+        };
+        ensure!(
+            (message("a").as_str(), message("b").as_str()) == ("s3cret\n", "2e-5\n"),
+            "messages {:?} {:?}",
+            message("a"),
+            message("b")
+        );
+        Ok(())
+    })
+    .await
+}
+
+/// On any cluster: a container that keeps failing under restartPolicy Always is restarted at once, then waits
+/// in CrashLoopBackOff ("back-off 10s ...") with its restart count and last termination.
+#[tokio::test]
+async fn crash_loop_back_off_shows_restart_count_and_last_state() -> Result<()> {
+    scenario("crash", |cx| async move {
+        let pods = cx.pods();
+        let mut spec = pod_spec(shell("echo crashed > /dev/termination-log; exit 3", vec![]));
+        spec.restart_policy = Some("Always".into());
+        let created = pods
+            .create(&PostParams::default(), &pod("crash", spec))
+            .await?;
+        let uid = created.metadata.uid.clone().context("no uid")?;
+        let pod = wait_for(&pods, "crash", TIMEOUT, "CrashLoopBackOff", |p| {
+            p.and_then(|p| waiting(p, "main"))
+                .is_some_and(|(r, _)| r == "CrashLoopBackOff")
+        })
+        .await?
+        .context("pod vanished")?;
+        let ns = &cx.ns;
+        ensure!(
+            waiting(&pod, "main").map(|(_, m)| m)
+                == Some(format!(
+                    "back-off 10s restarting failed container=main pod=crash_{ns}({uid})"
+                )),
+            "{:?}",
+            waiting(&pod, "main")
+        );
+        let cs = container_status(&pod, "main").context("no status")?;
+        ensure!(cs.restart_count == 1, "restartCount {}", cs.restart_count);
+        ensure!(!cs.ready && cs.started == Some(false), "{cs:?}");
+        let last = cs
+            .last_state
+            .and_then(|s| s.terminated)
+            .context("no lastState.terminated")?;
+        ensure!(
+            (
+                last.exit_code,
+                last.reason.as_deref(),
+                last.message.as_deref()
+            ) == (3, Some("Error"), Some("crashed\n")),
+            "{last:?}"
+        );
+        ensure!(
+            last.container_id.is_some() && last.container_id == cs.container_id,
+            "containerID {:?} / {:?}",
+            cs.container_id,
+            last.container_id
+        );
+        ensure!(phase(&pod) == "Running", "phase {}", phase(&pod));
+        let ready = pod_condition(&pod, "Ready").context("no Ready")?;
+        ensure!(
+            ready.status == "False"
+                && ready.reason.as_deref() == Some("ContainersNotReady")
+                && ready.message.as_deref() == Some("containers with unready status: [main]"),
+            "{ready:?}"
+        );
+        Ok(())
+    })
+    .await
+}
+
+/// The crash-loop back-off doubles up to its cap, each wait announced in the message (fast node: 400 ms,
+/// 800 ms, 1.6 s, 1.6 s); restartPolicy OnFailure behaves the same for failures.
+#[tokio::test]
+async fn crash_loop_back_off_doubles_up_to_the_cap() -> Result<()> {
+    scenario("crashcap", |cx| async move {
+        let Some(node) = fast_node(cx.cluster).await? else {
+            eprintln!("skipping: needs a simulated node with short back-offs");
+            return Ok(());
+        };
+        let pods = cx.pods();
+        let mut spec = pod_spec(shell("exit 1", vec![]));
+        spec.restart_policy = Some("OnFailure".into());
+        spec.node_name = Some(node);
+        let created = pods
+            .create(&PostParams::default(), &pod("crashcap", spec))
+            .await?;
+        let uid = created.metadata.uid.clone().context("no uid")?;
+        let (seen, pod) = observe(
+            &pods,
+            "crashcap",
+            TIMEOUT,
+            |p| {
+                let (reason, message) = waiting(p, "main")?;
+                let cs = container_status(p, "main")?;
+                (reason == "CrashLoopBackOff").then_some((message, cs.restart_count))
+            },
+            |seen| seen.len() >= 4,
+        )
+        .await?;
+        let ns = &cx.ns;
+        let expected: Vec<(String, i32)> = [("400ms", 1), ("800ms", 2), ("1.6s", 3), ("1.6s", 4)]
+            .into_iter()
+            .map(|(b, n)| {
+                (
+                    format!(
+                        "back-off {b} restarting failed container=main pod=crashcap_{ns}({uid})"
+                    ),
+                    n,
+                )
+            })
+            .collect();
+        ensure!(seen == expected, "seen {seen:#?}");
+        let last = container_status(&pod, "main")
+            .and_then(|c| c.last_state?.terminated)
+            .context("no lastState")?;
+        ensure!(last.exit_code == 1 && last.reason.as_deref() == Some("Error"));
+        ensure!(phase(&pod) == "Running", "phase {}", phase(&pod));
+        Ok(())
+    })
+    .await
+}
+
+/// A command that cannot be executed ends as containerd reports it: exit 128, reason StartError (restartPolicy
+/// Never: the pod fails); under OnFailure it is retried and backs off like a crash.
+#[tokio::test]
+async fn missing_executable_is_a_start_error() -> Result<()> {
+    scenario("starterr", |cx| async move {
+        let pods = cx.pods();
+        let cases = [
+            (
+                "abs",
+                "/nonexistent/seedsweep-trainer",
+                "exec: \"/nonexistent/seedsweep-trainer\": stat /nonexistent/seedsweep-trainer: no such file \
+                 or directory",
+            ),
+            (
+                "path",
+                "seedsweep-no-such-command",
+                "exec: \"seedsweep-no-such-command\": executable file not found in $PATH",
+            ),
+        ];
+        for (name, program, _) in cases {
+            let mut container = shell("", vec![]);
+            container.command = Some(vec![program.into()]);
+            pods.create(&PostParams::default(), &pod(name, pod_spec(container)))
+                .await?;
+        }
+        for (name, _, runc) in cases {
+            let done = wait_for_pod_phase(&pods, name, &["Succeeded", "Failed"], TIMEOUT).await?;
+            ensure!(phase(&done) == "Failed", "{name}: phase {}", phase(&done));
+            let t = terminated(&done)?;
+            ensure!(
+                t.exit_code == 128 && t.reason.as_deref() == Some("StartError"),
+                "{name}: {t:?}"
+            );
+            if cx.cluster.has_simulator() {
+                let want = format!(
+                    "failed to create containerd task: failed to create shim task: OCI runtime create failed: \
+                     runc create failed: unable to start container process: {runc}: unknown"
+                );
+                ensure!(t.message.as_deref() == Some(want.as_str()), "{name}: {t:?}");
+                ensure!(
+                    t.started_at.as_ref().map(|s| s.0.as_second()) == Some(0),
+                    "startedAt {:?}",
+                    t.started_at
+                );
+            }
+        }
+
+        let Some(node) = fast_node(cx.cluster).await? else {
+            return Ok(());
+        };
+        let mut container = shell("", vec![]);
+        container.command = Some(vec!["/nonexistent/seedsweep-trainer".into()]);
+        let mut spec = pod_spec(container);
+        spec.restart_policy = Some("OnFailure".into());
+        spec.node_name = Some(node);
+        pods.create(&PostParams::default(), &pod("retry", spec))
+            .await?;
+        let (seen, pod) = observe(
+            &pods,
+            "retry",
+            TIMEOUT,
+            |p| waiting(p, "main").map(|(r, _)| r),
+            |seen| seen.iter().any(|r| r == "CrashLoopBackOff"),
+        )
+        .await?;
+        ensure!(
+            seen.first().map(String::as_str) == Some("RunContainerError"),
+            "{seen:?}"
+        );
+        let cs = container_status(&pod, "main").context("no status")?;
+        let last = cs
+            .last_state
+            .and_then(|s| s.terminated)
+            .context("no lastState")?;
+        ensure!(
+            last.exit_code == 128 && last.reason.as_deref() == Some("StartError"),
+            "{last:?}"
+        );
+        ensure!(cs.restart_count == 1, "restartCount {}", cs.restart_count);
+        ensure!(phase(&pod) == "Running", "phase {}", phase(&pod));
+        Ok(())
+    })
+    .await
+}
+
+/// No simulator involved: the real kube-scheduler explains why a pod stays Pending in its PodScheduled
+/// condition (reason Unschedulable), for missing GPUs and for a missing PersistentVolumeClaim.
+#[tokio::test]
+async fn unschedulable_pods_carry_the_scheduler_message() -> Result<()> {
+    scenario("unsched", |cx| async move {
+        let pods = cx.pods();
+        let mut gpu = shell("exit 0", vec![]);
+        gpu.resources = Some(ResourceRequirements {
+            limits: Some(BTreeMap::from([(
+                GPU_RESOURCE.to_string(),
+                Quantity("1000".into()),
+            )])),
+            ..Default::default()
+        });
+        pods.create(&PostParams::default(), &pod("gpus", pod_spec(gpu)))
+            .await?;
+        let mut pvc = pod_spec(shell("exit 0", vec![]));
+        pvc.volumes = Some(vec![Volume {
+            name: "data".into(),
+            persistent_volume_claim: Some(
+                k8s_openapi::api::core::v1::PersistentVolumeClaimVolumeSource {
+                    claim_name: "missing".into(),
+                    read_only: None,
+                },
+            ),
+            ..Default::default()
+        }]);
+        pods.create(&PostParams::default(), &pod("pvc", pvc))
+            .await?;
+        for (name, needle) in [
+            ("gpus", "Insufficient nvidia.com/gpu"),
+            ("pvc", "persistentvolumeclaim \"missing\" not found"),
+        ] {
+            let pod = wait_for(&pods, name, TIMEOUT, "PodScheduled=False", |p| {
+                p.and_then(|p| pod_condition(p, "PodScheduled"))
+                    .is_some_and(|c| c.status == "False")
+            })
+            .await?
+            .context("pod vanished")?;
+            let c = pod_condition(&pod, "PodScheduled").context("no condition")?;
+            let message = c.message.clone().unwrap_or_default();
+            eprintln!("{name}: {message}");
+            ensure!(c.reason.as_deref() == Some("Unschedulable"), "{c:?}");
+            ensure!(
+                message.starts_with("0/")
+                    && message.contains(" nodes are available: ")
+                    && message.contains(needle)
+                    && message.ends_with('.'),
+                "{name}: {message:?}"
+            );
+            ensure!(phase(&pod) == "Pending", "{name}: phase {}", phase(&pod));
+            let status = pod.status.clone().unwrap_or_default();
+            ensure!(
+                status.container_statuses.is_none()
+                    && pod
+                        .spec
+                        .as_ref()
+                        .and_then(|s| s.node_name.as_ref())
+                        .is_none(),
+                "{name} was bound: {status:?}"
+            );
+        }
         Ok(())
     })
     .await
