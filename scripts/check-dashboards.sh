@@ -117,6 +117,7 @@ EOR
 prom_config() {  # $1: the pod job's service discovery
     cat <<EOP
 global: {scrape_interval: 1s, scrape_timeout: 1s, evaluation_interval: 1s}
+rule_files: [$repo/$chart/files/alerts.yaml]
 scrape_configs:
   # The operator's series carry the sweep's namespace: honor_labels keeps it (the chart's ServiceMonitor does too).
   - job_name: seedsweep-operator
@@ -181,6 +182,20 @@ targets=$(curl -sf "http://127.0.0.1:$PROM_PORT/api/v1/query?query=count(count_o
 log "Prometheus scraped $targets trial pods"
 [[ $targets -ge 4 ]] || { log "expected all 4 trial pods among Prometheus's targets"; exit 1; }
 
+log "alert rules: every one evaluated without error, none pending or firing after a healthy sweep"
+curl -sf "http://127.0.0.1:$PROM_PORT/api/v1/rules" | "$PY" -c '
+import json, sys
+groups = json.load(sys.stdin)["data"]["groups"]
+rules = [r for g in groups for r in g["rules"]]
+problems = []
+for r in rules:
+    if r["health"] != "ok":
+        problems.append("%s: health %s %s" % (r["name"], r["health"], r.get("lastError", "")))
+    if r.get("state", "inactive") != "inactive":
+        problems.append("%s: %s" % (r["name"], r["state"]))
+print("%d rules evaluated" % len(rules))
+print("\n".join(problems))
+sys.exit(1 if problems or len(rules) < 6 else 0)'
 log "evaluating every dashboard query over the sweep's $(( t1 - t0 )) s"
 "$PY" "$chart/tests/dashboard_queries.py" "http://127.0.0.1:$PROM_PORT" "$t0" "$t1" \
     namespace="$NS" sweep="$SWEEP" metric=acc_and_f1
