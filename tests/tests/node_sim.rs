@@ -801,6 +801,8 @@ const FAST_BACKOFF: Duration = Duration::from_millis(400);
 const FAST_MAX_BACKOFF: Duration = Duration::from_millis(1600);
 /// Images the fast node cannot pull ("not found").
 const FAST_UNPULLABLE: &str = "unpullable.example/*";
+/// Images whose entrypoint the fast node maps to the local `sh`.
+const FAST_SHELL_IMAGE: &str = "entrypoint.example/shell:*";
 
 static FAST_NODE: tokio::sync::OnceCell<String> = tokio::sync::OnceCell::const_new();
 
@@ -815,7 +817,8 @@ async fn fast_node(cluster: &'static TestCluster) -> Result<Option<String>> {
             let mut config = cluster
                 .node_config("sim-fast")?
                 .with_backoff(FAST_BACKOFF, FAST_MAX_BACKOFF)
-                .with_unpullable_image(FAST_UNPULLABLE);
+                .with_unpullable_image(FAST_UNPULLABLE)
+                .with_image_entrypoint(FAST_SHELL_IMAGE, "sh");
             config.unschedulable = true;
             cluster.add_node(config).await?;
             anyhow::Ok("sim-fast".to_string())
@@ -1421,6 +1424,272 @@ async fn unschedulable_pods_carry_the_scheduler_message() -> Result<()> {
                 "{name} was bound: {status:?}"
             );
         }
+        Ok(())
+    })
+    .await
+}
+
+/// Creates a pod, retrying while the ServiceAccount admission plugin refuses it because the account's token Secret
+/// does not exist yet (a ReplicaSet controller retries the same way).
+async fn create_pod_when_token_exists(pods: &Api<Pod>, pod: &Pod) -> Result<()> {
+    let deadline = Instant::now() + TIMEOUT;
+    loop {
+        match pods.create(&PostParams::default(), pod).await {
+            Ok(_) => return Ok(()),
+            Err(kube::Error::Api(e))
+                if e.message.contains("no API token found") && Instant::now() < deadline =>
+            {
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            Err(e) => return Err(e).context("creating pod"),
+        }
+    }
+}
+
+/// `key=value` lines of a termination message.
+fn lines_of(message: &str) -> BTreeMap<String, String> {
+    message
+        .lines()
+        .filter_map(|l| l.split_once('='))
+        .map(|(k, v)| (k.to_string(), v.trim().to_string()))
+        .collect()
+}
+
+#[tokio::test]
+async fn service_account_token_files_and_kubeconfig_authenticate_as_the_account() -> Result<()> {
+    scenario("sa", |cx| async move {
+        let ns = cx.ns.clone();
+        let apply = |value: serde_json::Value| {
+            let client = cx.client.clone();
+            let ns = ns.clone();
+            async move {
+                let obj: kube::api::DynamicObject = serde_json::from_value(value)?;
+                let gvk = kube::api::GroupVersionKind::try_from(
+                    obj.types.as_ref().context("no apiVersion/kind")?,
+                )?;
+                let (resource, _) = kube::discovery::pinned_kind(&client, &gvk).await?;
+                let api: Api<kube::api::DynamicObject> =
+                    Api::namespaced_with(client, &ns, &resource);
+                api.create(&PostParams::default(), &obj).await?;
+                anyhow::Ok(())
+            }
+        };
+        apply(serde_json::json!({"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "runner"}}))
+            .await?;
+        apply(serde_json::json!({"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "quiet"},
+            "automountServiceAccountToken": false}))
+        .await?;
+        apply(serde_json::json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
+            "metadata": {"name": "pod-reader"},
+            "rules": [{"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list"]}]}))
+        .await?;
+        apply(serde_json::json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
+            "metadata": {"name": "runner-reads-pods"},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "pod-reader"},
+            "subjects": [{"kind": "ServiceAccount", "name": "runner", "namespace": ns}]}))
+        .await?;
+
+        // What the pod sees: the mounted files, the downward API, the kubernetes service and (under the
+        // simulator) $KUBECONFIG, which kubectl uses when the host has one.
+        let script = r#"d=/var/run/secrets/kubernetes.io/serviceaccount
+{ echo "namespace=$(cat $d/namespace)"; echo "token=$(cat $d/token)"; echo "ca=$(grep -c 'BEGIN CERTIFICATE' $d/ca.crt)"
+  echo "pod=$POD_NAMESPACE/$POD_NAME"; echo "api=$KUBERNETES_SERVICE_HOST:$KUBERNETES_SERVICE_PORT"
+  echo "kubeconfig=${KUBECONFIG:-}"
+  if [ -n "${KUBECONFIG:-}" ] && command -v kubectl >/dev/null; then
+    echo "list=$(kubectl get pods -o name 2>&1 | tr '\n' ' ')"
+    echo "denied=$(kubectl get secrets 2>&1 | tr '\n' ' ')"
+  fi; } > /dev/termination-log"#;
+        let container = shell(
+            script,
+            vec![
+                env_field("POD_NAME", "metadata.name"),
+                env_field("POD_NAMESPACE", "metadata.namespace"),
+            ],
+        );
+        let mut spec = pod_spec(container.clone());
+        spec.automount_service_account_token = None;
+        spec.service_account_name = Some("runner".into());
+        check_account_pod(&cx, "sa-check", spec).await?;
+
+        // The same through a projected volume, the form of the mount since Kubernetes 1.21 (a bound token from
+        // the TokenRequest API, kube-root-ca.crt, the namespace), declared here since 1.20's admission mounts the
+        // token Secret.
+        let mut spec = pod_spec(container);
+        spec.service_account_name = Some("runner".into());
+        spec.containers[0].volume_mounts = Some(vec![VolumeMount {
+            name: "kube-api-access".into(),
+            mount_path: "/var/run/secrets/kubernetes.io/serviceaccount".into(),
+            read_only: Some(true),
+            ..Default::default()
+        }]);
+        spec.volumes = Some(vec![serde_json::from_value(serde_json::json!({
+            "name": "kube-api-access",
+            "projected": {"defaultMode": 420, "sources": [
+                {"serviceAccountToken": {"path": "token", "expirationSeconds": 3607}},
+                {"configMap": {"name": "kube-root-ca.crt", "items": [{"key": "ca.crt", "path": "ca.crt"}]}},
+                {"downwardAPI": {"items": [{"path": "namespace", "fieldRef": {"fieldPath": "metadata.namespace"}}]}}
+            ]}
+        }))?]);
+        check_account_pod(&cx, "sa-projected", spec).await?;
+
+        // No token where the pod or its account opts out: no files, no KUBECONFIG (not even the simulator's own).
+        let quiet = r#"echo "files=$(ls /var/run/secrets/kubernetes.io/serviceaccount 2>/dev/null | wc -l) kubeconfig=${KUBECONFIG:-}" > /dev/termination-log"#;
+        let mut by_pod = pod_spec(shell(quiet, vec![]));
+        by_pod.service_account_name = Some("runner".into());
+        let mut by_account = pod_spec(shell(quiet, vec![]));
+        by_account.automount_service_account_token = None;
+        by_account.service_account_name = Some("quiet".into());
+        let pods = cx.pods();
+        for (name, spec) in [("opt-out-pod", by_pod), ("opt-out-account", by_account)] {
+            create_pod_when_token_exists(&pods, &pod(name, spec)).await?;
+            let done = wait_for_pod_phase(&pods, name, &["Succeeded", "Failed"], TIMEOUT).await?;
+            let spec = done.spec.clone().unwrap_or_default();
+            ensure!(
+                spec.volumes.iter().flatten().all(|v| v.secret.is_none()),
+                "{name}: a token volume was added: {:?}",
+                spec.volumes
+            );
+            let message = terminated(&done)?.message.unwrap_or_default();
+            ensure!(message.trim() == "files=0 kubeconfig=", "{name}: {message:?}");
+        }
+        Ok(())
+    })
+    .await
+}
+
+/// Runs `spec` (the service-account check script, as `runner`) as pod `name` and checks what it saw: the mounted
+/// files, the downward API, a token of `runner` and, under the simulator, the apiserver address and a kubeconfig
+/// that kubectl authenticates with as `runner`.
+async fn check_account_pod(cx: &Ctx, name: &str, spec: PodSpec) -> Result<()> {
+    let ns = cx.ns.clone();
+    let pods = cx.pods();
+    create_pod_when_token_exists(&pods, &pod(name, spec)).await?;
+    let done = wait_for_pod_phase(&pods, name, &["Succeeded", "Failed"], TIMEOUT).await?;
+    let t = terminated(&done)?;
+    ensure!(t.exit_code == 0, "{t:?}");
+    let seen = lines_of(t.message.as_deref().unwrap_or_default());
+    let get = |k: &str| seen.get(k).map(String::as_str).unwrap_or_default();
+    ensure!(get("namespace") == ns, "namespace file: {seen:?}");
+    ensure!(
+        !get("ca").is_empty() && get("ca") != "0",
+        "ca.crt: {seen:?}"
+    );
+    ensure!(
+        get("pod") == format!("{ns}/{name}"),
+        "downward API: {seen:?}"
+    );
+
+    // The mounted token is the account's.
+    let review: k8s_openapi::api::authentication::v1::TokenReview =
+        serde_json::from_value(serde_json::json!({"spec": {"token": get("token")}}))?;
+    let reviews: Api<k8s_openapi::api::authentication::v1::TokenReview> =
+        Api::all(cx.client.clone());
+    let reviewed = reviews.create(&PostParams::default(), &review).await?;
+    let user = reviewed
+        .status
+        .and_then(|s| s.user)
+        .and_then(|u| u.username)
+        .unwrap_or_default();
+    ensure!(
+        user == format!("system:serviceaccount:{ns}:runner"),
+        "the mounted token authenticates as {user:?}"
+    );
+
+    if cx.cluster.has_simulator() {
+        // The apiserver's own address, and a kubeconfig built from the mounted files.
+        let kc = kube::config::Kubeconfig::read_from(cx.cluster.kubeconfig())?;
+        let server = kc.clusters[0]
+            .cluster
+            .as_ref()
+            .and_then(|c| c.server.clone())
+            .unwrap_or_default();
+        ensure!(
+            server.ends_with(get("api")) && get("api").starts_with("127."),
+            "KUBERNETES_SERVICE_HOST:PORT {:?}, apiserver {server}",
+            get("api")
+        );
+        let kubeconfig = get("kubeconfig");
+        ensure!(
+            kubeconfig.ends_with("/main.kubeconfig"),
+            "KUBECONFIG {kubeconfig:?}"
+        );
+        let theirs = kube::config::Kubeconfig::read_from(kubeconfig)?;
+        let user = theirs.auth_infos[0].auth_info.clone().unwrap_or_default();
+        ensure!(
+            user.token_file
+                .as_deref()
+                .is_some_and(|f| f.ends_with("/token"))
+                && user.token.is_none(),
+            "the kubeconfig's user: {:?}",
+            user.token_file
+        );
+        if which("kubectl").is_some() {
+            ensure!(
+                get("list").contains(&format!("pod/{name}")),
+                "kubectl get pods: {seen:?}"
+            );
+            ensure!(
+                get("denied").contains(&format!(
+                    "User \"system:serviceaccount:{ns}:runner\" cannot list"
+                )),
+                "kubectl get secrets: {seen:?}"
+            );
+        }
+    }
+
+    Ok(())
+}
+
+fn which(program: &str) -> Option<PathBuf> {
+    std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|dir| dir.join(program))
+            .find(|p| p.is_file())
+    })
+}
+
+#[tokio::test]
+async fn image_entrypoint_runs_a_container_without_command() -> Result<()> {
+    scenario("entrypoint", |cx| async move {
+        let Some(node) = fast_node(cx.cluster).await? else {
+            eprintln!("skipping: image entrypoints are a simulator setting");
+            return Ok(());
+        };
+        let mut container = shell("", vec![env_value("WHO", "entrypoint")]);
+        container.command = None;
+        container.image = Some(FAST_SHELL_IMAGE.replace('*', "1"));
+        container.args = Some(vec![
+            "-c".into(),
+            "echo \"$WHO $(WHO)\" > /dev/termination-log".into(),
+        ]);
+        let mut spec = pod_spec(container.clone());
+        spec.node_name = Some(node.clone());
+        let pods = cx.pods();
+        pods.create(&PostParams::default(), &pod("mapped", spec))
+            .await?;
+        let done = wait_for_pod_phase(&pods, "mapped", &["Succeeded", "Failed"], TIMEOUT).await?;
+        let t = terminated(&done)?;
+        ensure!(
+            t.exit_code == 0 && t.message.as_deref() == Some("entrypoint entrypoint\n"),
+            "{t:?}"
+        );
+
+        // An image without a mapping still cannot run without a command.
+        container.image = Some("busybox:1.36".into());
+        let mut spec = pod_spec(container);
+        spec.node_name = Some(node);
+        pods.create(&PostParams::default(), &pod("unmapped", spec))
+            .await?;
+        let (_, p) = observe(
+            &pods,
+            "unmapped",
+            TIMEOUT,
+            |p| waiting(p, "main"),
+            |seen| seen.iter().any(|(r, _)| r == "CreateContainerConfigError"),
+        )
+        .await?;
+        let (_, message) = waiting(&p, "main").unwrap_or_default();
+        ensure!(message.contains("no command"), "{message:?}");
         Ok(())
     })
     .await

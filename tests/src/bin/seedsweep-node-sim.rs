@@ -61,6 +61,24 @@ struct Args {
     /// Retry interval for CreateContainerConfigError, volumes that cannot be set up and ErrImageNeverPull.
     #[arg(long, default_value = "10s", value_parser = parse_duration)]
     config_retry_interval: Duration,
+    /// PATTERN=PROGRAM: containers without `command` whose image matches PATTERN (glob, as for
+    /// --unpullable-image) run PROGRAM with their `args`, standing in for the image's ENTRYPOINT. Repeatable; the
+    /// first match wins.
+    #[arg(long = "image-entrypoint", value_name = "PATTERN=PROGRAM", value_parser = parse_entrypoint)]
+    image_entrypoints: Vec<(String, String)>,
+    /// host:port at which pods reach the apiserver (KUBERNETES_SERVICE_HOST/PORT, service-account kubeconfigs).
+    /// Default: the address the apiserver advertises in /api.
+    #[arg(long, value_name = "HOST:PORT")]
+    api_server: Option<String>,
+}
+
+fn parse_entrypoint(s: &str) -> Result<(String, String), String> {
+    match s.split_once('=') {
+        Some((pattern, program)) if !pattern.is_empty() && !program.is_empty() => {
+            Ok((pattern.to_string(), program.to_string()))
+        }
+        _ => Err(format!("{s:?}: expected PATTERN=PROGRAM")),
+    }
 }
 
 /// `500ms`, `10s`, `5m`, `1h` (one number, one unit).
@@ -120,6 +138,8 @@ async fn main() -> Result<()> {
     config.crash_backoff_base = args.crash_backoff_base;
     config.max_backoff = args.max_backoff;
     config.config_retry_interval = args.config_retry_interval;
+    config.image_entrypoints = args.image_entrypoints;
+    config.api_server = args.api_server;
     let sim = NodeSimulator::start(client, config).await?;
     tracing::info!(node = sim.name(), "node registered and Ready");
     let mut term = signal(SignalKind::terminate()).context("installing SIGTERM handler")?;
@@ -158,8 +178,27 @@ mod tests {
             "*:missing",
             "--crash-backoff-base",
             "200ms",
+            "--image-entrypoint",
+            "ghcr.io/seedsweep/operator:*=/opt/bin/seedsweep",
         ])
         .unwrap();
+        assert_eq!(
+            args.image_entrypoints,
+            [(
+                "ghcr.io/seedsweep/operator:*".to_string(),
+                "/opt/bin/seedsweep".to_string()
+            )]
+        );
+        assert!(
+            Args::try_parse_from([
+                "seedsweep-node-sim",
+                "--work-dir",
+                "/w",
+                "--image-entrypoint",
+                "no-program"
+            ])
+            .is_err()
+        );
         assert_eq!(
             args.unpullable_images,
             ["unpullable.example/*", "*:missing"]

@@ -66,6 +66,9 @@ pub struct PodFacts<'a> {
     pub node_name: String,
     /// ConfigMaps and Secrets the pod references, fetched beforehand (absent: not found).
     pub refs: &'a Refs,
+    /// `host:port` at which pods reach the apiserver (what the apiserver advertises in `/api`'s
+    /// `serverAddressByClientCIDRs`), for `KUBERNETES_SERVICE_*` and service-account kubeconfigs; `None`: unknown.
+    pub api_server: Option<String>,
 }
 
 /// Contents of the ConfigMaps and Secrets a pod references: name → key → bytes.
@@ -73,6 +76,8 @@ pub struct PodFacts<'a> {
 pub struct Refs {
     pub config_maps: HashMap<String, BTreeMap<String, Vec<u8>>>,
     pub secrets: HashMap<String, BTreeMap<String, Vec<u8>>>,
+    /// Service-account tokens of projected volumes (TokenRequest), by [`Refs::token_key`].
+    pub tokens: HashMap<String, Vec<u8>>,
 }
 
 impl Refs {
@@ -104,8 +109,17 @@ impl Refs {
         for v in spec.volumes.iter().flatten() {
             cms.extend(v.config_map.as_ref().map(|c| c.name.clone()));
             secrets.extend(v.secret.as_ref().and_then(|s| s.secret_name.clone()));
+            for source in v.projected.iter().flat_map(|p| p.sources.iter().flatten()) {
+                cms.extend(source.config_map.as_ref().map(|c| c.name.clone()));
+                secrets.extend(source.secret.as_ref().map(|s| s.name.clone()));
+            }
         }
         (cms, secrets)
+    }
+
+    /// Key of the token for source `index` of projected volume `volume`.
+    pub fn token_key(volume: &str, index: usize) -> String {
+        format!("{volume}#{index}")
     }
 
     fn key(
@@ -204,9 +218,24 @@ pub fn container_env(
     facts: &PodFacts<'_>,
     rewrite: impl Fn(&str) -> String,
 ) -> Result<Vec<(String, String)>> {
+    container_env_over(Vec::new(), container, facts, rewrite)
+}
+
+/// [`container_env`] over `base`, variables the kubelet provides before the container's own (the
+/// `KUBERNETES_SERVICE_*` service variables): the container's `envFrom`/`env` override them and may reference them.
+pub fn container_env_over(
+    base: Vec<(String, String)>,
+    container: &Container,
+    facts: &PodFacts<'_>,
+    rewrite: impl Fn(&str) -> String,
+) -> Result<Vec<(String, String)>> {
     let namespace = facts.pod.metadata.namespace.as_deref().unwrap_or_default();
-    let mut env: Vec<(String, String)> = Vec::new();
-    let mut index: HashMap<String, usize> = HashMap::new();
+    let mut index: HashMap<String, usize> = base
+        .iter()
+        .enumerate()
+        .map(|(i, (k, _))| (k.clone(), i))
+        .collect();
+    let mut env: Vec<(String, String)> = base;
     let mut set = |env: &mut Vec<(String, String)>, name: &str, value: String| match index.get(name)
     {
         Some(&i) => env[i].1 = value,
@@ -382,6 +411,7 @@ mod tests {
             host_ip: "127.0.0.1".into(),
             node_name: "n1".into(),
             refs: &Refs::default(),
+            api_server: None,
         };
         let container = Container {
             name: "trainer".into(),
@@ -430,6 +460,7 @@ mod tests {
             host_ip: "127.0.0.1".into(),
             node_name: "n1".into(),
             refs: &Refs::default(),
+            api_server: None,
         };
         let bad_path = Container {
             name: "c".into(),
@@ -475,6 +506,7 @@ mod tests {
             host_ip: "127.0.0.1".into(),
             node_name: "n1".into(),
             refs: &refs,
+            api_server: None,
         };
         let key_ref =
             |name: &str, cm: &str, key: &str, optional: Option<bool>, secret: bool| EnvVar {

@@ -133,6 +133,16 @@ pub fn pull_error(image: &str, unpullable: &[String]) -> Option<String> {
     None
 }
 
+/// The program standing in for `image`'s ENTRYPOINT: the first `(pattern, program)` whose glob matches the image
+/// as written or normalized.
+pub fn image_entrypoint<'a>(image: &str, entrypoints: &'a [(String, String)]) -> Option<&'a str> {
+    let full = normalize_image(image);
+    entrypoints
+        .iter()
+        .find(|(p, _)| glob_match(p, image) || glob_match(p, &full))
+        .map(|(_, program)| program.as_str())
+}
+
 /// `state.waiting.message` while the kubelet waits out an image pull back-off (reason `ImagePullBackOff`).
 pub fn image_pull_backoff_message(image: &str) -> String {
     format!("Back-off pulling image \"{image}\"")
@@ -279,6 +289,32 @@ mod tests {
         for (image, want) in cases {
             assert_eq!(normalize_image(image), want, "{image}");
         }
+    }
+
+    #[test]
+    fn image_entrypoints_by_glob() {
+        let entrypoints = vec![
+            (
+                "ghcr.io/seedsweep/operator:*".to_string(),
+                "/b/seedsweep".to_string(),
+            ),
+            (
+                "docker.io/library/busybox:*".to_string(),
+                "/bin/busybox".to_string(),
+            ),
+        ];
+        assert_eq!(
+            image_entrypoint("ghcr.io/seedsweep/operator:0.1.0", &entrypoints),
+            Some("/b/seedsweep")
+        );
+        assert_eq!(
+            image_entrypoint("busybox", &entrypoints),
+            Some("/bin/busybox")
+        );
+        assert_eq!(
+            image_entrypoint("ghcr.io/seedsweep/trainer:0.1.0", &entrypoints),
+            None
+        );
     }
 
     #[test]

@@ -40,7 +40,10 @@ pub struct NodeSimulator {
 impl NodeSimulator {
     /// Registers the node, posts Ready, then runs pods bound to it until shutdown. Returns once the node is Ready.
     /// Must be called within a Tokio runtime, which then hosts the simulator's tasks.
-    pub async fn start(client: Client, config: NodeConfig) -> Result<Self> {
+    pub async fn start(client: Client, mut config: NodeConfig) -> Result<Self> {
+        if config.api_server.is_none() {
+            config.api_server = advertised_address(&client).await;
+        }
         let ips = ip::IpPool::new(config.ip_base)?;
         // Fail early when the loopback range cannot be used, instead of every pod failing to bind later.
         let mut probe = ip::IpPool::new(config.ip_base)?;
@@ -98,6 +101,27 @@ impl NodeSimulator {
 impl Drop for NodeSimulator {
     fn drop(&mut self) {
         let _ = self.shutdown.send(true);
+    }
+}
+
+/// The apiserver's address for clients anywhere (`/api`'s `serverAddressByClientCIDRs` entry for `0.0.0.0/0`, else
+/// the first): the kubelet gives pods the `kubernetes` Service, whose endpoints are this address; its ClusterIP is
+/// not routed here, and a loopback advertise address gets no Endpoints object.
+async fn advertised_address(client: &Client) -> Option<String> {
+    match client.list_core_api_versions().await {
+        Ok(versions) => {
+            let cidrs = versions.server_address_by_client_cidrs;
+            cidrs
+                .iter()
+                .find(|c| c.client_cidr == "0.0.0.0/0")
+                .or(cidrs.first())
+                .map(|c| c.server_address.clone())
+        }
+        Err(e) => {
+            warn!(error = %e, "cannot read the apiserver's advertised address: pods get no KUBERNETES_SERVICE_* \
+                   and no service-account kubeconfig");
+            None
+        }
     }
 }
 

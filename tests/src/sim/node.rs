@@ -61,6 +61,14 @@ pub struct NodeConfig {
     /// configMap/secret volume that cannot be set up, or `ErrImageNeverPull` is retried (kubelet: the pod
     /// worker's 10 s back-off on sync errors).
     pub config_retry_interval: Duration,
+    /// Image entrypoints: `(pattern, program)`. A container without `command` whose image matches `pattern` (a
+    /// glob as in `unpullable_images`, against the image as written and normalized) runs `program` with its `args`,
+    /// as a runtime runs the image's ENTRYPOINT. Without a match such a container cannot run here.
+    pub image_entrypoints: Vec<(String, String)>,
+    /// `host:port` at which pods reach the apiserver (`KUBERNETES_SERVICE_HOST`/`PORT`, the server of
+    /// service-account kubeconfigs). `None`: what the apiserver advertises in `/api` (`serverAddressByClientCIDRs`),
+    /// looked up at start.
+    pub api_server: Option<String>,
 }
 
 impl NodeConfig {
@@ -81,7 +89,21 @@ impl NodeConfig {
             crash_backoff_base: Duration::from_secs(10),
             max_backoff: Duration::from_secs(300),
             config_retry_interval: Duration::from_secs(10),
+            image_entrypoints: Vec::new(),
+            api_server: None,
         }
+    }
+
+    /// Containers without `command` whose image matches `pattern` run `program` (see
+    /// [`NodeConfig::image_entrypoints`]).
+    pub fn with_image_entrypoint(
+        mut self,
+        pattern: impl Into<String>,
+        program: impl Into<String>,
+    ) -> Self {
+        self.image_entrypoints
+            .push((pattern.into(), program.into()));
+        self
     }
 
     /// Adds an image pattern that cannot be pulled (see [`NodeConfig::unpullable_images`]).

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result, bail};
 use k8s_openapi::api::core::v1::{Container, Pod};
 
-use super::env::{MissingRef, PodFacts, container_env, expand_all};
+use super::env::{MissingRef, PodFacts, Refs, container_env_over, expand_all, resolve_field_ref};
 
 /// Environment variable through which a process learns where its termination message goes, for programs that
 /// prefer an explicit location to the rewritten `terminationMessagePath`.
@@ -17,6 +17,13 @@ pub const TERMINATION_LOG_ENV: &str = "SEEDSWEEP_TERMINATION_LOG";
 pub const POD_DIR_ENV: &str = "SEEDSWEEP_POD_DIR";
 /// The kubelet's default `terminationMessagePath`.
 pub const DEFAULT_TERMINATION_PATH: &str = "/dev/termination-log";
+/// Where the ServiceAccount admission plugin mounts a pod's service-account credentials (`token`, `ca.crt`,
+/// `namespace`), and where client libraries' in-cluster configuration looks for them.
+pub const SERVICE_ACCOUNT_PATH: &str = "/var/run/secrets/kubernetes.io/serviceaccount";
+/// Set for containers that mount their service account: a kubeconfig built from the mounted files, since a local
+/// process cannot see them at [`SERVICE_ACCOUNT_PATH`] (client libraries read `$KUBECONFIG` before trying the
+/// in-cluster files).
+pub const KUBECONFIG_ENV: &str = "KUBECONFIG";
 
 /// In-container path → local path replacements, applied to command, args, literal env values and workingDir.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -98,6 +105,27 @@ pub struct ProcessPlan {
     pub fallback_to_logs: bool,
 }
 
+/// A kubeconfig equivalent to client-go's in-cluster configuration: the apiserver at `server` (`host:port`),
+/// verified with `<dir>/ca.crt`, authenticated by the bearer token read from `<dir>/token` (re-read by clients as
+/// it rotates), in the pod's namespace. JSON, which every kubeconfig reader accepts as YAML.
+pub fn service_account_kubeconfig(server: &str, dir: &Path, namespace: &str) -> Vec<u8> {
+    let file = |f: &str| dir.join(f).to_string_lossy().into_owned();
+    let config = serde_json::json!({
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [{"name": "in-cluster", "cluster": {
+            "server": format!("https://{server}"),
+            "certificate-authority": file("ca.crt"),
+        }}],
+        "users": [{"name": "service-account", "user": {"tokenFile": file("token")}}],
+        "contexts": [{"name": "in-cluster", "context": {
+            "cluster": "in-cluster", "user": "service-account", "namespace": namespace,
+        }}],
+        "current-context": "in-cluster",
+    });
+    serde_json::to_vec_pretty(&config).unwrap_or_default()
+}
+
 /// A path that stays inside its directory (no absolute paths, no `..`).
 fn relative(path: &str) -> Result<&str> {
     if Path::new(path).is_absolute() || path.split('/').any(|c| c == "..") {
@@ -144,6 +172,69 @@ fn projected_files(
             })
             .collect(),
     }
+}
+
+/// Files of a projected volume (the form of the service-account mount since Kubernetes 1.21: a bound token,
+/// `kube-root-ca.crt`'s `ca.crt` and the namespace): configMap and secret sources as for their volumes, downward API
+/// `fieldRef` items, and the TokenRequest tokens fetched beforehand into `facts.refs.tokens`.
+fn projected_volume(
+    dir: &Path,
+    volume: &str,
+    projected: &k8s_openapi::api::core::v1::ProjectedVolumeSource,
+    facts: &PodFacts<'_>,
+) -> Result<Vec<(PathBuf, Vec<u8>)>> {
+    let mut files = Vec::new();
+    for (index, source) in projected.sources.iter().flatten().enumerate() {
+        if let Some(cm) = &source.config_map {
+            let data = facts.refs.config_maps.get(&cm.name);
+            files.extend(projected_files(
+                dir,
+                volume,
+                "configmap",
+                &cm.name,
+                data,
+                cm.items.as_deref(),
+                cm.optional,
+            )?);
+        }
+        if let Some(secret) = &source.secret {
+            let data = facts.refs.secrets.get(&secret.name);
+            files.extend(projected_files(
+                dir,
+                volume,
+                "secret",
+                &secret.name,
+                data,
+                secret.items.as_deref(),
+                secret.optional,
+            )?);
+        }
+        if let Some(downward) = &source.downward_api {
+            for item in downward.items.iter().flatten() {
+                let Some(field) = &item.field_ref else {
+                    bail!(
+                        "volume {volume:?}: downward API item {:?} uses resourceFieldRef, which the node \
+                         simulator does not support",
+                        item.path
+                    );
+                };
+                let value = resolve_field_ref(field, facts)
+                    .with_context(|| format!("volume {volume:?}: {}", item.path))?;
+                files.push((dir.join(relative(&item.path)?), value.into_bytes()));
+            }
+        }
+        if let Some(token) = &source.service_account_token {
+            let Some(bytes) = facts.refs.tokens.get(&Refs::token_key(volume, index)) else {
+                return Err(MountError(format!(
+                    "MountVolume.SetUp failed for volume \"{volume}\" : failed to fetch token: the \
+                     TokenRequest for the pod's service account failed"
+                ))
+                .into());
+            };
+            files.push((dir.join(relative(&token.path)?), bytes.clone()));
+        }
+    }
+    Ok(files)
 }
 
 /// A configMap/secret volume cannot be set up yet: the kubelet keeps the pod's containers in their default
@@ -231,6 +322,8 @@ fn plan(container: &Container, facts: &PodFacts<'_>, pod_dir: &Path) -> Result<P
     map.insert(termination_path, termination_log.clone());
 
     let mut files = Vec::new();
+    // The local directory holding the service-account files, when the container mounts them.
+    let mut service_account_dir = None;
     for mount in container.volume_mounts.iter().flatten() {
         let volume = spec
             .volumes
@@ -268,9 +361,11 @@ fn plan(container: &Container, facts: &PodFacts<'_>, pod_dir: &Path) -> Result<P
                 secret.items.as_deref(),
                 secret.optional,
             )?);
+        } else if let Some(projected) = &volume.projected {
+            dirs.push(base.clone());
+            files.extend(projected_volume(&base, &volume.name, projected, facts)?);
         } else {
-            // Other sources (service-account tokens, projected, hostPath...) are not materialised; their mount
-            // paths stay unmapped.
+            // Other sources (hostPath, PVCs, ...) are not materialised; their mount paths stay unmapped.
             continue;
         }
         let mut local = base;
@@ -281,10 +376,52 @@ fn plan(container: &Container, facts: &PodFacts<'_>, pod_dir: &Path) -> Result<P
                 dirs.push(local.clone());
             }
         }
+        if mount.mount_path.trim_end_matches('/') == SERVICE_ACCOUNT_PATH {
+            service_account_dir = Some(local.clone());
+        }
         map.insert(&mount.mount_path, local);
     }
 
-    let env = container_env(container, facts, |s| map.rewrite(s))?;
+    // What the kubelet gives every container before its own variables: the `kubernetes` service, here the
+    // apiserver's own address (its ClusterIP is not routed on this host).
+    let mut base = Vec::new();
+    if let Some((host, port)) = facts.api_server.as_deref().and_then(|a| a.rsplit_once(':')) {
+        let host = host.trim_start_matches('[').trim_end_matches(']');
+        base.extend([
+            ("KUBERNETES_SERVICE_HOST".to_string(), host.to_string()),
+            ("KUBERNETES_SERVICE_PORT".to_string(), port.to_string()),
+            (
+                "KUBERNETES_SERVICE_PORT_HTTPS".to_string(),
+                port.to_string(),
+            ),
+            (
+                "KUBERNETES_PORT".to_string(),
+                format!("tcp://{}", facts.api_server.as_deref().unwrap_or_default()),
+            ),
+        ]);
+    }
+    let mut env = container_env_over(base, container, facts, |s| map.rewrite(s))?;
+    if let (Some(dir), Some(server)) = (&service_account_dir, facts.api_server.as_deref())
+        && !env.iter().any(|(k, _)| k == KUBECONFIG_ENV)
+    {
+        let path = pod_dir.join(format!("{name}.kubeconfig"));
+        let namespace = pod.metadata.namespace.as_deref().unwrap_or("default");
+        files.push((
+            path.clone(),
+            service_account_kubeconfig(server, dir, namespace),
+        ));
+        env.push((
+            KUBECONFIG_ENV.to_string(),
+            path.to_string_lossy().into_owned(),
+        ));
+    }
+    // Without `command` a runtime runs the image's ENTRYPOINT with `args`; here only where the node maps the
+    // image to a program (the caller then fills `command` in).
+    if container.command.as_ref().is_none_or(|c| c.is_empty()) {
+        bail!(
+            "container {name:?} has no command: the node simulator cannot run an image's entrypoint"
+        );
+    }
     let command = expand_all(container.command.as_deref().unwrap_or_default(), &env);
     let args = expand_all(container.args.as_deref().unwrap_or_default(), &env);
     let mut argv: Vec<String> = command
@@ -292,11 +429,6 @@ fn plan(container: &Container, facts: &PodFacts<'_>, pod_dir: &Path) -> Result<P
         .chain(args)
         .map(|a| map.rewrite(&a))
         .collect();
-    if argv.is_empty() {
-        bail!(
-            "container {name:?} has no command: the node simulator cannot run an image's entrypoint"
-        );
-    }
     let program = argv.remove(0);
 
     let working_dir = match container.working_dir.as_deref().filter(|d| !d.is_empty()) {
@@ -458,6 +590,7 @@ mod tests {
             host_ip: "127.0.0.1".into(),
             node_name: "n".into(),
             refs: &Refs::default(),
+            api_server: None,
         };
         let plan = plan_container(&container, &facts, Path::new("/w/p1")).unwrap();
         assert_eq!(plan.program, "trainer");
@@ -487,6 +620,7 @@ mod tests {
     fn refuses_image_entrypoints_and_unknown_volumes() {
         let no_cmd = Container {
             name: "c".into(),
+            args: Some(vec!["-c".into(), "true".into()]),
             ..Default::default()
         };
         let p = pod(no_cmd.clone(), vec![]);
@@ -496,6 +630,7 @@ mod tests {
             host_ip: "127.0.0.1".into(),
             node_name: "n".into(),
             refs: &Refs::default(),
+            api_server: None,
         };
         assert!(
             format!(
@@ -522,6 +657,7 @@ mod tests {
             host_ip: "127.0.0.1".into(),
             node_name: "n".into(),
             refs: &Refs::default(),
+            api_server: None,
         };
         assert!(plan_container(&bad_mount, &facts, Path::new("/w")).is_err());
     }
@@ -569,6 +705,7 @@ mod tests {
                 host_ip: "127.0.0.1".into(),
                 node_name: "n".into(),
                 refs,
+                api_server: None,
             };
             plan_container(&container, &facts, Path::new("/w"))
         };
@@ -607,6 +744,230 @@ mod tests {
                 .unwrap()
                 .files
                 .is_empty()
+        );
+    }
+
+    #[test]
+    fn service_account_mount_gets_a_kubeconfig_and_the_kubernetes_service() {
+        let mount = VolumeMount {
+            name: "default-token-abcde".into(),
+            mount_path: format!("{SERVICE_ACCOUNT_PATH}/"),
+            read_only: Some(true),
+            ..Default::default()
+        };
+        let container = |mounts: Vec<VolumeMount>, env: Vec<EnvVar>| Container {
+            name: "main".into(),
+            command: Some(vec!["cat".into(), format!("{SERVICE_ACCOUNT_PATH}/token")]),
+            volume_mounts: Some(mounts),
+            env: Some(env),
+            ..Default::default()
+        };
+        let volume = Volume {
+            name: "default-token-abcde".into(),
+            secret: Some(k8s_openapi::api::core::v1::SecretVolumeSource {
+                secret_name: Some("default-token-abcde".into()),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let mut refs = Refs::default();
+        refs.secrets.insert(
+            "default-token-abcde".into(),
+            std::collections::BTreeMap::from([
+                ("ca.crt".to_string(), b"CA".to_vec()),
+                ("namespace".to_string(), b"ns".to_vec()),
+                ("token".to_string(), b"TOKEN".to_vec()),
+            ]),
+        );
+        let plan_of = |c: &Container, api: Option<&str>| {
+            let p = pod(c.clone(), vec![volume.clone()]);
+            let facts = PodFacts {
+                pod: &p,
+                pod_ip: "127.9.0.3".into(),
+                host_ip: "127.0.0.1".into(),
+                node_name: "n".into(),
+                refs: &refs,
+                api_server: api.map(str::to_string),
+            };
+            plan_container(c, &facts, Path::new("/w/p1")).unwrap()
+        };
+        let get = |plan: &ProcessPlan, k: &str| {
+            plan.env
+                .iter()
+                .find(|(n, _)| n == k)
+                .map(|(_, v)| v.clone())
+        };
+
+        let plan = plan_of(
+            &container(vec![mount.clone()], vec![]),
+            Some("127.0.0.1:6443"),
+        );
+        let dir = "/w/p1/volumes/default-token-abcde";
+        assert_eq!(plan.args, vec![format!("{dir}/token")]);
+        assert!(
+            plan.files
+                .contains(&(PathBuf::from(format!("{dir}/token")), b"TOKEN".to_vec()))
+        );
+        assert_eq!(
+            get(&plan, "KUBECONFIG").as_deref(),
+            Some("/w/p1/main.kubeconfig")
+        );
+        assert_eq!(
+            get(&plan, "KUBERNETES_SERVICE_HOST").as_deref(),
+            Some("127.0.0.1")
+        );
+        assert_eq!(
+            get(&plan, "KUBERNETES_SERVICE_PORT").as_deref(),
+            Some("6443")
+        );
+        let (_, kubeconfig) = plan
+            .files
+            .iter()
+            .find(|(p, _)| p == Path::new("/w/p1/main.kubeconfig"))
+            .expect("kubeconfig written");
+        let kubeconfig: kube::config::Kubeconfig =
+            serde_yaml::from_slice(kubeconfig).expect("a kubeconfig");
+        let cluster = kubeconfig.clusters[0].cluster.as_ref().unwrap();
+        assert_eq!(cluster.server.as_deref(), Some("https://127.0.0.1:6443"));
+        assert_eq!(
+            cluster.certificate_authority.as_deref(),
+            Some(format!("{dir}/ca.crt").as_str())
+        );
+        let user = kubeconfig.auth_infos[0].auth_info.as_ref().unwrap();
+        assert_eq!(
+            user.token_file.as_deref(),
+            Some(format!("{dir}/token").as_str())
+        );
+        let context = kubeconfig.contexts[0].context.as_ref().unwrap();
+        assert_eq!(context.namespace.as_deref(), Some("ns"));
+
+        // The container's own KUBECONFIG (and service variables) win; no mount, no kubeconfig.
+        let own = plan_of(
+            &container(
+                vec![mount],
+                vec![EnvVar {
+                    name: "KUBECONFIG".into(),
+                    value: Some("/etc/kc".into()),
+                    ..Default::default()
+                }],
+            ),
+            Some("127.0.0.1:6443"),
+        );
+        assert_eq!(get(&own, "KUBECONFIG").as_deref(), Some("/etc/kc"));
+        assert!(
+            !own.files
+                .iter()
+                .any(|(p, _)| p.ends_with("main.kubeconfig"))
+        );
+        let unmounted = plan_of(&container(vec![], vec![]), Some("127.0.0.1:6443"));
+        assert_eq!(get(&unmounted, "KUBECONFIG"), None);
+        assert_eq!(
+            get(&unmounted, "KUBERNETES_SERVICE_PORT").as_deref(),
+            Some("6443")
+        );
+        // The apiserver's address unknown: neither.
+        let unknown = plan_of(&container(vec![], vec![]), None);
+        assert_eq!(get(&unknown, "KUBERNETES_SERVICE_HOST"), None);
+    }
+
+    #[test]
+    fn projected_service_account_volume_like_kube_api_access() {
+        use k8s_openapi::api::core::v1::{
+            ConfigMapProjection, DownwardAPIProjection, DownwardAPIVolumeFile, KeyToPath,
+            ObjectFieldSelector, ProjectedVolumeSource, ServiceAccountTokenProjection,
+            VolumeProjection,
+        };
+        let volume = Volume {
+            name: "kube-api-access-x1".into(),
+            projected: Some(ProjectedVolumeSource {
+                sources: Some(vec![
+                    VolumeProjection {
+                        service_account_token: Some(ServiceAccountTokenProjection {
+                            path: "token".into(),
+                            expiration_seconds: Some(3607),
+                            audience: None,
+                        }),
+                        ..Default::default()
+                    },
+                    VolumeProjection {
+                        config_map: Some(ConfigMapProjection {
+                            name: "kube-root-ca.crt".into(),
+                            items: Some(vec![KeyToPath {
+                                key: "ca.crt".into(),
+                                path: "ca.crt".into(),
+                                mode: None,
+                            }]),
+                            optional: None,
+                        }),
+                        ..Default::default()
+                    },
+                    VolumeProjection {
+                        downward_api: Some(DownwardAPIProjection {
+                            items: Some(vec![DownwardAPIVolumeFile {
+                                path: "namespace".into(),
+                                field_ref: Some(ObjectFieldSelector {
+                                    field_path: "metadata.namespace".into(),
+                                    ..Default::default()
+                                }),
+                                ..Default::default()
+                            }]),
+                        }),
+                        ..Default::default()
+                    },
+                ]),
+                default_mode: Some(420),
+            }),
+            ..Default::default()
+        };
+        let container = Container {
+            name: "main".into(),
+            command: Some(vec!["true".into()]),
+            volume_mounts: Some(vec![VolumeMount {
+                name: "kube-api-access-x1".into(),
+                mount_path: SERVICE_ACCOUNT_PATH.into(),
+                ..Default::default()
+            }]),
+            ..Default::default()
+        };
+        let p = pod(container.clone(), vec![volume]);
+        let mut refs = Refs::default();
+        refs.config_maps.insert(
+            "kube-root-ca.crt".into(),
+            std::collections::BTreeMap::from([("ca.crt".to_string(), b"CA".to_vec())]),
+        );
+        let plan_with = |refs: &Refs| {
+            let facts = PodFacts {
+                pod: &p,
+                pod_ip: "127.9.0.3".into(),
+                host_ip: "127.0.0.1".into(),
+                node_name: "n".into(),
+                refs,
+                api_server: Some("127.0.0.1:6443".into()),
+            };
+            plan_container(&container, &facts, Path::new("/w"))
+        };
+        // No token yet: the volume cannot be set up (retried).
+        assert!(
+            matches!(plan_with(&refs), Err(PlanError::Mount(m)) if m.contains("kube-api-access-x1"))
+        );
+        refs.tokens
+            .insert(Refs::token_key("kube-api-access-x1", 0), b"JWT".to_vec());
+        let plan = plan_with(&refs).unwrap();
+        let dir = PathBuf::from("/w/volumes/kube-api-access-x1");
+        for (file, bytes) in [
+            ("token", &b"JWT"[..]),
+            ("ca.crt", b"CA"),
+            ("namespace", b"ns"),
+        ] {
+            assert!(
+                plan.files.contains(&(dir.join(file), bytes.to_vec())),
+                "{file} in {:?}",
+                plan.files
+            );
+        }
+        assert!(
+            plan.env
+                .contains(&("KUBECONFIG".into(), "/w/main.kubeconfig".into()))
         );
     }
 }

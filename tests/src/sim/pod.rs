@@ -13,10 +13,11 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::{Context, Result};
-use k8s_openapi::api::core::v1::{ConfigMap, Container, Pod, Secret};
+use k8s_openapi::api::authentication::v1::{BoundObjectReference, TokenRequest, TokenRequestSpec};
+use k8s_openapi::api::core::v1::{ConfigMap, Container, Pod, Secret, ServiceAccount};
 use k8s_openapi::jiff::Timestamp;
 use kube::Client;
-use kube::api::{Api, DeleteParams, Patch, PatchParams, Preconditions};
+use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams, Preconditions};
 use serde_json::json;
 use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
@@ -24,7 +25,8 @@ use tracing::{debug, info, warn};
 
 use super::env::{PodFacts, Refs};
 use super::failures::{
-    Backoff, crash_loop_message, image_pull_backoff_message, never_pull_message, pull_error,
+    Backoff, crash_loop_message, image_entrypoint, image_pull_backoff_message, never_pull_message,
+    pull_error,
 };
 use super::ip::IpPool;
 use super::node::NodeConfig;
@@ -226,6 +228,7 @@ impl Worker {
             host_ip: self.ctx.host_ip.clone(),
             node_name: self.ctx.node_name.clone(),
             refs: &self.refs,
+            api_server: self.ctx.config.api_server.clone(),
         }
     }
 
@@ -270,6 +273,53 @@ impl Worker {
                     .map(|(k, v)| (k, v.0))
                     .collect();
                 refs.secrets.insert(name, data);
+            }
+        }
+        // Projected service-account tokens, bound to this pod, as the kubelet requests them.
+        let spec = self.pod.spec.as_ref();
+        let account = spec
+            .and_then(|s| s.service_account_name.clone())
+            .unwrap_or_else(|| "default".into());
+        let sa_api: Api<ServiceAccount> = Api::namespaced(self.ctx.client.clone(), &self.namespace);
+        for volume in spec.and_then(|s| s.volumes.as_ref()).into_iter().flatten() {
+            let sources = volume
+                .projected
+                .iter()
+                .flat_map(|p| p.sources.iter().flatten());
+            for (index, source) in sources.enumerate() {
+                let Some(token) = &source.service_account_token else {
+                    continue;
+                };
+                let request = TokenRequest {
+                    spec: TokenRequestSpec {
+                        audiences: token.audience.clone().into_iter().collect(),
+                        expiration_seconds: Some(token.expiration_seconds.unwrap_or(3600)),
+                        bound_object_ref: Some(BoundObjectReference {
+                            api_version: Some("v1".into()),
+                            kind: Some("Pod".into()),
+                            name: Some(self.pod_name.clone()),
+                            uid: Some(self.uid.clone()),
+                        }),
+                    },
+                    ..Default::default()
+                };
+                // A token that cannot be had leaves the volume unmountable (retried), like the kubelet.
+                match sa_api
+                    .create_token_request(&account, &PostParams::default(), &request)
+                    .await
+                {
+                    Ok(issued) => {
+                        if let Some(status) = issued.status {
+                            refs.tokens.insert(
+                                Refs::token_key(&volume.name, index),
+                                status.token.into_bytes(),
+                            );
+                        }
+                    }
+                    Err(e) => {
+                        debug!(pod = %self.name, account, error = %e, "token request failed")
+                    }
+                }
             }
         }
         Ok(refs)
@@ -467,8 +517,14 @@ impl Worker {
             return;
         }
 
-        // 3. Environment, files and paths (kubelet: generateContainerConfig).
-        let spec = slot.spec.clone();
+        // 3. Environment, files and paths (kubelet: generateContainerConfig). Without `command`, the image's
+        // entrypoint, where the node maps the image to a local program.
+        let mut spec = slot.spec.clone();
+        if spec.command.as_ref().is_none_or(|c| c.is_empty())
+            && let Some(program) = image_entrypoint(&image, &cfg.image_entrypoints)
+        {
+            spec.command = Some(vec![program.to_string()]);
+        }
         let plan = plan_container(&spec, &self.facts(), &self.pod_dir);
         let slot = &mut self.slots[index];
         let plan = match plan {

@@ -20,6 +20,15 @@ pub struct Process {
     pgid_file: PathBuf,
 }
 
+/// Variables of the simulator's environment a pod must not inherit.
+const INHERITED_CREDENTIALS: [&str; 5] = [
+    "KUBECONFIG",
+    "KUBERNETES_SERVICE_HOST",
+    "KUBERNETES_SERVICE_PORT",
+    "KUBERNETES_SERVICE_PORT_HTTPS",
+    "KUBERNETES_PORT",
+];
+
 /// A container that could not be started, with the message a containerd/runc runtime reports for it
 /// (`state.terminated` exit code 128, reason `StartError`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -42,6 +51,11 @@ pub fn spawn(plan: &ProcessPlan) -> std::result::Result<(Process, Child), StartF
         })?;
     let (log_err, log) = log;
     let mut cmd = Command::new(&plan.program);
+    // The simulator's own credentials and in-cluster settings are not the pod's: a pod gets KUBECONFIG and
+    // KUBERNETES_SERVICE_* only from its plan (its service account, the apiserver's address).
+    for var in INHERITED_CREDENTIALS {
+        cmd.env_remove(var);
+    }
     cmd.args(&plan.args)
         .envs(plan.env.iter().map(|(k, v)| (k, v)))
         .current_dir(&plan.working_dir)
