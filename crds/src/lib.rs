@@ -1,6 +1,8 @@
 //! The public API of SeedSweep: the `SeedSweep` custom resource (`seedsweep.dev/v1alpha1`) and the contract between
 //! the trainer and whatever watches it (metric names, labels, the end-of-run summary).
 
+#[cfg(feature = "serve")]
+pub mod serve;
 pub mod statistics;
 pub mod sweep;
 pub mod task;

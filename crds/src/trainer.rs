@@ -127,11 +127,7 @@ impl TrialSummary {
                 s.evals.drain(..drop);
                 s.dropped_evals += drop as u32;
             } else if let Some(reason) = s.reason.as_mut().filter(|r| r.len() > 64) {
-                let cut = (0..=reason.len() / 2)
-                    .rev()
-                    .find(|&i| reason.is_char_boundary(i))
-                    .unwrap_or(0);
-                reason.truncate(cut);
+                reason.truncate(reason.floor_char_boundary(reason.len() / 2));
                 reason.push('…');
             } else {
                 // Identity fields alone exceed the limit only with absurd names; fall back to a minimal record.

@@ -102,9 +102,9 @@ pub struct Cli {
 
 impl Cli {
     pub fn trial_name(&self) -> String {
-        self.trial
-            .clone()
-            .unwrap_or_else(|| format!("{}-w{}-d{}", self.task, self.wi_seed, self.do_seed))
+        self.trial.clone().unwrap_or_else(|| {
+            seedsweep_crds::sweep::trial_name(&self.task.to_string(), self.wi_seed, self.do_seed)
+        })
     }
 }
 

@@ -2,7 +2,8 @@ use clap::Parser;
 use seedsweep_crds::trainer::{Outcome, TERMINATION_LOG_LIMIT, exit_code};
 use seedsweep_trainer::cli::{self, Cli, DEFAULT_TERMINATION_LOG};
 use seedsweep_trainer::prom::Identity;
-use seedsweep_trainer::run::{self, FullSummary, RunState};
+use seedsweep_trainer::run::{self, FullSummary, RunRecord};
+use std::io::Write;
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
@@ -30,26 +31,17 @@ fn write_termination_log(path: &Path, text: &str) -> Result<(), String> {
     }
 }
 
-/// Temp file + rename in the same directory, so a reader never sees half a summary.
+/// Through a temporary file in the same directory and a rename, so a reader never sees half a summary.
 fn write_atomically(path: &Path, text: &str) -> Result<(), String> {
     let dir = path
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
-    let name = path
-        .file_name()
-        .ok_or_else(|| format!("--output {} is not a file path", path.display()))?;
-    let tmp = dir.join(format!(
-        ".{}.tmp{}",
-        name.to_string_lossy(),
-        std::process::id()
-    ));
-    std::fs::write(&tmp, text)
-        .and_then(|()| std::fs::rename(&tmp, path))
-        .map_err(|e| {
-            let _ = std::fs::remove_file(&tmp);
-            format!("cannot write the summary to {}: {e}", path.display())
-        })
+    let fail = |e: std::io::Error| format!("cannot write the summary to {}: {e}", path.display());
+    let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(fail)?;
+    tmp.write_all(text.as_bytes()).map_err(fail)?;
+    tmp.persist(path).map_err(|e| fail(e.error))?;
+    Ok(())
 }
 
 fn real_main() -> i32 {
@@ -83,7 +75,7 @@ fn real_main() -> i32 {
         }
     }
 
-    let mut state = RunState::default();
+    let mut state = RunRecord::default();
     let (outcome, reason, mut code) = match run::run(&cli, &id, &stop, &mut state) {
         Ok(ending) => {
             let code = match ending.outcome {

@@ -1,11 +1,8 @@
-//! The Prometheus metrics of a trial (names and labels from `seedsweep_crds::trainer`) and the tiny HTTP server that
-//! exposes them.
-//!
-//! tiny_http rather than hyper: two GET routes scraped every few seconds need no async runtime, and a blocking server
-//! on its own thread cannot stall the training loop.
+//! The Prometheus metrics of a trial (names and labels from `seedsweep_crds::trainer`), served by the HTTP server
+//! the operator uses too (`seedsweep_crds::serve`), on its own thread so it cannot stall the training loop.
 
 use anyhow::{Result, anyhow};
-use prometheus::{Encoder, Gauge, GaugeVec, Opts, Registry, TextEncoder};
+use prometheus::{Gauge, GaugeVec, Opts, Registry};
 use seedsweep_crds::trainer::{label, metric};
 use seedsweep_crds::{MetricName, Metrics};
 use std::net::SocketAddr;
@@ -111,41 +108,19 @@ impl TrialMetrics {
     }
 
     pub fn render(&self) -> String {
-        let mut buf = Vec::new();
-        TextEncoder::new()
-            .encode(&self.registry.gather(), &mut buf)
-            .expect("the text encoder writes to a Vec");
-        String::from_utf8(buf).expect("the text format is UTF-8")
+        seedsweep_crds::serve::render(&self.registry)
     }
 }
 
-/// Serves `/metrics` and `/healthz` on `addr` from a background thread; returns the bound address (`:0` picks a port).
-pub fn serve(addr: &str, metrics: std::sync::Arc<TrialMetrics>) -> Result<SocketAddr> {
-    let server = tiny_http::Server::http(addr)
-        .map_err(|e| anyhow!("cannot listen on --metrics-addr {addr}: {e}"))?;
-    let bound = server
-        .server_addr()
-        .to_ip()
-        .ok_or_else(|| anyhow!("--metrics-addr {addr} is not an IP address"))?;
-    std::thread::Builder::new()
-        .name("metrics".into())
-        .spawn(move || {
-            for request in server.incoming_requests() {
-                let path = request.url().split('?').next().unwrap_or("").to_string();
-                let response = match path.as_str() {
-                    "/metrics" => tiny_http::Response::from_string(metrics.render()).with_header(
-                        "Content-Type: text/plain; version=0.0.4; charset=utf-8"
-                            .parse::<tiny_http::Header>()
-                            .expect("a valid header"),
-                    ),
-                    "/healthz" => tiny_http::Response::from_string("ok\n"),
-                    _ => tiny_http::Response::from_string("not found\n").with_status_code(404),
-                };
-                // A scraper that hung up is its own problem; keep serving the others.
-                let _ = request.respond(response);
-            }
-        })?;
-    Ok(bound)
+/// Serves `/metrics`, `/healthz` and `/readyz` on `addr` from a background thread; returns the bound address (`:0`
+/// picks a port).
+pub fn serve(addr: &str, metrics: &TrialMetrics) -> Result<SocketAddr> {
+    let endpoints = seedsweep_crds::serve::Endpoints {
+        registry: metrics.registry.clone(),
+        ready: None,
+    };
+    seedsweep_crds::serve::serve(addr, "metrics", endpoints)
+        .map_err(|e| anyhow!("--metrics-addr {addr}: {e}"))
 }
 
 #[cfg(test)]

@@ -19,7 +19,7 @@ use tch::Device;
 /// What a run has produced so far; on any ending, including errors, the summary is built from it.
 #[derive(Serialize, Default, Debug)]
 #[serde(rename_all = "camelCase")]
-pub struct RunState {
+pub struct RunRecord {
     #[serde(skip)]
     pub total_steps: u64,
     #[serde(skip)]
@@ -60,10 +60,10 @@ pub struct FullSummary<'a> {
     #[serde(flatten)]
     pub summary: &'a TrialSummary,
     #[serde(flatten)]
-    pub details: &'a RunState,
+    pub details: &'a RunRecord,
 }
 
-impl RunState {
+impl RunRecord {
     pub fn summary(&self, id: &Identity, outcome: Outcome, reason: Option<String>) -> TrialSummary {
         TrialSummary {
             sweep: id.sweep.clone(),
@@ -167,10 +167,10 @@ fn predict(
 }
 
 /// Runs a trial, filling `state` as it goes so that the caller can report whatever happened, errors included.
-pub fn run(cli: &Cli, id: &Identity, stop: &AtomicBool, state: &mut RunState) -> Result<Ending> {
+pub fn run(cli: &Cli, id: &Identity, stop: &AtomicBool, state: &mut RunRecord) -> Result<Ending> {
     state.task = cli.task.to_string();
     let metrics = Arc::new(TrialMetrics::new(id)?);
-    let addr = prom::serve(&cli.metrics_addr, Arc::clone(&metrics))?;
+    let addr = prom::serve(&cli.metrics_addr, &metrics)?;
     eprintln!("metrics listening on http://{addr}/metrics");
     let ending = train(cli, id, stop, state, &metrics);
     metrics.done.set(1.0);
@@ -186,7 +186,7 @@ fn train(
     cli: &Cli,
     id: &Identity,
     stop: &AtomicBool,
-    state: &mut RunState,
+    state: &mut RunRecord,
     metrics: &TrialMetrics,
 ) -> Result<Ending> {
     let device = pick_device(cli.device)?;
