@@ -8,4 +8,4 @@ repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$repo"
 scripts/setup-libtorch.sh
 cargo build --release --locked -p seedsweep-operator -p seedsweep-trainer
-exec target/release/seedsweep run examples/local/mrpc-quick.yaml --parallel 2 "$@"
+exec target/release/seedsweep run examples/local/mrpc-quick.yaml "$@"

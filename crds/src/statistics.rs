@@ -220,7 +220,8 @@ pub struct ComputeAccounting {
     pub trials: u32,
     /// Sum over trials of the steps each trained.
     pub steps_spent: u64,
-    /// Sum over trials of the steps each would train to completion (what a sweep without early discarding spends).
+    /// What the same trials cost without early discarding: a full run for each trial that completed, was discarded
+    /// or diverged, what it spent for each that failed or has not ended (so only discards count as savings).
     pub steps_without_discarding: u64,
     /// 1 − stepsSpent / stepsWithoutDiscarding; absent when stepsWithoutDiscarding is 0. Negative when trials
     /// trained past their total steps.

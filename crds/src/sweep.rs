@@ -23,6 +23,15 @@ pub const MAX_TRIALS: usize = 10_000;
 /// label value; four characters are left for the attempt suffix.
 pub const MAX_TRIAL_NAME_LEN: usize = 59;
 
+/// The name of a trial, and the stem of its Jobs: `<sweep>-w<WI>-d<DO>`.
+pub fn trial_name(sweep: &str, weight_init: u64, data_order: u64) -> String {
+    format!("{sweep}-w{weight_init}-d{data_order}")
+}
+/// The trial pod's scratch volume (an emptyDir: the root filesystem is read-only) and where it is mounted. Part of
+/// the API because `trialTemplate.volumes` may not reuse the name.
+pub const SCRATCH_VOLUME: &str = "scratch";
+pub const SCRATCH_DIR: &str = "/scratch";
+
 #[derive(CustomResource, Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq)]
 #[kube(
     group = "seedsweep.dev",
@@ -35,9 +44,12 @@ pub const MAX_TRIAL_NAME_LEN: usize = 59;
     status = "SeedSweepStatus",
     printcolumn = r#"{"name":"Phase","type":"string","jsonPath":".status.phase"}"#,
     printcolumn = r#"{"name":"Running","type":"integer","jsonPath":".status.counts.running"}"#,
+    printcolumn = r#"{"name":"Paused","type":"integer","jsonPath":".status.counts.paused"}"#,
+    printcolumn = r#"{"name":"Stuck","type":"integer","jsonPath":".status.counts.stuck","priority":1}"#,
     printcolumn = r#"{"name":"Finished","type":"integer","jsonPath":".status.counts.succeeded"}"#,
     printcolumn = r#"{"name":"Discarded","type":"integer","jsonPath":".status.counts.discarded"}"#,
-    printcolumn = r#"{"name":"Best","type":"number","jsonPath":".status.bestTrial.score"}"#,
+    printcolumn = r#"{"name":"Failed","type":"integer","jsonPath":".status.counts.failed"}"#,
+    printcolumn = r#"{"name":"Best","type":"string","jsonPath":".status.bestScore"}"#,
     printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
 )]
 #[serde(rename_all = "camelCase")]
@@ -65,10 +77,40 @@ pub struct SeedSweepSpec {
     pub backoff_limit: u32,
     #[serde(default)]
     pub trial_template: TrialTemplate,
+    /// Stop launching trials once the first `afterFailures` trials to end have all failed (a wrong model path or
+    /// image fails every trial the same way). On by default.
+    #[serde(default)]
+    pub fail_fast: FailFastSpec,
+    /// A trial attempt whose pod cannot start (unschedulable, image pull, container config, crash loop) for this
+    /// many seconds fails with that reason. Unset: it waits, phase `Stuck`. It may change while the sweep runs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 604800))]
+    pub trial_start_timeout_seconds: Option<u32>,
 }
 
 fn default_parallelism() -> u32 {
     1
+}
+
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Copy, Debug, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct FailFastSpec {
+    /// 0 turns fail-fast off.
+    #[serde(default = "default_fail_fast_after")]
+    #[schemars(range(min = 0, max = 10000))]
+    pub after_failures: u32,
+}
+
+impl Default for FailFastSpec {
+    fn default() -> Self {
+        FailFastSpec {
+            after_failures: default_fail_fast_after(),
+        }
+    }
+}
+
+fn default_fail_fast_after() -> u32 {
+    3
 }
 
 #[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq)]
@@ -455,6 +497,9 @@ pub struct SeedSweepStatus {
     pub counts: TrialCounts,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub best_trial: Option<BestTrial>,
+    /// The best trial's score rounded to 4 decimals, for `kubectl get` (printer columns cannot round).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub best_score: Option<String>,
     /// One record per planned trial, in launch order.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub trials: Vec<TrialRecord>,
@@ -495,7 +540,14 @@ pub enum SweepPhase {
 pub struct TrialCounts {
     pub total: u32,
     pub pending: u32,
+    /// Training now (phase Running).
     pub running: u32,
+    /// Stopped at an exact-mode rung until its decision is final (phase AwaitingDecision).
+    #[serde(default)]
+    pub paused: u32,
+    /// Running, but the pod cannot start (phase Stuck).
+    #[serde(default)]
+    pub stuck: u32,
     /// Trained to completion and kept.
     pub succeeded: u32,
     pub discarded: u32,
@@ -526,6 +578,9 @@ pub enum TrialPhase {
     Discarded,
     Diverged,
     Failed,
+    /// Running, but its pod cannot start: unschedulable, image pull, container config or crash loop; the reason
+    /// says which. It fails after `trialStartTimeoutSeconds` when that is set.
+    Stuck,
 }
 
 impl TrialPhase {

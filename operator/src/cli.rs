@@ -1,11 +1,9 @@
 //! The `seedsweep` command line.
 
 use crate::engine::plan::{Plan, plan};
-use crate::local::{self, Device, Outcome, RunOptions};
+use crate::local::{self, Device, RunEnd, RunOptions};
 use crate::manifest;
-use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
-use seedsweep_crds::sweep::SeedSweep;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -53,8 +51,8 @@ pub enum Command {
         #[arg(long, value_enum, default_value_t = Device::Auto)]
         device: Device,
         /// Seconds between scrapes of the trainers' metrics.
-        #[arg(long, default_value_t = 1.0)]
-        scrape_interval: f64,
+        #[arg(long, default_value = "1", value_parser = crate::flags::seconds)]
+        scrape_interval: Duration,
     },
     /// Run the Kubernetes operator: every SeedSweep in the cluster (or one namespace) becomes trial Jobs, scraped
     /// and early-discarded. Needs the CRD installed (`seedsweep crd | kubectl apply -f -`).
@@ -84,7 +82,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Plan { file, output } => {
-            let sweep = load(&file)?;
+            let sweep = manifest::load_file(&file)?;
             let name = sweep.metadata.name.clone().unwrap_or_default();
             let plan = plan(&name, &sweep.spec);
             match output {
@@ -101,25 +99,20 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             device,
             scrape_interval,
         } => {
-            if !(scrape_interval > 0.0 && scrape_interval <= 3600.0) {
-                anyhow::bail!(
-                    "--scrape-interval must be in (0, 3600] seconds, got {scrape_interval}"
-                );
-            }
             let opts = RunOptions {
                 manifest: file,
                 parallel,
                 state_dir,
                 trainer,
                 device,
-                scrape_interval: Duration::from_secs_f64(scrape_interval),
+                scrape_interval,
             };
             // One thread: trainers are children of this thread, and PR_SET_PDEATHSIG follows the thread.
             let runtime = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()?;
             match runtime.block_on(local::run(opts))? {
-                Outcome::Complete { summary, succeeded } => {
+                RunEnd::Complete { summary, succeeded } => {
                     write!(out, "{summary}")?;
                     Ok(if succeeded {
                         ExitCode::SUCCESS
@@ -127,7 +120,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                         ExitCode::from(1)
                     })
                 }
-                Outcome::Interrupted => Ok(ExitCode::from(130)),
+                RunEnd::Interrupted => Ok(ExitCode::from(130)),
             }
         }
         Command::Operator(args) => {
@@ -167,20 +160,6 @@ fn only_state_dir() -> anyhow::Result<PathBuf> {
         [] => anyhow::bail!("no sweep under seedsweep-state/; pass --state-dir"),
         _ => anyhow::bail!("several sweeps under seedsweep-state/; pass --state-dir"),
     }
-}
-
-/// Reads and validates one manifest; the error lists every problem, each prefixed with the file name.
-pub fn load(path: &Path) -> anyhow::Result<SeedSweep> {
-    let text =
-        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
-    manifest::load(&text).map_err(|errors| {
-        let lines: Vec<String> = errors
-            .0
-            .iter()
-            .map(|e| format!("{}: {e}", path.display()))
-            .collect();
-        anyhow::anyhow!("invalid manifest\n{}", lines.join("\n"))
-    })
 }
 
 fn validate(files: &[PathBuf], out: &mut impl Write) -> anyhow::Result<ExitCode> {

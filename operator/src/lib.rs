@@ -1,10 +1,14 @@
-//! SeedSweep: the sweep engine, its executors and the `seedsweep` command line.
+//! SeedSweep's executors and the `seedsweep` command line, around the pure engine (`seedsweep-engine`, re-exported
+//! as [`engine`]): manifest loading and validation, scraping trainers, the local executor and the Kubernetes
+//! controller.
+
+pub use seedsweep_engine as engine;
+pub use seedsweep_engine::report;
 
 pub mod cli;
 pub mod controller;
-pub mod engine;
+pub mod flags;
 pub mod local;
 pub mod manifest;
-pub mod report;
 pub mod scrape;
 pub mod trainer_args;

@@ -3,15 +3,18 @@
 //! CRD's OpenAPI schema cannot express on Kubernetes 1.20 (no CEL), plus the schema's own simple constraints so that
 //! `seedsweep validate` agrees with the apiserver offline.
 
+use k8s_openapi::api::core::v1::ResourceRequirements;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use kube::Resource;
 use seedsweep_crds::sweep::*;
 use seedsweep_crds::{MetricName, Task};
+use seedsweep_engine::plan::{keep_of, seed_values};
 use serde::Deserialize;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
+use std::path::Path;
 
-pub const API_VERSION: &str = "seedsweep.dev/v1alpha1";
-pub const KIND: &str = "SeedSweep";
+use anyhow::Context as _;
 
 /// One problem with a manifest, located by its field path (`spec.training.epochs`) or by line and column for
 /// syntax errors.
@@ -98,18 +101,25 @@ fn parse_document(doc: serde_yaml::Deserializer<'_>) -> Result<SeedSweep, Manife
             let path = e.path().to_string();
             let inner = e.into_inner();
             let path = if path == "." { String::new() } else { path };
-            errors.push(err(path, inner.to_string()));
+            // The YAML library names the path too; say it once.
+            let message = inner.to_string();
+            let message = message
+                .strip_prefix(&format!("{path}: "))
+                .map(str::to_string)
+                .unwrap_or(message);
+            errors.push(err(path, message));
             return Err(ManifestErrors(errors));
         }
     };
-    if doc.api_version != API_VERSION {
+    let (api_version, kind) = (SeedSweep::api_version(&()), SeedSweep::kind(&()));
+    if doc.api_version != api_version {
         errors.push(err(
             "apiVersion",
-            format!("must be {API_VERSION}, got {:?}", doc.api_version),
+            format!("must be {api_version}, got {:?}", doc.api_version),
         ));
     }
-    if doc.kind != KIND {
-        errors.push(err("kind", format!("must be {KIND}, got {:?}", doc.kind)));
+    if doc.kind != kind {
+        errors.push(err("kind", format!("must be {kind}, got {:?}", doc.kind)));
     }
     let sweep = SeedSweep {
         metadata: doc.metadata,
@@ -214,17 +224,6 @@ pub fn metrics_for(task: Task) -> &'static [MetricName] {
         Task::Mrpc => &[MetricName::AccAndF1, MetricName::Accuracy, MetricName::F1],
         Task::Rte | Task::Sst2 => &[MetricName::Accuracy],
         Task::Cola => &[MetricName::Mcc],
-    }
-}
-
-/// Resolves a seed list (already validated) into its values.
-pub fn seed_values(list: &SeedList) -> Vec<u64> {
-    match (&list.values, list.start, list.count) {
-        (Some(values), _, _) => values.clone(),
-        (None, Some(start), Some(count)) => (0..u64::from(count))
-            .map(|i| start.saturating_add(i))
-            .collect(),
-        _ => Vec::new(),
     }
 }
 
@@ -411,7 +410,7 @@ impl Validator {
     }
 
     fn trial_name_fits(&mut self, name: &str, max_wi: u64, max_do: u64) {
-        let longest = format!("{name}-w{max_wi}-d{max_do}");
+        let longest = trial_name(name, max_wi, max_do);
         if !name.is_empty() && longest.len() > MAX_TRIAL_NAME_LEN {
             self.push(
                 "metadata.name",
@@ -535,7 +534,6 @@ impl Validator {
 
     /// The operator adds a scratch volume of its own to every trial pod (the root filesystem is read-only).
     fn template(&mut self, t: &TrialTemplate) {
-        use crate::controller::job::{SCRATCH_DIR, SCRATCH_VOLUME};
         let p = "spec.trialTemplate";
         let mut names = BTreeSet::new();
         for (i, vol) in t.volumes.iter().enumerate() {
@@ -616,13 +614,278 @@ impl Validator {
         for (i, e) in t.env.iter().enumerate() {
             if e.name.is_empty() {
                 self.push(format!("{p}.env[{i}].name"), "must not be empty");
+            } else if !is_env_name(&e.name) {
+                self.push(
+                    format!("{p}.env[{i}].name"),
+                    format!("must consist of letters, digits, '_', '-' or '.' and not start with a digit, got {:?}", e.name),
+                );
+            }
+        }
+        self.kubernetes_values(t);
+    }
+
+    /// What the apiserver would reject when the trial's Job is created, by Kubernetes' own rules: names, quantities,
+    /// label selectors, tolerations.
+    fn kubernetes_values(&mut self, t: &TrialTemplate) {
+        let p = "spec.trialTemplate";
+        if let Some(image) = &t.image
+            && (image.trim().is_empty() || image.chars().any(char::is_whitespace))
+        {
+            self.push(
+                format!("{p}.image"),
+                format!("must be an image reference without spaces, got {image:?}"),
+            );
+        }
+        for (field, name) in [
+            ("serviceAccountName", &t.service_account_name),
+            ("priorityClassName", &t.priority_class_name),
+        ] {
+            if let Some(name) = name
+                && !is_dns_subdomain(name)
+            {
+                self.push(format!("{p}.{field}"), format!("must be a DNS subdomain (lowercase letters, digits, '-', '.'), got {name:?}"));
+            }
+        }
+        for (i, secret) in t.image_pull_secrets.iter().enumerate() {
+            if !is_dns_subdomain(&secret.name) {
+                self.push(
+                    format!("{p}.imagePullSecrets[{i}].name"),
+                    format!("must be a DNS subdomain, got {:?}", secret.name),
+                );
+            }
+        }
+        for (key, value) in &t.node_selector {
+            if !is_qualified_name(key) {
+                self.push(
+                    format!("{p}.nodeSelector"),
+                    format!("key {key:?} is not a valid label key"),
+                );
+            }
+            if !is_label_value(value) {
+                self.push(
+                    format!("{p}.nodeSelector.{key}"),
+                    format!("{value:?} is not a valid label value"),
+                );
+            }
+        }
+        for (i, tol) in t.tolerations.iter().enumerate() {
+            let tp = format!("{p}.tolerations[{i}]");
+            let operator = tol.operator.as_deref().unwrap_or("Equal");
+            if !["Equal", "Exists"].contains(&operator) {
+                self.push(
+                    format!("{tp}.operator"),
+                    format!("must be Equal or Exists, got {operator:?}"),
+                );
+            }
+            if operator == "Exists" && tol.value.as_deref().is_some_and(|v| !v.is_empty()) {
+                self.push(
+                    format!("{tp}.value"),
+                    "must be empty when operator is Exists",
+                );
+            }
+            if let Some(key) = tol.key.as_deref().filter(|k| !k.is_empty())
+                && !is_qualified_name(key)
+            {
+                self.push(
+                    format!("{tp}.key"),
+                    format!("{key:?} is not a valid label key"),
+                );
+            }
+            if let Some(effect) = tol.effect.as_deref().filter(|e| !e.is_empty())
+                && !["NoSchedule", "PreferNoSchedule", "NoExecute"].contains(&effect)
+            {
+                self.push(
+                    format!("{tp}.effect"),
+                    format!("must be NoSchedule, PreferNoSchedule or NoExecute, got {effect:?}"),
+                );
+            }
+        }
+        for (i, vol) in t.volumes.iter().enumerate() {
+            let vp = format!("{p}.volumes[{i}]");
+            let source_names = [
+                (
+                    "persistentVolumeClaim.claimName",
+                    vol.persistent_volume_claim
+                        .as_ref()
+                        .map(|c| c.claim_name.clone()),
+                ),
+                (
+                    "configMap.name",
+                    vol.config_map.as_ref().map(|c| c.name.clone()),
+                ),
+                (
+                    "secret.secretName",
+                    vol.secret
+                        .as_ref()
+                        .map(|s| s.secret_name.clone().unwrap_or_default()),
+                ),
+            ];
+            for (field, name) in source_names {
+                if let Some(name) = name
+                    && !is_dns_subdomain(&name)
+                {
+                    self.push(
+                        format!("{vp}.{field}"),
+                        format!("must be a DNS subdomain, got {name:?}"),
+                    );
+                }
+            }
+        }
+        if let Some(resources) = &t.resources {
+            self.resources(resources);
+        }
+    }
+
+    /// Quantities that parse, requests within limits, whole numbers of extended resources (`nvidia.com/gpu`).
+    fn resources(&mut self, r: &ResourceRequirements) {
+        let p = "spec.trialTemplate.resources";
+        let mut parsed = BTreeMap::<(&str, &str), f64>::new();
+        for (kind, map) in [("requests", &r.requests), ("limits", &r.limits)] {
+            for (name, quantity) in map.iter().flatten() {
+                let field = format!("{p}.{kind}.{name}");
+                if !is_qualified_name(name) {
+                    self.push(&field, "is not a valid resource name");
+                    continue;
+                }
+                let Some(value) = parse_quantity(&quantity.0) else {
+                    self.push(
+                        &field,
+                        format!("{:?} is not a quantity (e.g. 2, 500m, 8Gi)", quantity.0),
+                    );
+                    continue;
+                };
+                if value < 0.0 {
+                    self.push(
+                        &field,
+                        format!("must not be negative, got {:?}", quantity.0),
+                    );
+                }
+                let extended = name.contains('/') && !name.starts_with("kubernetes.io/");
+                if extended && value.fract() != 0.0 {
+                    self.push(
+                        &field,
+                        format!("must be a whole number, got {:?}", quantity.0),
+                    );
+                }
+                parsed.insert((kind, name), value);
+            }
+        }
+        for (&(kind, name), &request) in &parsed {
+            if kind != "requests" {
+                continue;
+            }
+            let extended = name.contains('/') && !name.starts_with("kubernetes.io/");
+            match parsed.get(&("limits", name)) {
+                Some(&limit) if request > limit => self.push(
+                    format!("{p}.requests.{name}"),
+                    format!("must not exceed limits.{name}"),
+                ),
+                Some(&limit) if extended && request != limit => self.push(
+                    format!("{p}.requests.{name}"),
+                    format!("must equal limits.{name} for an extended resource"),
+                ),
+                None if extended => self.push(
+                    format!("{p}.limits.{name}"),
+                    "is required for an extended resource (set limits; requests default to them)",
+                ),
+                _ => {}
             }
         }
     }
 }
 
-/// Trials kept from `n` ranked ones at `keep_fraction`: rounded up, at least one. The tolerance keeps
-/// `625 × 0.2` at 125 although the product is 125.00000000000001 in floating point.
-pub fn keep_of(n: usize, keep_fraction: f64) -> usize {
-    ((n as f64 * keep_fraction - 1e-9).ceil() as usize).clamp(1, n.max(1))
+/// A Kubernetes quantity (`2`, `500m`, `1.5`, `8Gi`, `1e3`) as a number; `None` when it does not parse.
+fn parse_quantity(text: &str) -> Option<f64> {
+    let split = text
+        .find(|c: char| !(c.is_ascii_digit() || c == '.' || c == '+' || c == '-'))
+        .unwrap_or(text.len());
+    let (number, suffix) = text.split_at(split);
+    let digits = number.trim_start_matches(['+', '-']);
+    if digits.is_empty()
+        || digits.contains(['+', '-'])
+        || digits.matches('.').count() > 1
+        || digits == "."
+    {
+        return None;
+    }
+    let value: f64 = number.parse().ok()?;
+    let scale = match suffix {
+        "" => 1.0,
+        "m" => 1e-3,
+        "k" => 1e3,
+        "M" => 1e6,
+        "G" => 1e9,
+        "T" => 1e12,
+        "P" => 1e15,
+        "E" => 1e18,
+        "Ki" => 1024f64,
+        "Mi" => 1024f64.powi(2),
+        "Gi" => 1024f64.powi(3),
+        "Ti" => 1024f64.powi(4),
+        "Pi" => 1024f64.powi(5),
+        "Ei" => 1024f64.powi(6),
+        exponent if exponent.starts_with(['e', 'E']) => {
+            let e: i32 = exponent[1..].parse().ok()?;
+            10f64.powi(e)
+        }
+        _ => return None,
+    };
+    Some(value * scale)
+}
+
+/// Kubernetes' DNS-1123 subdomain: at most 253 characters, DNS labels joined by dots.
+fn is_dns_subdomain(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 253
+        && s.split('.').all(|label| {
+            !label.is_empty()
+                && label.len() <= 63
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+                && !label.starts_with('-')
+                && !label.ends_with('-')
+        })
+}
+
+/// A label value: empty, or at most 63 characters of alphanumerics, '-', '_' and '.', starting and ending with an
+/// alphanumeric.
+fn is_label_value(s: &str) -> bool {
+    s.is_empty()
+        || (s.len() <= 63
+            && s.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
+            && s.starts_with(|c: char| c.is_ascii_alphanumeric())
+            && s.ends_with(|c: char| c.is_ascii_alphanumeric()))
+}
+
+/// A qualified name (label keys, resource names): an optional DNS-subdomain prefix and '/', then a non-empty name
+/// of at most 63 characters like a label value.
+fn is_qualified_name(s: &str) -> bool {
+    let (prefix, name) = match s.split_once('/') {
+        Some((prefix, name)) => (Some(prefix), name),
+        None => (None, s),
+    };
+    prefix.is_none_or(is_dns_subdomain) && !name.is_empty() && is_label_value(name)
+}
+
+/// An environment variable name as the apiserver accepts it: `[-._a-zA-Z][-._a-zA-Z0-9]*`.
+fn is_env_name(s: &str) -> bool {
+    s.bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b"-._".contains(&b))
+        && !s.starts_with(|c: char| c.is_ascii_digit())
+}
+
+/// Reads and validates one manifest; the error lists every problem, each prefixed with the file name.
+pub fn load_file(path: &Path) -> anyhow::Result<SeedSweep> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    load(&text).map_err(|errors| {
+        let lines: Vec<String> = errors
+            .0
+            .iter()
+            .map(|e| format!("{}: {e}", path.display()))
+            .collect();
+        anyhow::anyhow!("invalid manifest\n{}", lines.join("\n"))
+    })
 }

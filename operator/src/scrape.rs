@@ -3,22 +3,9 @@
 
 use seedsweep_crds::trainer::{EvalPoint, label, metric};
 use seedsweep_crds::{MetricName, Metrics};
+pub use seedsweep_engine::observation::TrainerSnapshot;
 use std::collections::BTreeMap;
 use std::time::Duration;
-
-/// One scrape of one trainer.
-#[derive(Debug, Clone, PartialEq, Default)]
-pub struct TrainerSnapshot {
-    pub trial: Option<String>,
-    pub step: u64,
-    pub total_steps: u64,
-    pub progress: f64,
-    pub train_loss: Option<f64>,
-    pub done: bool,
-    /// Complete evaluations (all four metrics present), in index order.
-    pub evals: Vec<EvalPoint>,
-    pub baseline: Option<Metrics>,
-}
 
 #[derive(Debug, thiserror::Error)]
 pub enum ScrapeError {

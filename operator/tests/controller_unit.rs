@@ -18,14 +18,14 @@ use seedsweep_crds::sweep::{
 };
 use seedsweep_crds::trainer::{EvalPoint, Outcome, TERMINATION_LOG_LIMIT, TrialSummary};
 use seedsweep_operator::controller::job::{self, TrainerImage, build_job, job_identity};
-use seedsweep_operator::controller::persist;
-use seedsweep_operator::controller::reconcile::{JobOutcome, job_outcome};
+use seedsweep_operator::controller::observe::{JobStanding, job_standing};
 use seedsweep_operator::controller::status::{self, Findings};
+use seedsweep_operator::engine::observation::TrainerSnapshot;
 use seedsweep_operator::engine::plan::plan;
+use seedsweep_operator::engine::snapshot::Snapshot;
 use seedsweep_operator::engine::state::SweepState;
 use seedsweep_operator::engine::state::plan_changes;
 use seedsweep_operator::manifest;
-use seedsweep_operator::scrape::TrainerSnapshot;
 use std::collections::BTreeSet;
 
 const UID: &str = "6f1c2a7e-3b1d-4c55-9a0e-2f8d7c6b5a41";
@@ -392,7 +392,7 @@ fn user_volumes_cannot_collide_with_the_scratch_volume() {
 }
 
 // ---------------------------------------------------------------------------------------------------------------
-// job_outcome
+// job_standing
 
 const PORT: u16 = 9090;
 
@@ -530,16 +530,16 @@ fn a_running_pod_with_an_ip_is_scraped_on_its_metrics_port() {
     let job = job_with(&[], 1);
     let p = pod("Running", Some("10.1.2.3"), Trainer::Running, Some(9191));
     assert_eq!(
-        job_outcome(&job, &[&p], PORT),
-        JobOutcome::Running {
+        job_standing(&job, &[&p], PORT),
+        JobStanding::Running {
             metrics_url: Some("http://10.1.2.3:9191/metrics".into())
         }
     );
     // Without a port named "metrics", the sweep's port.
     let p = pod("Running", Some("10.1.2.3"), Trainer::Running, None);
     assert_eq!(
-        job_outcome(&job, &[&p], PORT),
-        JobOutcome::Running {
+        job_standing(&job, &[&p], PORT),
+        JobStanding::Running {
             metrics_url: Some("http://10.1.2.3:9090/metrics".into())
         }
     );
@@ -550,8 +550,8 @@ fn an_ipv6_pod_ip_is_bracketed() {
     let job = job_with(&[], 1);
     let p = pod("Running", Some("fd00::1:2"), Trainer::Running, Some(9090));
     assert_eq!(
-        job_outcome(&job, &[&p], PORT),
-        JobOutcome::Running {
+        job_standing(&job, &[&p], PORT),
+        JobStanding::Running {
             metrics_url: Some("http://[fd00::1:2]:9090/metrics".into())
         }
     );
@@ -562,18 +562,18 @@ fn a_pending_pod_or_none_is_running_without_a_url() {
     let job = job_with(&[], 1);
     let p = pod("Pending", None, Trainer::Waiting, Some(9090));
     assert_eq!(
-        job_outcome(&job, &[&p], PORT),
-        JobOutcome::Running { metrics_url: None }
+        job_standing(&job, &[&p], PORT),
+        JobStanding::Running { metrics_url: None }
     );
     // A running pod without an IP yet.
     let p = pod("Running", None, Trainer::Running, Some(9090));
     assert_eq!(
-        job_outcome(&job, &[&p], PORT),
-        JobOutcome::Running { metrics_url: None }
+        job_standing(&job, &[&p], PORT),
+        JobStanding::Running { metrics_url: None }
     );
     assert_eq!(
-        job_outcome(&job, &[], PORT),
-        JobOutcome::Running { metrics_url: None }
+        job_standing(&job, &[], PORT),
+        JobStanding::Running { metrics_url: None }
     );
 }
 
@@ -593,23 +593,23 @@ fn a_complete_job_ends_with_the_trainers_summary() {
         Trainer::Ended(0, &message(&s)),
         Some(9090),
     );
-    let outcome = job_outcome(&job, &[&failed, &succeeded], PORT);
+    let outcome = job_standing(&job, &[&failed, &succeeded], PORT);
     assert_eq!(
         outcome,
-        JobOutcome::Ended {
+        JobStanding::Ended {
             summary: Some(Box::new(s.clone())),
             exit: "exit code 0".into()
         }
     );
     // The succeeded pod is the one read, even when it is not the last.
-    assert_eq!(job_outcome(&job, &[&succeeded, &failed], PORT), outcome);
+    assert_eq!(job_standing(&job, &[&succeeded, &failed], PORT), outcome);
 }
 
 #[test]
 fn a_complete_job_whose_pods_are_gone_ends_without_a_summary() {
     let job = job_with(&[("Complete", "True", None)], 0);
-    match job_outcome(&job, &[], PORT) {
-        JobOutcome::Ended {
+    match job_standing(&job, &[], PORT) {
+        JobStanding::Ended {
             summary: None,
             exit,
         } => assert!(exit.contains("gone"), "{exit}"),
@@ -633,8 +633,8 @@ fn a_failed_job_ends_with_its_condition_message_and_last_exit_code() {
     );
     let first = pod("Failed", None, Trainer::Ended(137, ""), Some(9090));
     let last = pod("Failed", None, Trainer::Ended(1, &message(&s)), Some(9090));
-    match job_outcome(&job, &[&first, &last], PORT) {
-        JobOutcome::Ended { summary, exit } => {
+    match job_standing(&job, &[&first, &last], PORT) {
+        JobStanding::Ended { summary, exit } => {
             assert_eq!(summary.as_deref(), Some(&s));
             assert!(
                 exit.contains("Job has reached the specified backoff limit"),
@@ -647,8 +647,8 @@ fn a_failed_job_ends_with_its_condition_message_and_last_exit_code() {
     }
     // No pod left: the condition alone.
     assert_eq!(
-        job_outcome(&job, &[], PORT),
-        JobOutcome::Ended {
+        job_standing(&job, &[], PORT),
+        JobStanding::Ended {
             summary: None,
             exit: "Job has reached the specified backoff limit".into()
         }
@@ -662,8 +662,8 @@ fn a_diverged_pod_ends_the_trial_without_waiting_for_retries() {
     let diverged = pod("Failed", None, Trainer::Ended(3, &message(&s)), Some(9090));
     let retry = pod("Running", Some("10.0.0.9"), Trainer::Running, Some(9090));
     assert_eq!(
-        job_outcome(&job, &[&diverged, &retry], PORT),
-        JobOutcome::Ended {
+        job_standing(&job, &[&diverged, &retry], PORT),
+        JobStanding::Ended {
             summary: Some(Box::new(s)),
             exit: "exit code 3".into()
         }
@@ -676,13 +676,13 @@ fn a_failed_pod_of_an_active_job_waits_for_the_jobs_retry() {
     let job = job_with(&[], 1);
     let failed = pod("Failed", None, Trainer::Ended(1, &message(&s)), Some(9090));
     assert_eq!(
-        job_outcome(&job, &[&failed], PORT),
-        JobOutcome::Running { metrics_url: None }
+        job_standing(&job, &[&failed], PORT),
+        JobStanding::Running { metrics_url: None }
     );
     let retry = pod("Running", Some("10.0.0.9"), Trainer::Running, Some(9090));
     assert_eq!(
-        job_outcome(&job, &[&failed, &retry], PORT),
-        JobOutcome::Running {
+        job_standing(&job, &[&failed, &retry], PORT),
+        JobStanding::Running {
             metrics_url: Some("http://10.0.0.9:9090/metrics".into())
         }
     );
@@ -702,8 +702,8 @@ fn a_garbage_termination_message_is_no_summary() {
         let complete = job_with(&[("Complete", "True", None)], 0);
         let p = pod("Succeeded", None, Trainer::Ended(0, garbage), Some(9090));
         assert_eq!(
-            job_outcome(&complete, &[&p], PORT),
-            JobOutcome::Ended {
+            job_standing(&complete, &[&p], PORT),
+            JobStanding::Ended {
                 summary: None,
                 exit: "exit code 0".into()
             },
@@ -711,14 +711,14 @@ fn a_garbage_termination_message_is_no_summary() {
         );
         let failed = job_with(&[("Failed", "True", Some("BackoffLimitExceeded"))], 0);
         let p = pod("Failed", None, Trainer::Ended(2, garbage), Some(9090));
-        match job_outcome(&failed, &[&p], PORT) {
-            JobOutcome::Ended { summary: None, .. } => {}
+        match job_standing(&failed, &[&p], PORT) {
+            JobStanding::Ended { summary: None, .. } => {}
             other => panic!("{garbage:?}: {other:?}"),
         }
         let active = job_with(&[], 1);
         assert_eq!(
-            job_outcome(&active, &[&p], PORT),
-            JobOutcome::Running { metrics_url: None },
+            job_standing(&active, &[&p], PORT),
+            JobStanding::Running { metrics_url: None },
             "{garbage:?}"
         );
     }
@@ -728,8 +728,8 @@ fn a_garbage_termination_message_is_no_summary() {
     let padded = format!("\n {} \n", message(&s));
     let p = pod("Succeeded", None, Trainer::Ended(0, &padded), Some(9090));
     assert!(matches!(
-        job_outcome(&complete, &[&p], PORT),
-        JobOutcome::Ended {
+        job_standing(&complete, &[&p], PORT),
+        JobStanding::Ended {
             summary: Some(_),
             ..
         }
@@ -741,8 +741,8 @@ fn false_conditions_do_not_end_a_job() {
     let job = job_with(&[("Complete", "False", None), ("Failed", "False", None)], 1);
     let p = pod("Running", Some("10.0.0.4"), Trainer::Running, Some(9090));
     assert_eq!(
-        job_outcome(&job, &[&p], PORT),
-        JobOutcome::Running {
+        job_standing(&job, &[&p], PORT),
+        JobStanding::Running {
             metrics_url: Some("http://10.0.0.4:9090/metrics".into())
         }
     );
@@ -963,6 +963,62 @@ fn a_succeeded_sweep_is_complete_not_progressing() {
     assert_eq!(find(&conditions, status::PROGRESSING).status, "False");
 }
 
+/// In every phase the conditions tell one story: exactly one of Progressing, Complete and Failed is True, Ready is
+/// False exactly when the sweep failed (or is invalid), and no message contradicts the phase.
+#[test]
+fn conditions_agree_with_each_other_in_every_phase() {
+    let best = Some(BestTrial {
+        name: "s-w2-d1".into(),
+        weight_init: 2,
+        data_order: 1,
+        score: 0.875,
+    });
+    for (phase, best_trial) in [
+        (SweepPhase::Pending, None),
+        (SweepPhase::Running, None),
+        (SweepPhase::Running, best.clone()),
+        (SweepPhase::Succeeded, best.clone()),
+        (SweepPhase::Failed, None),
+    ] {
+        let status = SeedSweepStatus {
+            phase,
+            best_trial,
+            ..running_status()
+        };
+        let conditions = status::conditions(&status, &Findings::default(), Some(1), &[], &at(0));
+        assert_well_formed(&conditions, Some(1));
+        let on = |t: &str| find(&conditions, t).status == "True";
+        let story = format!("{phase:?}: {conditions:#?}");
+        let terminal = [
+            on(status::PROGRESSING),
+            on(status::COMPLETE),
+            on(status::FAILED),
+        ];
+        assert_eq!(terminal.iter().filter(|&&t| t).count(), 1, "{story}");
+        assert_eq!(
+            on(status::PROGRESSING),
+            matches!(phase, SweepPhase::Pending | SweepPhase::Running),
+            "{story}"
+        );
+        assert_eq!(
+            on(status::COMPLETE),
+            phase == SweepPhase::Succeeded,
+            "{story}"
+        );
+        assert_eq!(on(status::FAILED), phase == SweepPhase::Failed, "{story}");
+        assert_eq!(on(status::READY), phase != SweepPhase::Failed, "{story}");
+        for c in &conditions {
+            if phase == SweepPhase::Failed {
+                assert!(!c.message.contains("running the sweep"), "{story}");
+                assert!(!c.message.contains("no trial has finished yet"), "{story}");
+            }
+            if matches!(phase, SweepPhase::Pending | SweepPhase::Running) {
+                assert!(!c.message.contains("finished;"), "{story}");
+            }
+        }
+    }
+}
+
 #[test]
 fn unavailable_metrics_and_refused_changes_are_named() {
     let findings = Findings {
@@ -1085,14 +1141,14 @@ fn observed_state(spec: &SeedSweepSpec, evals: Vec<EvalPoint>, baseline: Metrics
 /// and read back: the same spec and state.
 fn assert_survives_the_status(spec: &SeedSweepSpec, state: &SweepState) {
     let status = SeedSweepStatus {
-        engine: Some(persist::save(spec, state)),
+        engine: Some(serde_json::to_value(Snapshot::of(spec, state)).unwrap()),
         ..running_status()
     };
     let json = serde_json::to_string(&status).unwrap();
     let back: SeedSweepStatus = serde_json::from_str(&json).unwrap();
-    let (spec2, state2) =
-        persist::load("s", back.engine.as_ref().expect("engine kept")).expect("loads");
-    assert_eq!(&spec2, spec);
+    let snapshot: Snapshot = serde_json::from_value(back.engine.expect("engine kept")).unwrap();
+    let state2 = snapshot.restore().expect("loads");
+    assert_eq!(&snapshot.spec, spec);
     assert_eq!(&state2, state);
 
     let mut sweep = manifest::load(PLAN_MANIFEST).unwrap();
@@ -1100,7 +1156,8 @@ fn assert_survives_the_status(spec: &SeedSweepSpec, state: &SweepState) {
     let text = serde_json::to_string(&sweep).unwrap();
     let read: SeedSweep = serde_json::from_str(&text).unwrap();
     let engine = read.status.unwrap().engine.unwrap();
-    let (_, state3) = persist::load("s", &engine).expect("loads");
+    let snapshot: Snapshot = serde_json::from_value(engine).unwrap();
+    let state3 = snapshot.restore().expect("loads");
     assert_eq!(&state3, state);
 }
 

@@ -4,7 +4,9 @@
 mod common;
 
 use common::{model_dir, trainer, workspace};
-use seedsweep_operator::engine::plan::Plan;
+use seedsweep_operator::engine::policy::RunState;
+use seedsweep_operator::engine::state::SweepState;
+use seedsweep_operator::local::store;
 use serde_json::Value;
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -62,8 +64,9 @@ fn run_sweep(manifest: &Path, state: &Path) -> Output {
     out
 }
 
-fn state_json(state: &Path) -> Value {
-    serde_json::from_slice(&std::fs::read(state.join("state.json")).unwrap()).unwrap()
+/// The engine state recorded in a state directory.
+fn saved_state(state: &Path) -> SweepState {
+    store::read(state).unwrap().expect("a state file").1
 }
 
 fn status_json(state: &Path) -> Value {
@@ -80,23 +83,20 @@ fn status_json(state: &Path) -> Value {
 }
 
 /// The paper's offline algorithm over the recorded rung scores: the trials it keeps.
-fn offline_top(state: &Value) -> BTreeSet<String> {
-    let plan: Plan = serde_json::from_value(state["state"]["plan"].clone()).unwrap();
+fn offline_top(state: &SweepState) -> BTreeSet<String> {
+    let plan = &state.plan;
     let rung = plan.rungs[0];
-    let mut ranked: Vec<(f64, usize)> = state["state"]["trials"]
-        .as_array()
-        .unwrap()
+    let mut ranked: Vec<(f64, usize)> = state
+        .trials
         .iter()
         .enumerate()
         .map(|(i, t)| {
-            let e = t["evals"]
-                .as_array()
-                .unwrap()
+            let e = t
+                .evals
                 .iter()
-                // Evaluations are stored as [seq, index, step, progress, score].
-                .find(|e| e[3].as_f64().unwrap() + 1e-9 >= rung.at_fraction)
+                .find(|e| t.progress(e) + 1e-9 >= rung.at_fraction)
                 .expect("every trial reached the rung");
-            (e[4].as_f64().unwrap(), i)
+            (e.score, i)
         })
         .collect();
     ranked.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
@@ -129,20 +129,19 @@ fn a_local_sweep_discards_exactly_the_offline_cut() {
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(stdout.contains("sweep e2e: Succeeded"), "{stdout}");
 
-    let saved = state_json(&state);
+    let saved = saved_state(&state);
     let status = status_json(&state);
     let kept = offline_top(&saved);
     assert_eq!(kept.len(), 2);
-    for (t, record) in saved["state"]["trials"]
-        .as_array()
-        .unwrap()
+    for (t, record) in saved
+        .trials
         .iter()
         .zip(status["trials"].as_array().unwrap())
     {
         let name = record["name"].as_str().unwrap();
         let phase = record["phase"].as_str().unwrap();
-        let steps = t["stepsDone"].as_u64().unwrap();
-        let total = t["totalSteps"].as_u64().unwrap();
+        let steps = t.steps_done;
+        let total = t.total_steps.unwrap();
         assert_eq!(total, 8, "32 examples at batch 4 for one epoch");
         if kept.contains(name) {
             assert_eq!(phase, "Succeeded", "{name}");
@@ -151,11 +150,7 @@ fn a_local_sweep_discards_exactly_the_offline_cut() {
                 record["finalScore"].as_f64().is_some(),
                 "{name} has a final score"
             );
-            assert_eq!(
-                t["evals"].as_array().unwrap().len(),
-                4,
-                "{name}: four evaluations"
-            );
+            assert_eq!(t.evals.len(), 4, "{name}: four evaluations");
         } else {
             assert_eq!(phase, "Discarded", "{name}");
             assert!(
@@ -216,22 +211,15 @@ fn an_interrupted_sweep_resumes_without_rerunning_finished_trials() {
             child.try_wait().unwrap().is_none(),
             "the sweep ended before it could be interrupted"
         );
-        if let Ok(bytes) = std::fs::read(state.join("state.json"))
-            && let Ok(v) = serde_json::from_slice::<Value>(&bytes)
-        {
-            let trials = v["state"]["trials"].as_array().unwrap().clone();
-            let done: Vec<String> = trials
+        if let Ok(Some((_, v))) = store::read(&state) {
+            let done: Vec<String> = v
+                .trials
                 .iter()
                 .enumerate()
-                .filter(|(_, t)| t["run"]["state"] == "completed")
-                .map(|(i, _)| {
-                    v["state"]["plan"]["trials"][i]["name"]
-                        .as_str()
-                        .unwrap()
-                        .to_string()
-                })
+                .filter(|(_, t)| t.run == RunState::Completed)
+                .map(|(i, _)| v.plan.trials[i].name.clone())
                 .collect();
-            let running = trials.iter().any(|t| t["run"]["state"] == "running");
+            let running = v.trials.iter().any(|t| t.run == RunState::Running);
             if !done.is_empty() && running {
                 break done;
             }
@@ -243,20 +231,12 @@ fn an_interrupted_sweep_resumes_without_rerunning_finished_trials() {
 
     // A second run on the same directory while none holds it resumes and completes.
     run_sweep(&manifest, &state);
-    let resumed = state_json(&state);
-    let names: Vec<String> = resumed["state"]["plan"]["trials"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|t| t["name"].as_str().unwrap().to_string())
-        .collect();
-    for (name, t) in names
-        .iter()
-        .zip(resumed["state"]["trials"].as_array().unwrap())
-    {
+    let resumed = saved_state(&state);
+    for (planned, t) in resumed.plan.trials.iter().zip(&resumed.trials) {
+        let name = &planned.name;
         if finished_before.contains(name) {
             assert_eq!(
-                t["attempts"], 1,
+                t.attempts, 1,
                 "{name} finished before the interruption and must not run again"
             );
         }
@@ -381,8 +361,25 @@ fn the_quick_start_manifest_runs_to_completion() {
         "scripts/setup-libtorch.sh links .minilm"
     );
     let dir = tempfile::tempdir().unwrap();
-    let out = run_sweep(&quick, &dir.path().join("state"));
+    // As scripts/quickstart.sh runs it: no --parallel, so the manifest's parallelism (2) bounds the sweep.
+    let out = seedsweep(&["run", "--scrape-interval", "0.2"])
+        .arg(&quick)
+        .arg("--state-dir")
+        .arg(dir.path().join("state"))
+        .arg("--trainer")
+        .arg(trainer())
+        .output()
+        .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("running up to 2 trial(s) at once (spec.parallelism)"),
+        "{stdout}"
+    );
     assert!(stdout.contains("sweep mrpc-quick: Succeeded"), "{stdout}");
     assert!(
         stdout.contains("trials: 4 total, 1 finished, 3 discarded"),

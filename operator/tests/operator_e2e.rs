@@ -19,7 +19,7 @@ use k8s_openapi::api::core::v1::{Event, Pod};
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use kube::{Client, ResourceExt};
 use seedsweep_crds::sweep::{SeedSweep, SeedSweepStatus, SweepPhase, TrialPhase};
-use seedsweep_operator::controller::reconcile::is_finished;
+use seedsweep_operator::controller::observe::is_finished;
 use seedsweep_tests::helpers::{apply_crd_yaml, create_namespace, delete_namespace, wait_for};
 use seedsweep_tests::{TestCluster, shared};
 use std::collections::{BTreeMap, BTreeSet};
@@ -304,13 +304,23 @@ struct Operator {
 
 impl Operator {
     fn start(s: &Scenario, id: &str, kubeconfig: &Path, trainer_command: &str) -> Result<Operator> {
+        Self::start_with(s, id, kubeconfig, trainer_command, "3")
+    }
+
+    fn start_with(
+        s: &Scenario,
+        id: &str,
+        kubeconfig: &Path,
+        trainer_command: &str,
+        lease_duration: &str,
+    ) -> Result<Operator> {
         let log = s.dir.path().join(format!("operator-{id}.log"));
         let child = Command::new(env!("CARGO_BIN_EXE_seedsweep"))
             .arg("operator")
             .arg("--kubeconfig")
             .arg(kubeconfig)
             .args(["--namespace", &s.ns, "--lease-namespace", &s.ns])
-            .args(["--identity", id, "--lease-duration", "3"])
+            .args(["--identity", id, "--lease-duration", lease_duration])
             .args([
                 "--metrics-addr",
                 "127.0.0.1:0",
@@ -639,6 +649,26 @@ async fn sweep_completes_with_the_offline_cut() -> Result<()> {
                         && l.ends_with(" 1")),
                 "{metrics}"
             );
+            // A healthy sweep: trainers not yet listening at launch, or exiting at the end, are not failures.
+            let failures: Vec<&str> = metrics
+                .lines()
+                .filter(|l| l.starts_with("seedsweep_operator_scrape_failures_total{"))
+                .collect();
+            ensure!(
+                failures.len() == 1 && failures[0].ends_with(" 0"),
+                "scrape failures in a healthy sweep: {failures:?}"
+            );
+            ensure!(
+                metrics.contains(
+                    &format!("seedsweep_operator_sweep_phase{{namespace=\"{}\",phase=\"Succeeded\",sweep=\"grid\"}} 1", s.ns)
+                ),
+                "{metrics}"
+            );
+            let conditions = status.conditions.iter().map(|c| (&c.type_, &c.status, &c.reason));
+            for (type_, on, reason) in conditions {
+                let expected = matches!(type_.as_str(), "Ready" | "Complete");
+                ensure!((on == "True") == expected, "{type_} is {on} ({reason}) at the end");
+            }
             Ok(())
         })
     })
@@ -750,6 +780,270 @@ async fn killing_the_leader_changes_no_decision() -> Result<()> {
 
 /// Trainers whose metrics endpoint cannot be reached: MetricsUnavailable is raised, no trial is stopped for it,
 /// every trial trains to completion, and the rung decisions come from the termination-message summaries.
+/// A leader stopped cleanly (SIGTERM, as `kubectl rollout restart` or a node drain does) releases its Lease: the
+/// standby leads at its next try, long before the lease would have expired.
+#[tokio::test]
+async fn a_stopped_leader_hands_the_lease_over_at_once() -> Result<()> {
+    scenario("op-handover", |s| {
+        Box::pin(async move {
+            let t = target(s.cluster);
+            let kubeconfig = s.cluster.kubeconfig().to_path_buf();
+            // A lease far longer than the wait below: only a release can explain a quick takeover.
+            let mut a = Operator::start_with(s, "a", &kubeconfig, &t.trainer_command, "120")?;
+            let leases: Api<Lease> = Api::namespaced(s.client.clone(), &s.ns);
+            let holder = |id: &'static str| {
+                move |l: Option<&Lease>| {
+                    l.and_then(|l| l.spec.as_ref()?.holder_identity.clone())
+                        .as_deref()
+                        == Some(id)
+                }
+            };
+            wait_for(
+                &leases,
+                "seedsweep-operator",
+                Duration::from_secs(30),
+                "a to lead",
+                holder("a"),
+            )
+            .await?;
+            let b = Operator::start_with(s, "b", &kubeconfig, &t.trainer_command, "120")?;
+            let deadline = Instant::now() + Duration::from_secs(30);
+            while !std::fs::read_to_string(&b.log)?.contains("standing by") {
+                ensure!(Instant::now() < deadline, "b never stood by");
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            let stopped = Instant::now();
+            let pid = a.child.id().to_string();
+            ensure!(
+                Command::new("kill")
+                    .args(["-TERM", &pid])
+                    .status()?
+                    .success()
+            );
+            let exit = a.child.wait()?;
+            ensure!(exit.success(), "a exited with {exit}");
+            ensure!(std::fs::read_to_string(&a.log)?.contains("released the lease"));
+            wait_for(
+                &leases,
+                "seedsweep-operator",
+                Duration::from_secs(30),
+                "b to lead",
+                holder("b"),
+            )
+            .await?;
+            eprintln!("handover took {:?} with a 120 s lease", stopped.elapsed());
+            Ok(())
+        })
+    })
+    .await
+}
+
+/// Trials whose pods cannot start: an image that cannot be pulled and more GPUs than any node has show as `Stuck`
+/// with the kubelet's or scheduler's reason (condition, event); with a start timeout the attempts fail, and after
+/// two failures fail-fast starts no more trials and fails the sweep, naming the reason. Only with the simulator,
+/// which (like any cluster) cannot pull from a `.invalid` registry.
+#[tokio::test]
+async fn trials_that_cannot_start_are_stuck_and_fail_fast() -> Result<()> {
+    scenario("op-stuck", |s| {
+        Box::pin(async move {
+            let t = target(s.cluster);
+            let kubeconfig = s.cluster.kubeconfig().to_path_buf();
+            let _op = Operator::start(s, "a", &kubeconfig, &t.trainer_command)?;
+            let stuck_phase = |name: &'static str| {
+                // A trial in phase Stuck whose reason names `why`.
+                move |sw: Option<&SeedSweep>| {
+                    sw.and_then(|sw| sw.status.as_ref()).is_some_and(|st| {
+                        st.trials.iter().any(|t| {
+                            t.phase == TrialPhase::Stuck
+                                && t.reason.as_deref().is_some_and(|r| r.contains(name))
+                        })
+                    })
+                }
+            };
+
+            // More GPUs than any node has: unschedulable, with the scheduler's message.
+            let greedy = sweep_yaml(
+                "greedy",
+                &t,
+                &SweepShape {
+                    parallelism: 1,
+                    template: "    resources: {limits: {nvidia.com/gpu: 64}}",
+                    ..SweepShape::default()
+                },
+            );
+            s.create_sweep(&greedy).await?;
+            let st = wait_for(
+                &s.sweeps(),
+                "greedy",
+                Duration::from_secs(60),
+                "Unschedulable",
+                stuck_phase("Unschedulable"),
+            )
+            .await?
+            .and_then(|sw| sw.status)
+            .unwrap_or_default();
+            let stuck = st
+                .trials
+                .iter()
+                .find(|t| t.phase == TrialPhase::Stuck)
+                .unwrap();
+            ensure!(
+                stuck
+                    .reason
+                    .as_deref()
+                    .unwrap_or("")
+                    .contains("nvidia.com/gpu"),
+                "{stuck:?}"
+            );
+            ensure!(
+                st.counts.stuck == 1 && st.counts.running == 0,
+                "{:?}",
+                st.counts
+            );
+            let (on, _, message) = condition(&st, "TrialsStuck").context("no TrialsStuck")?;
+            ensure!(on == "True" && message.contains(&stuck.name), "{message}");
+            ensure!(st.phase == SweepPhase::Running, "{:?}", st.phase);
+            s.sweeps()
+                .delete("greedy", &DeleteParams::background())
+                .await?;
+
+            // An image that cannot be pulled, with a start timeout and fail-fast after two failures.
+            let pull = sweep_yaml(
+                "pull",
+                &t,
+                &SweepShape {
+                    parallelism: 1,
+                    ..SweepShape::default()
+                },
+            )
+            .replace(
+                &format!("    image: {}", t.image),
+                "    image: registry.invalid/seedsweep/trainer:0",
+            )
+            .replace(
+                "  parallelism: 1\n",
+                "  parallelism: 1\n  failFast: {afterFailures: 2}\n  trialStartTimeoutSeconds: 4\n",
+            );
+            s.create_sweep(&pull).await?;
+            wait_for(
+                &s.sweeps(),
+                "pull",
+                Duration::from_secs(60),
+                "ImagePull",
+                stuck_phase("ImagePull"),
+            )
+            .await?;
+            let st = s.wait_until_finished("pull").await?;
+            ensure!(st.phase == SweepPhase::Failed, "{:?}", st.phase);
+            let reasons: Vec<&str> = st
+                .trials
+                .iter()
+                .map(|t| t.reason.as_deref().unwrap_or(""))
+                .collect();
+            ensure!(
+                st.trials.iter().all(|t| t.phase == TrialPhase::Failed),
+                "{:?}",
+                st.trials
+            );
+            let timed_out = reasons
+                .iter()
+                .filter(|r| {
+                    r.starts_with("could not start within 4 s: ErrImagePull")
+                        || r.starts_with("could not start within 4 s: ImagePullBackOff")
+                })
+                .count();
+            let not_started = reasons
+                .iter()
+                .filter(|r| r.starts_with("not started: the first 2 trials failed"))
+                .count();
+            ensure!((timed_out, not_started) == (2, 2), "{reasons:#?}");
+            let (on, _, message) = condition(&st, "Failed").context("no Failed condition")?;
+            ensure!(
+                on == "True" && message.starts_with("fail-fast: the first 2 trials failed"),
+                "{message}"
+            );
+            ensure!(condition(&st, "Ready").is_some_and(|c| c.0 == "False"));
+            ensure!(condition(&st, "Complete").is_some_and(|c| c.0 == "False"));
+            ensure!(condition(&st, "TrialsStuck").is_some_and(|c| c.0 == "False"));
+            let events = s.events().await?;
+            let count = |reason: &str| {
+                events
+                    .iter()
+                    .filter(|(r, m)| r == reason && m.starts_with("pull-"))
+                    .count()
+            };
+            ensure!(
+                count("TrialStarted") == 2,
+                "fail-fast started no third trial: {events:?}"
+            );
+            ensure!(
+                count("TrialStuck") >= 2 && count("TrialFailed") >= 2,
+                "{events:?}"
+            );
+            ensure!(
+                events
+                    .iter()
+                    .any(|(r, m)| r == "SweepFailed" && m.contains("4 trials")),
+                "{events:?}"
+            );
+            Ok(())
+        })
+    })
+    .await
+}
+
+/// A trainer that cannot even be executed: the trial's reason carries the container runtime's own message, and
+/// fail-fast stops the sweep after the first failures.
+#[tokio::test]
+async fn a_trainer_that_cannot_start_says_why() -> Result<()> {
+    scenario("op-nostart", |s| {
+        Box::pin(async move {
+            if !s.cluster.has_simulator() {
+                eprintln!("skipping: needs the node simulator's runtime messages");
+                return Ok(());
+            }
+            let t = target(s.cluster);
+            let kubeconfig = s.cluster.kubeconfig().to_path_buf();
+            let _op = Operator::start(s, "a", &kubeconfig, "/nonexistent/seedsweep-trainer")?;
+            let yaml = sweep_yaml("nostart", &t, &SweepShape::default()).replace(
+                "  parallelism: 2\n",
+                "  parallelism: 2\n  failFast: {afterFailures: 2}\n",
+            );
+            s.create_sweep(&yaml).await?;
+            let st = s.wait_until_finished("nostart").await?;
+            ensure!(st.phase == SweepPhase::Failed, "{:?}", st.phase);
+            let failed: Vec<&str> = st
+                .trials
+                .iter()
+                .filter_map(|t| t.reason.as_deref())
+                .filter(|r| !r.starts_with("not started"))
+                .collect();
+            // Two at a time: a third may have started before the second failure stopped the launches.
+            ensure!((2..=3).contains(&failed.len()), "{:?}", st.trials);
+            ensure!(
+                st.trials.iter().any(|t| t.attempts == 0),
+                "fail-fast left none unstarted: {:?}",
+                st.trials
+            );
+            for reason in failed {
+                ensure!(
+                    reason.contains("exit code 128 (StartError:")
+                        && reason.contains("/nonexistent/seedsweep-trainer")
+                        && reason.contains("no such file or directory"),
+                    "{reason}"
+                );
+            }
+            let (_, _, message) = condition(&st, "Failed").context("no Failed condition")?;
+            ensure!(
+                message.contains("fail-fast") && message.contains("StartError"),
+                "{message}"
+            );
+            Ok(())
+        })
+    })
+    .await
+}
+
 #[tokio::test]
 async fn unreachable_metrics_never_discard() -> Result<()> {
     scenario("op-blind", |s| {
@@ -828,7 +1122,7 @@ async fn invalid_changed_and_deleted_sweeps() -> Result<()> {
         Box::pin(async move {
             let t = target(s.cluster);
             let kubeconfig = s.cluster.kubeconfig().to_path_buf();
-            let _op = Operator::start(s, "a", &kubeconfig, &t.trainer_command)?;
+            let op = Operator::start(s, "a", &kubeconfig, &t.trainer_command)?;
             let shape = SweepShape {
                 keep: 10,
                 parallelism: 1,
@@ -917,6 +1211,21 @@ async fn invalid_changed_and_deleted_sweeps() -> Result<()> {
                 }
                 tokio::time::sleep(Duration::from_millis(300)).await;
             }
+            // Its series go with it; the operator's own counters stay.
+            let deadline = Instant::now() + Duration::from_secs(30);
+            loop {
+                let metrics = op.metrics().await?;
+                if !metrics.contains(r#"sweep="spec""#) {
+                    ensure!(metrics.contains(r#"seedsweep_operator_reconciles_total{result="ok"}"#), "{metrics}");
+                    break;
+                }
+                ensure!(Instant::now() < deadline, "a deleted sweep still has series:\n{metrics}");
+                tokio::time::sleep(Duration::from_millis(300)).await;
+            }
+            // Deleting quietly: no warning per Job or pod that is already gone.
+            let log = std::fs::read_to_string(&op.log)?;
+            let not_found = log.lines().filter(|l| l.contains("WARN") && l.contains("not found")).count();
+            ensure!(not_found == 0, "{not_found} 'not found' warnings:\n{log}");
             Ok(())
         })
     })

@@ -15,7 +15,7 @@ use seedsweep_crds::Metrics as TaskMetrics;
 use seedsweep_crds::sweep::{SeedSweep, SeedSweepStatus};
 use seedsweep_crds::trainer::{EvalPoint, Outcome, TERMINATION_LOG_LIMIT, TrialSummary};
 use seedsweep_operator::controller::job::{self, sweep_selector};
-use seedsweep_operator::controller::telemetry::Metrics;
+use seedsweep_operator::controller::telemetry::OperatorMetrics;
 use seedsweep_operator::controller::{Config, Context, Error, error_policy, reconcile};
 use seedsweep_operator::engine::plan::plan;
 use serde_json::{Value, json};
@@ -296,7 +296,11 @@ fn context() -> (Arc<Context>, ApiServer) {
         status_interval: Duration::from_secs(3600),
         ..Config::default()
     };
-    let ctx = Arc::new(Context::new(client, config, Arc::new(Metrics::new())));
+    let ctx = Arc::new(Context::new(
+        client,
+        config,
+        Arc::new(OperatorMetrics::new()),
+    ));
     (ctx, ApiServer(handle))
 }
 

@@ -118,6 +118,78 @@ fn each_rule_rejects_its_bad_manifest_with_the_field_named() {
             "spec.earlyDiscard.rungs[1].atFraction: rungs must be strictly increasing, got 0.3 after 0.5",
         ),
         (
+            "unknown direction, its path said once",
+            with(
+                "  parallelism: 2\n",
+                "  parallelism: 2\n  objective: {metric: accuracy, direction: sideways}\n",
+            ),
+            "spec.objective.direction: unknown variant `sideways`, expected `maximize` or `minimize`",
+        ),
+        (
+            "cpu that is not a quantity",
+            with(
+                "  parallelism: 2\n",
+                "  parallelism: 2\n  trialTemplate: {resources: {requests: {cpu: two}}}\n",
+            ),
+            "spec.trialTemplate.resources.requests.cpu: \"two\" is not a quantity (e.g. 2, 500m, 8Gi)",
+        ),
+        (
+            "half a GPU",
+            with(
+                "  parallelism: 2\n",
+                "  parallelism: 2\n  trialTemplate: {resources: {limits: {nvidia.com/gpu: 0.5}}}\n",
+            ),
+            "spec.trialTemplate.resources.limits.nvidia.com/gpu: must be a whole number, got \"0.5\"",
+        ),
+        (
+            "requests above limits",
+            with(
+                "  parallelism: 2\n",
+                "  parallelism: 2\n  trialTemplate: {resources: {requests: {memory: 16Gi}, limits: {memory: 8Gi}}}\n",
+            ),
+            "spec.trialTemplate.resources.requests.memory: must not exceed limits.memory",
+        ),
+        (
+            "a GPU request without its limit",
+            with(
+                "  parallelism: 2\n",
+                "  parallelism: 2\n  trialTemplate: {resources: {requests: {nvidia.com/gpu: 1}}}\n",
+            ),
+            "spec.trialTemplate.resources.limits.nvidia.com/gpu: is required for an extended resource (set limits; requests default to them)",
+        ),
+        (
+            "a service account name with capitals",
+            with(
+                "  parallelism: 2\n",
+                "  parallelism: 2\n  trialTemplate: {serviceAccountName: Trainer}\n",
+            ),
+            "spec.trialTemplate.serviceAccountName: must be a DNS subdomain (lowercase letters, digits, '-', '.'), got \"Trainer\"",
+        ),
+        (
+            "a node selector value with a space",
+            with(
+                "  parallelism: 2\n",
+                "  parallelism: 2\n  trialTemplate: {nodeSelector: {gpu: a b}}\n",
+            ),
+            "spec.trialTemplate.nodeSelector.gpu: \"a b\" is not a valid label value",
+        ),
+        (
+            "a toleration operator",
+            with(
+                "  parallelism: 2\n",
+                "  parallelism: 2\n  trialTemplate: {tolerations: [{key: gpu, operator: In}]}\n",
+            ),
+            "spec.trialTemplate.tolerations[0].operator: must be Equal or Exists, got \"In\"",
+        ),
+        (
+            "an env name starting with a digit",
+            with(
+                "  parallelism: 2\n",
+                "  parallelism: 2\n  trialTemplate: {env: [{name: 1X, value: y}]}\n",
+            ),
+            "spec.trialTemplate.env[0].name: must consist of letters, digits, '_', '-' or '.' and not start with a digit, got \"1X\"",
+        ),
+        (
             "rung at 1",
             with("atFraction: 0.25", "atFraction: 1.0"),
             "spec.earlyDiscard.rungs[0].atFraction: must be in (0, 1), got 1",
@@ -473,4 +545,23 @@ proptest! {
         bytes.splice(start..end, junk.bytes());
         let _ = load(&String::from_utf8_lossy(&bytes));
     }
+}
+
+/// The YAML library's own message names the field too; the error says the path once.
+#[test]
+fn a_type_error_names_its_path_once() {
+    let errors = errors_of(&with(
+        "  parallelism: 2\n",
+        "  parallelism: 2\n  objective: {metric: accuracy, direction: sideways}\n",
+    ));
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert!(
+        errors[0].starts_with("spec.objective.direction: unknown variant `sideways`"),
+        "{errors:?}"
+    );
+    assert_eq!(
+        errors[0].matches("spec.objective.direction").count(),
+        1,
+        "{errors:?}"
+    );
 }

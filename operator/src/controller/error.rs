@@ -15,6 +15,15 @@ pub enum Error {
 }
 
 impl Error {
+    /// Every value of [`Error::kind`], so the error counter starts at zero for each.
+    pub const KINDS: [&'static str; 5] = [
+        "api",
+        "client",
+        "missing_namespace",
+        "corrupt_state",
+        "serialize",
+    ];
+
     pub fn kind(&self) -> &'static str {
         match self {
             Error::Kube(kube::Error::Api(_)) => "api",

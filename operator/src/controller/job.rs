@@ -10,7 +10,8 @@ use k8s_openapi::api::core::v1::{
     SecurityContext, Volume, VolumeMount,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
-use seedsweep_crds::sweep::{SeedSweep, SeedSweepSpec};
+use kube::Resource;
+use seedsweep_crds::sweep::{SCRATCH_DIR, SCRATCH_VOLUME, SeedSweep, SeedSweepSpec, TrialTemplate};
 use std::collections::BTreeMap;
 
 pub const LABEL_SWEEP: &str = "seedsweep.dev/sweep";
@@ -21,9 +22,6 @@ pub const LABEL_DO_SEED: &str = "seedsweep.dev/do-seed";
 pub const LABEL_MANAGED_BY: &str = "app.kubernetes.io/managed-by";
 pub const MANAGER: &str = "seedsweep-operator";
 pub const CONTAINER: &str = "trainer";
-/// Where the trainer writes its full history and anything else; the root filesystem is read-only.
-pub const SCRATCH_DIR: &str = "/scratch";
-pub const SCRATCH_VOLUME: &str = "scratch";
 pub const TERMINATION_LOG: &str = "/dev/termination-log";
 /// An unprivileged user that needs no entry in the image's /etc/passwd (distroless's `nonroot`).
 const NON_ROOT_UID: i64 = 65532;
@@ -57,11 +55,58 @@ pub fn build_job(
     image: &TrainerImage,
 ) -> Job {
     let sweep_name = sweep.metadata.name.clone().unwrap_or_default();
-    let template = &spec.trial_template;
-    let labels: BTreeMap<String, String> = [
+    let labels = labels(&sweep_name, trial, attempt);
+    let paths = TrialPaths {
+        data_dir: spec.task.data_dir.clone(),
+        model_dir: spec.model.path.clone(),
+        // Each pod binds its own IP: pods sharing a network namespace (or a node simulator's loopback) must not
+        // collide on the port.
+        metrics_addr: format!("$(POD_IP):{}", spec.trial_template.metrics_port),
+        termination_log: TERMINATION_LOG.to_string(),
+        output: Some(format!("{SCRATCH_DIR}/history.json")),
+    };
+    let args = trainer_args(&sweep_name, spec, trial, &paths);
+    Job {
+        metadata: ObjectMeta {
+            name: Some(job_name(&trial.name, attempt)),
+            namespace: sweep.metadata.namespace.clone(),
+            labels: Some(labels.clone()),
+            owner_references: Some(owner_reference(sweep).into_iter().collect()),
+            ..Default::default()
+        },
+        spec: Some(JobSpec {
+            backoff_limit: Some(spec.backoff_limit as i32),
+            template: PodTemplateSpec {
+                metadata: Some(ObjectMeta {
+                    labels: Some(labels),
+                    annotations: Some(prometheus_annotations(spec.trial_template.metrics_port)),
+                    ..Default::default()
+                }),
+                spec: Some(pod_spec(
+                    &spec.trial_template,
+                    trainer_container(&spec.trial_template, image, args),
+                )),
+            },
+            ..Default::default()
+        }),
+        status: None,
+    }
+}
+
+/// The sweep as the controlling owner: deleting the sweep deletes its Jobs (and their pods) through the garbage
+/// collector, and a foreground deletion of the sweep waits for them.
+fn owner_reference(sweep: &SeedSweep) -> Option<OwnerReference> {
+    sweep.controller_owner_ref(&()).map(|owner| OwnerReference {
+        block_owner_deletion: Some(true),
+        ..owner
+    })
+}
+
+fn labels(sweep: &str, trial: &PlannedTrial, attempt: u32) -> BTreeMap<String, String> {
+    [
         (LABEL_MANAGED_BY, MANAGER.to_string()),
         ("app.kubernetes.io/name", "seedsweep-trial".to_string()),
-        (LABEL_SWEEP, sweep_name.clone()),
+        (LABEL_SWEEP, sweep.to_string()),
         (LABEL_TRIAL, trial.name.clone()),
         (LABEL_ATTEMPT, attempt.to_string()),
         (LABEL_WI_SEED, trial.weight_init.to_string()),
@@ -69,28 +114,27 @@ pub fn build_job(
     ]
     .into_iter()
     .map(|(k, v)| (k.to_string(), v))
-    .collect();
-    // Prometheus' usual pod annotations, so a cluster's Prometheus (and the Grafana dashboards) see every trial.
-    let annotations: BTreeMap<String, String> = [
+    .collect()
+}
+
+/// Prometheus' usual pod annotations, so a cluster's Prometheus (and the Grafana dashboards) see every trial.
+fn prometheus_annotations(port: u16) -> BTreeMap<String, String> {
+    [
         ("prometheus.io/scrape", "true".to_string()),
-        ("prometheus.io/port", template.metrics_port.to_string()),
+        ("prometheus.io/port", port.to_string()),
         ("prometheus.io/path", "/metrics".to_string()),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_string(), v))
-    .collect();
+    .collect()
+}
 
-    let paths = TrialPaths {
-        data_dir: spec.task.data_dir.clone(),
-        model_dir: spec.model.path.clone(),
-        // Each pod binds its own IP: pods sharing a network namespace (or a node simulator's loopback) must not
-        // collide on the port.
-        metrics_addr: format!("$(POD_IP):{}", template.metrics_port),
-        termination_log: TERMINATION_LOG.to_string(),
-        output: Some(format!("{SCRATCH_DIR}/history.json")),
-    };
-    let args = trainer_args(&sweep_name, spec, trial, &paths);
-
+/// The trainer container: non-root, read-only root filesystem with the scratch volume, all capabilities dropped.
+fn trainer_container(
+    template: &TrialTemplate,
+    image: &TrainerImage,
+    args: Vec<String>,
+) -> Container {
     let mut env = vec![
         EnvVar {
             name: "POD_IP".into(),
@@ -108,20 +152,6 @@ pub fn build_job(
         env_value("TMPDIR", SCRATCH_DIR),
     ];
     env.extend(template.env.iter().cloned());
-
-    let mut volumes = vec![Volume {
-        name: SCRATCH_VOLUME.into(),
-        empty_dir: Some(EmptyDirVolumeSource::default()),
-        ..Default::default()
-    }];
-    volumes.extend(template.volumes.iter().map(|v| Volume {
-        name: v.name.clone(),
-        persistent_volume_claim: v.persistent_volume_claim.clone(),
-        config_map: v.config_map.clone(),
-        secret: v.secret.clone(),
-        empty_dir: v.empty_dir.clone(),
-        ..Default::default()
-    }));
     let mut volume_mounts = vec![VolumeMount {
         name: SCRATCH_VOLUME.into(),
         mount_path: SCRATCH_DIR.into(),
@@ -134,8 +164,7 @@ pub fn build_job(
         sub_path: m.sub_path.clone(),
         ..Default::default()
     }));
-
-    let container = Container {
+    Container {
         name: CONTAINER.into(),
         image: Some(
             template
@@ -172,9 +201,26 @@ pub fn build_job(
             ..Default::default()
         }),
         ..Default::default()
-    };
+    }
+}
 
-    let pod = PodSpec {
+/// The trial pod around the trainer container: the template's scheduling settings and volumes, never restarted in
+/// place (the Job retries), no service-account token.
+fn pod_spec(template: &TrialTemplate, container: Container) -> PodSpec {
+    let mut volumes = vec![Volume {
+        name: SCRATCH_VOLUME.into(),
+        empty_dir: Some(EmptyDirVolumeSource::default()),
+        ..Default::default()
+    }];
+    volumes.extend(template.volumes.iter().map(|v| Volume {
+        name: v.name.clone(),
+        persistent_volume_claim: v.persistent_volume_claim.clone(),
+        config_map: v.config_map.clone(),
+        secret: v.secret.clone(),
+        empty_dir: v.empty_dir.clone(),
+        ..Default::default()
+    }));
+    PodSpec {
         containers: vec![container],
         restart_policy: Some("Never".into()),
         service_account_name: template.service_account_name.clone(),
@@ -198,42 +244,6 @@ pub fn build_job(
             ..Default::default()
         }),
         ..Default::default()
-    };
-
-    Job {
-        metadata: ObjectMeta {
-            name: Some(job_name(&trial.name, attempt)),
-            namespace: sweep.metadata.namespace.clone(),
-            labels: Some(labels.clone()),
-            owner_references: Some(vec![owner_reference(sweep)]),
-            ..Default::default()
-        },
-        spec: Some(JobSpec {
-            backoff_limit: Some(spec.backoff_limit as i32),
-            template: PodTemplateSpec {
-                metadata: Some(ObjectMeta {
-                    labels: Some(labels),
-                    annotations: Some(annotations),
-                    ..Default::default()
-                }),
-                spec: Some(pod),
-            },
-            ..Default::default()
-        }),
-        status: None,
-    }
-}
-
-/// The sweep as the controlling owner: deleting the sweep deletes its Jobs (and their pods) through the garbage
-/// collector.
-pub fn owner_reference(sweep: &SeedSweep) -> OwnerReference {
-    OwnerReference {
-        api_version: "seedsweep.dev/v1alpha1".into(),
-        kind: "SeedSweep".into(),
-        name: sweep.metadata.name.clone().unwrap_or_default(),
-        uid: sweep.metadata.uid.clone().unwrap_or_default(),
-        controller: Some(true),
-        block_owner_deletion: Some(true),
     }
 }
 

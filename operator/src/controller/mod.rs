@@ -2,14 +2,16 @@
 //! engine's decisions are carried out by deleting Jobs. Like the local executor it holds no policy; unlike it, its
 //! memory lives in the sweep's status, so any replica can pick the sweep up and decide the same way.
 //!
-//! One reconciliation: validate → read Jobs and pods → fold ended pods and scrapes into the state → decide (pure)
-//! → write the status (before acting whenever there is something to act on) → delete and create Jobs.
+//! One reconciliation ([`runtime`]): validate the live spec → observe Jobs, pods and scrapes → decide (one engine
+//! step) → persist the status (before acting whenever there is something to act on) → act on Jobs, publish events.
 
 pub mod error;
+pub mod events;
 pub mod job;
 pub mod leader;
-pub mod persist;
+pub mod observe;
 pub mod reconcile;
+pub mod runtime;
 pub mod status;
 pub mod telemetry;
 
@@ -63,16 +65,16 @@ pub struct Context {
     pub client: Client,
     pub config: Config,
     pub http: reqwest::Client,
-    pub metrics: Arc<telemetry::Metrics>,
+    pub metrics: Arc<telemetry::OperatorMetrics>,
     pub recorder: Recorder,
     /// Per sweep (by uid): the engine state between reconciliations. Reconciliations of one sweep never overlap;
     /// the mutex only makes that visible to the compiler.
     sweeps:
-        std::sync::Mutex<HashMap<String, Arc<tokio::sync::Mutex<Option<reconcile::SweepRuntime>>>>>,
+        std::sync::Mutex<HashMap<String, Arc<tokio::sync::Mutex<Option<runtime::SweepRuntime>>>>>,
 }
 
 impl Context {
-    pub fn new(client: Client, config: Config, metrics: Arc<telemetry::Metrics>) -> Self {
+    pub fn new(client: Client, config: Config, metrics: Arc<telemetry::OperatorMetrics>) -> Self {
         let reporter = Reporter {
             controller: job::MANAGER.into(),
             instance: std::env::var("POD_NAME").ok(),
@@ -87,7 +89,7 @@ impl Context {
         }
     }
 
-    fn runtime(&self, uid: &str) -> Arc<tokio::sync::Mutex<Option<reconcile::SweepRuntime>>> {
+    fn runtime(&self, uid: &str) -> Arc<tokio::sync::Mutex<Option<runtime::SweepRuntime>>> {
         let mut sweeps = self.sweeps.lock().expect("not poisoned");
         Arc::clone(sweeps.entry(uid.to_string()).or_default())
     }
@@ -113,24 +115,61 @@ pub async fn run(ctx: Arc<Context>, namespace: Option<&str>) -> anyhow::Result<(
         ),
     };
     let managed = format!("{}={}", job::LABEL_MANAGED_BY, job::MANAGER);
-    Controller::new(sweeps, watcher::Config::default())
+    let sweeps_for_gc = sweeps.clone();
+    let controller = Controller::new(sweeps, watcher::Config::default())
         .owns(jobs, watcher::Config::default().labels(&managed))
         // Pods change (start, get an IP, end) without their Job changing; each change is a reason to look.
         .watches(pods, watcher::Config::default().labels(&managed), |pod| {
             let ns = pod.metadata.namespace.clone()?;
             let sweep = pod.metadata.labels.as_ref()?.get(job::LABEL_SWEEP)?.clone();
             Some(ObjectRef::<SeedSweep>::new(&sweep).within(&ns))
-        })
+        });
+    let forgetter = tokio::spawn(forget_deleted_sweeps(sweeps_for_gc, Arc::clone(&ctx)));
+    controller
         .shutdown_on_signal()
         .run(reconcile, error_policy, ctx)
         .for_each(|result| async move {
             match result {
                 Ok((obj, _)) => tracing::debug!(sweep = %obj, "reconciled"),
+                // A deleted sweep's Jobs and pods still send events while the garbage collector removes them.
+                Err(kube::runtime::controller::Error::ObjectNotFound(obj)) => {
+                    tracing::trace!(sweep = %obj, "already deleted")
+                }
                 Err(e) => tracing::warn!("reconcile: {e}"),
             }
         })
         .await;
+    forgetter.abort();
     Ok(())
+}
+
+/// A sweep deleted without finalizers is never reconciled again: forget its metric series and its runtime once
+/// the apiserver no longer lists it (metadata only, so a sweep's large status is not transferred).
+async fn forget_deleted_sweeps(sweeps: Api<SeedSweep>, ctx: Arc<Context>) {
+    loop {
+        tokio::time::sleep(ctx.config.scrape_interval).await;
+        let live = match sweeps
+            .list_metadata(&kube::api::ListParams::default())
+            .await
+        {
+            Ok(list) => list.items,
+            Err(e) => {
+                tracing::debug!("listing sweeps to forget deleted ones: {e}");
+                continue;
+            }
+        };
+        let names = live
+            .iter()
+            .filter_map(|s| Some((s.metadata.namespace.clone()?, s.metadata.name.clone()?)))
+            .collect();
+        ctx.metrics.forget_all_but(&names);
+        let uids: std::collections::HashSet<String> =
+            live.iter().filter_map(|s| s.metadata.uid.clone()).collect();
+        ctx.sweeps
+            .lock()
+            .expect("not poisoned")
+            .retain(|uid, _| uids.contains(uid));
+    }
 }
 
 /// `seedsweep operator`'s options.
@@ -152,17 +191,17 @@ pub struct OperatorArgs {
     #[arg(long, default_value = "seedsweep-trainer")]
     pub trainer_command: String,
     /// Seconds between scrapes of a running sweep's trials.
-    #[arg(long, default_value_t = 10.0)]
-    pub scrape_interval: f64,
+    #[arg(long, default_value = "10", value_parser = crate::flags::seconds)]
+    pub scrape_interval: Duration,
     /// Seconds before a scrape is given up.
-    #[arg(long, default_value_t = 5.0)]
-    pub scrape_timeout: f64,
+    #[arg(long, default_value = "5", value_parser = crate::flags::seconds)]
+    pub scrape_timeout: Duration,
     /// Scrapes in flight at once, per sweep.
     #[arg(long, default_value_t = 32)]
     pub scrape_concurrency: usize,
     /// Least seconds between status writes that only report progress (decisions are written at once).
-    #[arg(long, default_value_t = 30.0)]
-    pub status_interval: f64,
+    #[arg(long, default_value = "30", value_parser = crate::flags::seconds)]
+    pub status_interval: Duration,
     /// Run without leader election (only when exactly one replica runs).
     #[arg(long)]
     pub no_leader_election: bool,
@@ -186,13 +225,6 @@ pub struct OperatorArgs {
 pub enum LogFormat {
     Text,
     Json,
-}
-
-fn seconds(flag: &str, value: f64) -> anyhow::Result<Duration> {
-    if !(value > 0.0 && value <= 3600.0) {
-        anyhow::bail!("--{flag} must be in (0, 3600] seconds, got {value}");
-    }
-    Ok(Duration::from_secs_f64(value))
 }
 
 /// `seedsweep operator`: connects, checks the CRD, serves its own metrics, waits for the lease, and runs the
@@ -223,10 +255,10 @@ pub async fn serve(args: OperatorArgs) -> anyhow::Result<()> {
             default_image: args.trainer_image.clone(),
             command: vec![args.trainer_command.clone()],
         },
-        scrape_interval: seconds("scrape-interval", args.scrape_interval)?,
-        scrape_timeout: seconds("scrape-timeout", args.scrape_timeout)?,
+        scrape_interval: args.scrape_interval,
+        scrape_timeout: args.scrape_timeout,
         scrape_concurrency: args.scrape_concurrency,
-        status_interval: seconds("status-interval", args.status_interval)?,
+        status_interval: args.status_interval,
     };
     let kube_config = match &args.kubeconfig {
         Some(path) => {
@@ -242,9 +274,9 @@ pub async fn serve(args: OperatorArgs) -> anyhow::Result<()> {
     };
     let client = Client::try_from(kube_config)?;
 
-    let metrics = Arc::new(telemetry::Metrics::new());
+    let metrics = Arc::new(telemetry::OperatorMetrics::new());
     let ready = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let addr = telemetry::serve(&args.metrics_addr, Arc::clone(&metrics), Arc::clone(&ready))?;
+    let addr = telemetry::serve(&args.metrics_addr, &metrics, Arc::clone(&ready))?;
     tracing::info!("serving /metrics, /healthz and /readyz on http://{addr}");
 
     // A missing CRD is the commonest setup mistake: say so instead of retrying forever.
@@ -296,11 +328,19 @@ pub async fn serve(args: OperatorArgs) -> anyhow::Result<()> {
     election.acquire().await;
     metrics.leader.set(1);
     tracing::info!(identity = %identity, lease = %format!("{lease_ns}/{}", args.lease_name), "leading");
-    tokio::select! {
+    let result = tokio::select! {
         result = run(ctx, args.namespace.as_deref()) => result,
         why = election.hold() => {
             metrics.leader.set(0);
             anyhow::bail!("lost the leader lease ({why}); exiting so that only the leader acts")
         }
+    };
+    // Stopped (SIGTERM): hand the lease over now rather than after it expires.
+    match election.release().await {
+        Ok(true) => tracing::info!(lease = %args.lease_name, "released the lease"),
+        Ok(false) => {}
+        Err(e) => tracing::warn!(lease = %args.lease_name, "releasing the lease: {e}"),
     }
+    metrics.leader.set(0);
+    result
 }

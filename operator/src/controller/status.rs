@@ -10,11 +10,13 @@ pub const FAILED: &str = "Failed";
 pub const INVALID: &str = "Invalid";
 pub const METRICS_UNAVAILABLE: &str = "MetricsUnavailable";
 pub const SPEC_CHANGE_REFUSED: &str = "SpecChangeRefused";
+pub const TRIALS_STUCK: &str = "TrialsStuck";
 
 /// Every trial phase, for the operator's `seedsweep_operator_trials` metric.
-pub const PHASES: [TrialPhase; 7] = [
+pub const PHASES: [TrialPhase; 8] = [
     TrialPhase::Pending,
     TrialPhase::Running,
+    TrialPhase::Stuck,
     TrialPhase::AwaitingDecision,
     TrialPhase::Succeeded,
     TrialPhase::Discarded,
@@ -31,6 +33,10 @@ pub struct Findings {
     pub refused_changes: Vec<String>,
     /// Running trials whose metrics endpoint does not answer, with the error.
     pub metrics_unavailable: Vec<(String, String)>,
+    /// Running trials whose pod cannot start, with why.
+    pub stuck: Vec<(String, String)>,
+    /// Fail-fast stopped the sweep from starting trials, and why.
+    pub fail_fast: Option<String>,
 }
 
 /// The conditions for `status` (phase and counts already set), keeping each condition's `lastTransitionTime` from
@@ -77,47 +83,96 @@ pub fn conditions(
     }
     set(INVALID, false, "Valid", "the spec is valid".into());
     let c = &status.counts;
-    let done = matches!(status.phase, SweepPhase::Succeeded | SweepPhase::Failed);
+    let (succeeded, failed) = (
+        status.phase == SweepPhase::Succeeded,
+        status.phase == SweepPhase::Failed,
+    );
+    let best = status
+        .best_trial
+        .as_ref()
+        .map(|b| format!("best trial {} with score {:.4}", b.name, b.score));
+    // In every phase exactly one of Progressing, Complete and Failed is True, and Ready is False only when the
+    // sweep failed (as a Job's Complete and Failed conditions).
     set(
         READY,
-        true,
-        "Reconciling",
-        "the operator is running the sweep".into(),
+        !failed,
+        match status.phase {
+            SweepPhase::Succeeded => "Succeeded",
+            SweepPhase::Failed => "Failed",
+            _ => "Reconciling",
+        },
+        match status.phase {
+            SweepPhase::Succeeded => "the sweep finished".into(),
+            SweepPhase::Failed => {
+                "the sweep failed: no trial trained to completion and was kept".into()
+            }
+            _ => "the operator is running the sweep".into(),
+        },
     );
     set(
         PROGRESSING,
-        !done,
-        if done { "Finished" } else { "TrialsRunning" },
+        !(succeeded || failed),
+        if succeeded || failed {
+            "Finished"
+        } else {
+            "TrialsRunning"
+        },
         format!(
-            "{} running, {} pending, {} finished, {} discarded, {} diverged, {} failed of {}",
-            c.running, c.pending, c.succeeded, c.discarded, c.diverged, c.failed, c.total
+            "{} running, {} pending, {} paused, {} finished, {} discarded, {} diverged, {} failed of {}",
+            c.running, c.pending, c.paused, c.succeeded, c.discarded, c.diverged, c.failed, c.total
         ),
     );
     set(
         COMPLETE,
-        status.phase == SweepPhase::Succeeded,
-        if status.phase == SweepPhase::Succeeded {
-            "AllTrialsEnded"
-        } else {
-            "TrialsRemaining"
+        succeeded,
+        match status.phase {
+            SweepPhase::Succeeded => "AllTrialsEnded",
+            SweepPhase::Failed => "Failed",
+            _ => "TrialsRemaining",
         },
-        match &status.best_trial {
-            Some(b) => format!("best trial {} with score {:.4}", b.name, b.score),
-            None => "no trial has finished yet".into(),
+        match (status.phase, best) {
+            (SweepPhase::Failed, _) => "the sweep failed; see the Failed condition".into(),
+            (SweepPhase::Succeeded, Some(best)) => best,
+            (_, Some(best)) => format!("{best} so far"),
+            (_, None) => "no trial has finished yet".into(),
         },
     );
     set(
         FAILED,
-        status.phase == SweepPhase::Failed,
-        if status.phase == SweepPhase::Failed {
+        failed,
+        if failed {
             "NoTrialSucceeded"
         } else {
             "NotFailed"
         },
-        if status.phase == SweepPhase::Failed {
-            "every trial ended and none trained to completion and was kept".into()
+        match (failed, &findings.fail_fast) {
+            (true, Some(why)) => format!("fail-fast: {why}"),
+            (true, None) => "every trial ended and none trained to completion and was kept".into(),
+            (false, Some(why)) => {
+                format!("fail-fast, waiting for the running trials to end: {why}")
+            }
+            (false, None) => "no failure".into(),
+        },
+    );
+    let stuck = &findings.stuck;
+    set(
+        TRIALS_STUCK,
+        !stuck.is_empty(),
+        if stuck.is_empty() {
+            "NoneStuck"
         } else {
-            "no failure".into()
+            "PodsCannotStart"
+        },
+        if stuck.is_empty() {
+            "every running trial's pod has started or is starting".into()
+        } else {
+            truncate(
+                stuck
+                    .iter()
+                    .map(|(t, why)| format!("{t}: {why}"))
+                    .collect::<Vec<_>>()
+                    .join("; "),
+            )
         },
     );
     let unavailable = &findings.metrics_unavailable;
@@ -165,11 +220,7 @@ pub fn conditions(
 fn truncate(mut s: String) -> String {
     const LIMIT: usize = 4000;
     if s.len() > LIMIT {
-        let mut cut = LIMIT;
-        while !s.is_char_boundary(cut) {
-            cut -= 1;
-        }
-        s.truncate(cut);
+        s.truncate(s.floor_char_boundary(LIMIT));
         s.push_str(" …");
     }
     s

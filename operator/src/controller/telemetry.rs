@@ -1,32 +1,44 @@
 //! The operator's own observability: Prometheus metrics and the `/metrics`, `/healthz`, `/readyz` endpoints.
 
-use prometheus::{
-    Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts, Registry, TextEncoder,
-};
+use prometheus::{HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts, Registry};
+use seedsweep_crds::sweep::{SeedSweepStatus, SweepPhase};
+use std::collections::BTreeSet;
 use std::net::SocketAddr;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 
-pub struct Metrics {
+/// Every sweep phase, for `seedsweep_operator_sweep_phase`.
+const SWEEP_PHASES: [SweepPhase; 5] = [
+    SweepPhase::Pending,
+    SweepPhase::Running,
+    SweepPhase::Succeeded,
+    SweepPhase::Failed,
+    SweepPhase::Invalid,
+];
+use std::sync::atomic::AtomicBool;
+
+pub struct OperatorMetrics {
     pub registry: Registry,
     pub reconciles: IntCounterVec,
     pub reconcile_duration: HistogramVec,
     pub reconcile_errors: IntCounterVec,
     pub scrape_failures: IntCounterVec,
     pub trials: prometheus::IntGaugeVec,
+    pub sweep_phase: prometheus::IntGaugeVec,
     pub best_score: prometheus::GaugeVec,
     pub jobs_created: IntCounterVec,
     pub jobs_deleted: IntCounterVec,
     pub leader: IntGauge,
+    /// The sweeps that have series, so the ones deleted since can be forgotten.
+    sweeps: Mutex<BTreeSet<(String, String)>>,
 }
 
-impl Default for Metrics {
+impl Default for OperatorMetrics {
     fn default() -> Self {
         Self::new()
     }
 }
 
-impl Metrics {
+impl OperatorMetrics {
     pub fn new() -> Self {
         let registry = Registry::new();
         let reconciles = IntCounterVec::new(
@@ -67,6 +79,14 @@ impl Metrics {
             &["namespace", "sweep", "phase"],
         )
         .unwrap();
+        let sweep_phase = prometheus::IntGaugeVec::new(
+            Opts::new(
+                "seedsweep_operator_sweep_phase",
+                "1 for a sweep's current phase, 0 for the others",
+            ),
+            &["namespace", "sweep", "phase"],
+        )
+        .unwrap();
         let best_score = prometheus::GaugeVec::new(
             Opts::new(
                 "seedsweep_operator_best_score",
@@ -102,6 +122,7 @@ impl Metrics {
             Box::new(reconcile_errors.clone()),
             Box::new(scrape_failures.clone()),
             Box::new(trials.clone()),
+            Box::new(sweep_phase.clone()),
             Box::new(best_score.clone()),
             Box::new(jobs_created.clone()),
             Box::new(jobs_deleted.clone()),
@@ -109,26 +130,72 @@ impl Metrics {
         ] {
             registry.register(c).expect("metric names are unique");
         }
-        Metrics {
+        // Counters exist from the start at zero, so rate() and alerts see their first increment.
+        for result in ["ok", "error"] {
+            reconciles.with_label_values(&[result]);
+        }
+        for kind in super::Error::KINDS {
+            reconcile_errors.with_label_values(&[kind]);
+        }
+        OperatorMetrics {
             registry,
             reconciles,
             reconcile_duration,
             reconcile_errors,
             scrape_failures,
             trials,
+            sweep_phase,
             best_score,
             jobs_created,
             jobs_deleted,
             leader,
+            sweeps: Mutex::new(BTreeSet::new()),
+        }
+    }
+
+    /// Sets a sweep's per-sweep series from its status.
+    pub fn record_sweep(&self, namespace: &str, sweep: &str, status: &SeedSweepStatus) {
+        self.sweeps
+            .lock()
+            .expect("not poisoned")
+            .insert((namespace.to_string(), sweep.to_string()));
+        // Created at zero with the sweep, like every counter.
+        self.scrape_failures.with_label_values(&[namespace, sweep]);
+        self.jobs_created.with_label_values(&[namespace]);
+        for phase in super::status::PHASES {
+            let n = status.trials.iter().filter(|t| t.phase == phase).count();
+            self.trials
+                .with_label_values(&[namespace, sweep, &format!("{phase:?}")])
+                .set(n as i64);
+        }
+        for phase in SWEEP_PHASES {
+            self.sweep_phase
+                .with_label_values(&[namespace, sweep, &format!("{phase:?}")])
+                .set(i64::from(status.phase == phase));
+        }
+        if let Some(b) = &status.best_trial {
+            self.best_score
+                .with_label_values(&[namespace, sweep])
+                .set(b.score);
+        }
+    }
+
+    /// Forgets the series of every sweep not in `live` (deleted sweeps are never reconciled again).
+    pub fn forget_all_but(&self, live: &BTreeSet<(String, String)>) {
+        let gone: Vec<(String, String)> = self
+            .sweeps
+            .lock()
+            .expect("not poisoned")
+            .difference(live)
+            .cloned()
+            .collect();
+        for (namespace, sweep) in gone {
+            self.forget_sweep(&namespace, &sweep);
         }
     }
 
     pub fn render(&self) -> String {
-        let mut buf = Vec::new();
-        TextEncoder::new()
-            .encode(&self.registry.gather(), &mut buf)
-            .expect("text encoding into memory");
-        String::from_utf8(buf).expect("the text format is UTF-8")
+        seedsweep_crds::serve::render(&self.registry)
     }
 
     /// Forgets a deleted sweep's series.
@@ -137,7 +204,20 @@ impl Metrics {
             let phase = format!("{phase:?}");
             let _ = self.trials.remove_label_values(&[namespace, sweep, &phase]);
         }
+        for phase in SWEEP_PHASES {
+            let phase = format!("{phase:?}");
+            let _ = self
+                .sweep_phase
+                .remove_label_values(&[namespace, sweep, &phase]);
+        }
         let _ = self.best_score.remove_label_values(&[namespace, sweep]);
+        let _ = self
+            .scrape_failures
+            .remove_label_values(&[namespace, sweep]);
+        self.sweeps
+            .lock()
+            .expect("not poisoned")
+            .remove(&(namespace.to_string(), sweep.to_string()));
     }
 }
 
@@ -145,29 +225,13 @@ impl Metrics {
 /// installed) on a thread of its own. Returns the bound address.
 pub fn serve(
     addr: &str,
-    metrics: Arc<Metrics>,
+    metrics: &OperatorMetrics,
     ready: Arc<AtomicBool>,
 ) -> anyhow::Result<SocketAddr> {
-    let server = tiny_http::Server::http(addr)
-        .map_err(|e| anyhow::anyhow!("--metrics-addr {addr}: cannot listen: {e}"))?;
-    let bound = server
-        .server_addr()
-        .to_ip()
-        .ok_or_else(|| anyhow::anyhow!("--metrics-addr {addr}: not an IP address"))?;
-    std::thread::Builder::new()
-        .name("operator-http".into())
-        .spawn(move || {
-            for request in server.incoming_requests() {
-                let (code, body) = match request.url() {
-                    "/metrics" => (200, metrics.render()),
-                    "/healthz" => (200, "ok\n".to_string()),
-                    "/readyz" if ready.load(Ordering::Relaxed) => (200, "ok\n".to_string()),
-                    "/readyz" => (503, "not ready\n".to_string()),
-                    _ => (404, "not found\n".to_string()),
-                };
-                let _ =
-                    request.respond(tiny_http::Response::from_string(body).with_status_code(code));
-            }
-        })?;
-    Ok(bound)
+    let endpoints = seedsweep_crds::serve::Endpoints {
+        registry: metrics.registry.clone(),
+        ready: Some(ready),
+    };
+    seedsweep_crds::serve::serve(addr, "operator-http", endpoints)
+        .map_err(|e| anyhow::anyhow!("--metrics-addr {addr}: {e}"))
 }

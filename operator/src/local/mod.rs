@@ -2,17 +2,16 @@
 //! `/metrics` as the operator scrapes pods, records what it sees in the state directory before acting, and does what
 //! the engine decides. No discard logic lives here.
 
-mod display;
+mod console;
 pub mod process;
 pub mod store;
 
 use crate::engine::policy::{Decisions, RunState};
 use crate::engine::state::{SweepState, plan_changes};
-use crate::report;
-use crate::scrape;
 use crate::trainer_args::{TrialPaths, trainer_args};
+use crate::{manifest, report, scrape};
 use anyhow::{Context, bail};
-use display::Display;
+use console::Console;
 use process::{Launch, TrainerProcess};
 use seedsweep_crds::sweep::SeedSweep;
 use seedsweep_crds::trainer::TrialSummary;
@@ -39,7 +38,7 @@ pub struct RunOptions {
 }
 
 /// How a local sweep ended.
-pub enum Outcome {
+pub enum RunEnd {
     /// Every trial has ended; the summary, and whether any trial was kept.
     Complete {
         summary: String,
@@ -53,8 +52,8 @@ pub fn default_state_dir(sweep: &str) -> PathBuf {
     PathBuf::from("seedsweep-state").join(sweep)
 }
 
-pub async fn run(opts: RunOptions) -> anyhow::Result<Outcome> {
-    let sweep = crate::cli::load(&opts.manifest)?;
+pub async fn run(opts: RunOptions) -> anyhow::Result<RunEnd> {
+    let sweep = manifest::load_file(&opts.manifest)?;
     let name = sweep.metadata.name.clone().unwrap_or_default();
     let base = opts
         .manifest
@@ -71,7 +70,21 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<Outcome> {
     if opts.device == Device::Cuda && gpus == 0 {
         bail!("--device cuda: no NVIDIA GPU found (/proc/driver/nvidia/gpus is empty)");
     }
-    let parallel = opts.parallel.unwrap_or(gpus.max(1));
+    // The manifest's parallelism bounds the sweep, as in a cluster; with GPUs, one trial per GPU at most.
+    let (parallel, why) = match opts.parallel {
+        Some(n) => (n, "--parallel".to_string()),
+        None if gpus > 0 => (
+            (sweep.spec.parallelism as usize).min(gpus),
+            format!(
+                "spec.parallelism {}, one per GPU ({gpus})",
+                sweep.spec.parallelism
+            ),
+        ),
+        None => (
+            sweep.spec.parallelism as usize,
+            "spec.parallelism".to_string(),
+        ),
+    };
     if parallel == 0 {
         bail!("--parallel must be at least 1");
     }
@@ -89,10 +102,13 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<Outcome> {
     let spec = sweep.spec.clone();
     let rules = state.rules(&spec, parallel);
 
-    let mut display = Display::new(&state);
+    let mut console = Console::new(&state);
+    console.log(format!(
+        "running up to {parallel} trial(s) at once ({why}), {threads} thread(s) each"
+    ));
     let requeued: Vec<usize> = state.requeue_running();
     for i in requeued {
-        display.log(format!(
+        console.log(format!(
             "{}: restarting from the beginning (it was running when the last run stopped)",
             state.plan.trials[i].name
         ));
@@ -105,21 +121,20 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<Outcome> {
     let mut tick = tokio::time::interval(opts.scrape_interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
-        let decisions = state.decide(&rules);
-        state.apply(&decisions);
-        stop_trials(&state, &decisions, &mut running, &mut display);
-        if decisions.complete && running.is_empty() {
+        let step = state.step(&rules);
+        stop_trials(&state, &step.actions, &mut running, &mut console);
+        if step.outlook.complete && running.is_empty() {
             store.save(&spec, &state)?;
-            let status = report::status(&state, &decisions);
-            display.update(&state, &decisions);
-            display.finish();
+            let status = report::status(&state, &step.outlook);
+            console.update(&state, &step.outlook);
+            console.finish();
             let succeeded = status.counts.succeeded > 0;
-            return Ok(Outcome::Complete {
+            return Ok(RunEnd::Complete {
                 summary: report::summary(&state, &status),
                 succeeded,
             });
         }
-        for &i in &decisions.to_start {
+        for &i in &step.actions.to_start {
             let t = &state.plan.trials[i];
             let dir = store.trial_dir(&t.name);
             std::fs::create_dir_all(&dir)?;
@@ -154,22 +169,19 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<Outcome> {
                 },
                 summary_path,
             )?;
-            display.started(&state, i);
+            console.started(&state, i);
             running.insert(i, proc);
         }
         // Decisions change the state; quiet ticks do not rewrite it.
-        if !(decisions.to_start.is_empty()
-            && decisions.to_stop.is_empty()
-            && decisions.to_pause.is_empty())
-        {
+        if step.actions.acts() {
             store.save(&spec, &state)?;
         }
-        display.update(&state, &decisions);
+        console.update(&state, &step.outlook);
 
         tokio::select! {
             _ = tick.tick() => {}
             _ = &mut interrupt => {
-                display.log("interrupted: stopping the running trials; `seedsweep run` again resumes the sweep".into());
+                console.log("interrupted: stopping the running trials; `seedsweep run` again resumes the sweep".into());
                 for proc in running.values_mut() {
                     proc.terminate();
                 }
@@ -178,8 +190,8 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<Outcome> {
                 }
                 // Running trials stay `Running` in the state: the next run restarts them.
                 store.save(&spec, &state)?;
-                display.finish();
-                return Ok(Outcome::Interrupted);
+                console.finish();
+                return Ok(RunEnd::Interrupted);
             }
         }
 
@@ -192,7 +204,7 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<Outcome> {
             match scrape::scrape(&client, &url, Duration::from_secs(5)).await {
                 Ok(snap) => changed |= state.observe(i, &snap),
                 // A trainer between its last scrape and its exit stops answering; its summary covers the rest.
-                Err(e) => display.debug(format!("{}: {e}", state.plan.trials[i].name)),
+                Err(e) => console.debug(format!("{}: {e}", state.plan.trials[i].name)),
             }
         }
         let ended: Vec<usize> = running
@@ -217,14 +229,14 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<Outcome> {
                 for other in running.values_mut() {
                     other.terminate();
                 }
-                display.finish();
+                console.finish();
                 bail!(
                     "trial {name} failed at start ({exit}); its stderr is kept in {}:\n{}",
                     proc.stderr_log.display(),
                     proc.stderr_tail()
                 );
             }
-            display.ended(&state, i);
+            console.ended(&state, i);
             changed = true;
         }
         if changed {
@@ -238,19 +250,19 @@ fn stop_trials(
     state: &SweepState,
     decisions: &Decisions,
     running: &mut BTreeMap<usize, TrainerProcess>,
-    display: &mut Display,
+    console: &mut Console,
 ) {
     for (i, reason) in &decisions.to_stop {
         if let Some(proc) = running.get_mut(i) {
             proc.terminate();
         }
-        display.stopping(state, *i, reason);
+        console.stopping(state, *i, reason);
     }
     for &i in &decisions.to_pause {
         if let Some(proc) = running.get_mut(&i) {
             proc.terminate();
         }
-        display.log(format!(
+        console.log(format!(
             "{}: paused at the rung: in the top so far, but trials still to come may beat it",
             state.plan.trials[i].name
         ));
@@ -262,21 +274,21 @@ fn stop_trials(
 fn resume_or_start(store: &Store, sweep: &SeedSweep) -> anyhow::Result<SweepState> {
     let name = sweep.metadata.name.clone().unwrap_or_default();
     let fresh = SweepState::new(&name, &sweep.spec);
-    let Some(p) = store.load()? else {
+    let Some((spec, state)) = store.load()? else {
         return Ok(fresh);
     };
-    let mut changes = plan_changes(&p.spec, &sweep.spec);
-    if p.state.plan != fresh.plan && changes.is_empty() {
+    let mut changes = plan_changes(&spec, &sweep.spec);
+    if state.plan != fresh.plan && changes.is_empty() {
         changes.push("the plan".into());
     }
     if changes.is_empty() {
-        return Ok(p.state);
+        return Ok(state);
     }
     bail!(
         "the state directory {} holds sweep {:?} started with other settings ({} changed); pass another \
          --state-dir (or delete that one) to start afresh",
         store.dir().display(),
-        p.state.name,
+        state.name,
         changes.join(", ")
     )
 }
@@ -367,14 +379,13 @@ async fn interrupted() {
 pub fn status(
     state_dir: &Path,
 ) -> anyhow::Result<(SweepState, seedsweep_crds::sweep::SeedSweepStatus)> {
-    let persisted = store::read(state_dir)?.with_context(|| {
+    let (spec, state) = store::read(state_dir)?.with_context(|| {
         format!(
             "no sweep state in {} (run `seedsweep run` first)",
             state_dir.display()
         )
     })?;
-    let state = persisted.state;
-    let rules = state.rules(&persisted.spec, persisted.spec.parallelism as usize);
+    let rules = state.rules(&spec, spec.parallelism as usize);
     let decisions = state.decide(&rules);
     let status = report::status(&state, &decisions);
     Ok((state, status))

@@ -1,25 +1,17 @@
-//! The local executor's state directory: one sweep's state as JSON, written atomically after every change, and a
-//! lock so that two `seedsweep run`s never drive the same sweep.
+//! The local executor's state directory: one sweep's engine snapshot as JSON (the same [`Snapshot`] the operator
+//! keeps in the resource's status), written atomically after every change, and a lock so that two `seedsweep run`s
+//! never drive the same sweep.
 
+use crate::engine::snapshot::Snapshot;
 use crate::engine::state::SweepState;
 use anyhow::{Context, bail};
 use seedsweep_crds::sweep::SeedSweepSpec;
-use serde::{Deserialize, Serialize};
 use std::fs::File;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
 const STATE_FILE: &str = "state.json";
 const LOCK_FILE: &str = "lock";
-const FORMAT_VERSION: u32 = 1;
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Persisted {
-    pub format_version: u32,
-    pub spec: SeedSweepSpec,
-    pub state: SweepState,
-}
 
 /// An open, locked state directory. The lock is released when this is dropped (or the process dies).
 pub struct Store {
@@ -64,49 +56,45 @@ impl Store {
         self.dir.join("trials").join(trial)
     }
 
-    pub fn load(&self) -> anyhow::Result<Option<Persisted>> {
+    pub fn load(&self) -> anyhow::Result<Option<(SeedSweepSpec, SweepState)>> {
         read(&self.dir)
     }
 
     pub fn save(&self, spec: &SeedSweepSpec, state: &SweepState) -> anyhow::Result<()> {
-        let persisted = Persisted {
-            format_version: FORMAT_VERSION,
-            spec: spec.clone(),
-            state: state.clone(),
-        };
+        let snapshot = Snapshot::of(spec, state);
         write_atomic(
             &self.dir.join(STATE_FILE),
-            serde_json::to_vec_pretty(&persisted)?.as_slice(),
+            serde_json::to_vec_pretty(&snapshot)?.as_slice(),
         )
     }
 }
 
-/// Reads a state directory without locking it (for `seedsweep status` while a run is going on).
-pub fn read(dir: &Path) -> anyhow::Result<Option<Persisted>> {
+/// Reads a state directory without locking it (for `seedsweep status` while a run is going on): the spec the plan
+/// was made from, and the state.
+pub fn read(dir: &Path) -> anyhow::Result<Option<(SeedSweepSpec, SweepState)>> {
     let path = dir.join(STATE_FILE);
     let bytes = match std::fs::read(&path) {
         Ok(bytes) => bytes,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(e).with_context(|| format!("cannot read {}", path.display())),
     };
-    let persisted: Persisted = serde_json::from_slice(&bytes)
+    let snapshot: Snapshot = serde_json::from_slice(&bytes)
         .with_context(|| format!("{} is not a SeedSweep state file", path.display()))?;
-    if persisted.format_version != FORMAT_VERSION {
-        bail!(
-            "{} has format version {}, this seedsweep reads {FORMAT_VERSION}",
-            path.display(),
-            persisted.format_version
-        );
-    }
-    Ok(Some(persisted))
+    let state = snapshot
+        .restore()
+        .with_context(|| format!("{} cannot be resumed", path.display()))?;
+    Ok(Some((snapshot.spec, state)))
 }
 
-/// Writes through a temporary file and a rename, so a crash leaves either the old or the new file, never half.
+/// Writes through a temporary file in the same directory, synced, and a rename, so a crash leaves either the old or
+/// the new file, never half.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
-    let tmp = path.with_extension("tmp");
-    let mut f = File::create(&tmp).with_context(|| format!("cannot write {}", tmp.display()))?;
-    f.write_all(bytes)?;
-    f.sync_all()?;
-    std::fs::rename(&tmp, path).with_context(|| format!("cannot replace {}", path.display()))?;
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let mut tmp = tempfile::NamedTempFile::new_in(dir)
+        .with_context(|| format!("cannot write in {}", dir.display()))?;
+    tmp.write_all(bytes)?;
+    tmp.as_file().sync_all()?;
+    tmp.persist(path)
+        .with_context(|| format!("cannot replace {}", path.display()))?;
     Ok(())
 }

@@ -1,12 +1,13 @@
-//! A sweep's memory: the plan and everything observed about each trial, in a form both executors persist (the local
-//! executor as a JSON file, the operator in the resource's status) and replay into the same decisions.
+//! A sweep's memory: the plan and everything recorded about each trial. Both executors persist it as a
+//! [`crate::snapshot::Snapshot`] (the local executor in a file, the operator in the resource's status) and replay it
+//! into the same decisions.
 
-use super::plan::{Plan, plan};
-use super::policy::{
+use crate::observation::TrainerSnapshot;
+use crate::plan::{Plan, plan};
+use crate::policy::{
     Decisions, Rules, RunState, ScoredEval, StopReason, TrialObservations, decide,
 };
-use super::stats::{self, TrialOutcome};
-use crate::scrape::TrainerSnapshot;
+use crate::stats::{self, TrialScores};
 use seedsweep_crds::Metrics;
 use seedsweep_crds::statistics::SweepStatistics;
 use seedsweep_crds::sweep::{
@@ -15,8 +16,8 @@ use seedsweep_crds::sweep::{
 use seedsweep_crds::trainer::{EvalPoint, Outcome, TrialSummary};
 use serde::{Deserialize, Serialize};
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+/// The engine's state of one sweep.
+#[derive(Debug, Clone, PartialEq)]
 pub struct SweepState {
     pub name: String,
     pub plan: Plan,
@@ -26,6 +27,8 @@ pub struct SweepState {
     pub trials: Vec<TrialState>,
 }
 
+/// What has been recorded about one trial: where its process is, every evaluation, how far it trained. (The policy
+/// sees a projection of it, [`TrialObservations`]; the statistics another, [`TrialScores`].)
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct TrialState {
@@ -45,31 +48,33 @@ pub struct TrialState {
     pub attempts: u32,
     /// Why the executor stopped it, as decided.
     pub stop_reason: Option<StopReason>,
+    /// Why its current attempt cannot start (unschedulable, image pull, ...), while that lasts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stuck: Option<String>,
 }
 
-/// One evaluation of the objective. Stored as a `[seq, index, step, progress, score]` tuple: the operator keeps
-/// every evaluation of every trial in the sweep's status, which must stay well under etcd's object size limit
-/// (625 trials × 30 evaluations ≈ 1 MB this way, 3.4 MB with all four metrics as named fields).
+/// One evaluation of the objective. Stored as a `[seq, index, step, score]` tuple: the operator keeps every
+/// evaluation of every trial in the sweep's status, which must stay well under etcd's object size limit (625 trials
+/// × 30 evaluations ≈ 0.8 MB this way, 3.4 MB with all four metrics as named fields). Its progress is not stored:
+/// it is the step over the trial's total steps ([`TrialState::progress`]), as the trainer computes it.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 #[serde(from = "EvalTuple", into = "EvalTuple")]
 pub struct RecordedEval {
     pub seq: u64,
     pub index: u32,
     pub step: u64,
-    pub progress: f64,
     /// The objective's value.
     pub score: f64,
 }
 
-type EvalTuple = (u64, u32, u64, f64, f64);
+type EvalTuple = (u64, u32, u64, f64);
 
 impl From<EvalTuple> for RecordedEval {
-    fn from((seq, index, step, progress, score): EvalTuple) -> Self {
+    fn from((seq, index, step, score): EvalTuple) -> Self {
         RecordedEval {
             seq,
             index,
             step,
-            progress,
             score,
         }
     }
@@ -77,7 +82,7 @@ impl From<EvalTuple> for RecordedEval {
 
 impl From<RecordedEval> for EvalTuple {
     fn from(e: RecordedEval) -> Self {
-        (e.seq, e.index, e.step, e.progress, e.score)
+        (e.seq, e.index, e.step, e.score)
     }
 }
 
@@ -94,8 +99,37 @@ impl TrialState {
             final_metrics: None,
             attempts: 0,
             stop_reason: None,
+            stuck: None,
         }
     }
+
+    /// What this trial costs a sweep that discards nothing: a full run for a trial that completed, was discarded or
+    /// diverged; what it spent for one that failed or has not ended (discarding saved nothing on those, so a
+    /// failed trial's unspent steps are never counted as saved).
+    pub fn cost_without_discarding(&self, full_run: u64) -> u64 {
+        let spent = self.steps_done + self.steps_abandoned;
+        match self.run {
+            RunState::Completed | RunState::Stopped | RunState::Diverged { .. } => {
+                self.total_steps.unwrap_or(full_run)
+            }
+            _ => spent,
+        }
+    }
+
+    /// The fraction of training done at an evaluation: its step over the trial's total steps (an evaluation is
+    /// only ever recorded together with the total, from a scrape or the trainer's summary).
+    pub fn progress(&self, eval: &RecordedEval) -> f64 {
+        eval.step as f64 / self.total_steps.unwrap_or(0).max(1) as f64
+    }
+}
+
+/// One engine step: what an executor must do now, and how the sweep stands once it has.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Step {
+    /// Stops, pauses and launches, already recorded in the state: persist the state, then carry them out.
+    pub actions: Decisions,
+    /// The verdicts after those actions: what the status reports and whether the sweep is complete.
+    pub outlook: Decisions,
 }
 
 impl SweepState {
@@ -117,6 +151,7 @@ impl SweepState {
             direction: self.objective.direction,
             divergence: spec.divergence,
             parallelism,
+            fail_fast: spec.fail_fast.after_failures as usize,
         }
     }
 
@@ -127,12 +162,15 @@ impl SweepState {
         t.attempts += 1;
         t.steps_abandoned += t.steps_done;
         t.steps_done = 0;
+        t.stuck = None;
     }
 
-    /// A trial believed running whose process is gone without an outcome (its Job was deleted by someone else):
-    /// it is launched again from the beginning; its evaluations recorded so far stand.
-    pub fn requeue(&mut self, trial: usize) {
-        self.trials[trial].run = RunState::NotStarted;
+    /// Records why a running trial's attempt cannot start (or that it now can: `None`). Returns whether it changed.
+    pub fn mark_stuck(&mut self, trial: usize, why: Option<String>) -> bool {
+        let t = &mut self.trials[trial];
+        let changed = t.stuck != why;
+        t.stuck = why;
+        changed
     }
 
     pub fn mark_paused(&mut self, trial: usize) {
@@ -158,9 +196,21 @@ impl SweepState {
         t.stop_reason = Some(reason);
     }
 
-    /// Records what the executor is about to do for `decisions`: stops, pauses and launches. Executors call this
-    /// before acting, so what they persist never lags behind what they did.
-    pub fn apply(&mut self, decisions: &Decisions) {
+    /// The step both executors take after recording their observations: decide, record the decisions as done
+    /// (so what is persisted next never lags behind what the executor does), and decide again for the outlook.
+    pub fn step(&mut self, rules: &Rules) -> Step {
+        let actions = self.decide(rules);
+        self.apply(&actions);
+        let outlook = if actions.acts() {
+            self.decide(rules)
+        } else {
+            actions.clone()
+        };
+        Step { actions, outlook }
+    }
+
+    /// Records what the executor is about to do for `decisions`: stops, pauses and launches.
+    fn apply(&mut self, decisions: &Decisions) {
         for (i, reason) in &decisions.to_stop {
             self.mark_stopped(*i, reason.clone());
         }
@@ -200,7 +250,6 @@ impl SweepState {
                 seq: self.next_seq,
                 index: e.index,
                 step: e.step,
-                progress: e.progress,
                 score: e.metrics.get(metric),
             };
             self.next_seq += 1;
@@ -215,23 +264,15 @@ impl SweepState {
     pub fn finish(&mut self, trial: usize, summary: Option<&TrialSummary>, exit: &str) {
         if let Some(s) = summary {
             // Evaluations a scrape missed (the trial ended between scrapes) come from the summary.
-            let total = s.total_steps.max(1) as f64;
-            let evals: Vec<EvalPoint> = s
-                .evals
-                .iter()
-                .map(|e| EvalPoint {
-                    progress: e.step as f64 / total,
-                    ..e.clone()
-                })
-                .collect();
-            self.record_evals(trial, &evals);
+            self.trials[trial].total_steps = Some(s.total_steps);
+            self.record_evals(trial, &s.evals);
             let t = &mut self.trials[trial];
             t.steps_done = s.steps_done;
-            t.total_steps = Some(s.total_steps);
             t.baseline = Some(s.majority_baseline);
             t.final_metrics = s.final_metrics;
         }
         let t = &mut self.trials[trial];
+        t.stuck = None;
         if matches!(t.run, RunState::Stopped | RunState::Paused) {
             return;
         }
@@ -258,7 +299,7 @@ impl SweepState {
                     .map(|e| ScoredEval {
                         seq: e.seq,
                         step: e.step,
-                        progress: e.progress,
+                        progress: t.progress(e),
                         score: e.score,
                     })
                     .collect(),
@@ -287,9 +328,20 @@ impl SweepState {
             .zip(&self.trials)
             .zip(&decisions.verdicts)
         {
-            match verdict.phase {
+            let stuck = t
+                .stuck
+                .as_ref()
+                .filter(|_| verdict.phase == TrialPhase::Running);
+            let phase = if stuck.is_some() {
+                TrialPhase::Stuck
+            } else {
+                verdict.phase
+            };
+            match phase {
+                TrialPhase::Stuck => counts.stuck += 1,
                 TrialPhase::Pending => counts.pending += 1,
-                TrialPhase::Running | TrialPhase::AwaitingDecision => counts.running += 1,
+                TrialPhase::Running => counts.running += 1,
+                TrialPhase::AwaitingDecision => counts.paused += 1,
                 TrialPhase::Succeeded => counts.succeeded += 1,
                 TrialPhase::Discarded => counts.discarded += 1,
                 TrialPhase::Diverged => counts.diverged += 1,
@@ -312,6 +364,7 @@ impl SweepState {
             }
             let reason = match (&verdict.reason, &t.run) {
                 (Some(r), _) => Some(r.message().to_string()),
+                (None, _) if stuck.is_some() => stuck.cloned(),
                 (None, RunState::Failed { reason } | RunState::Diverged { reason }) => {
                     Some(reason.clone())
                 }
@@ -323,7 +376,7 @@ impl SweepState {
                 name: planned.name.clone(),
                 weight_init: planned.weight_init,
                 data_order: planned.data_order,
-                phase: verdict.phase,
+                phase,
                 attempts: t.attempts,
                 progress: match (t.steps_done, total) {
                     (_, _) if t.final_metrics.is_some() && t.run == RunState::Completed => 1.0,
@@ -361,12 +414,12 @@ impl SweepState {
     pub fn statistics(&self) -> SweepStatistics {
         let metric = self.objective.metric;
         let total = self.total_steps().unwrap_or(0);
-        let outcomes: Vec<TrialOutcome> = self
+        let outcomes: Vec<TrialScores> = self
             .plan
             .trials
             .iter()
             .zip(&self.trials)
-            .map(|(p, t)| TrialOutcome {
+            .map(|(p, t)| TrialScores {
                 wi_seed: p.weight_init,
                 do_seed: p.data_order,
                 // Trials that trained to completion, whatever a rung later decided about them.
@@ -374,9 +427,9 @@ impl SweepState {
                     .final_metrics
                     .filter(|_| t.run == RunState::Completed)
                     .map(|m| m.get(metric)),
-                evals: t.evals.iter().map(|e| (e.progress, e.score)).collect(),
+                evals: t.evals.iter().map(|e| (t.progress(e), e.score)).collect(),
                 steps_done: t.steps_done + t.steps_abandoned,
-                total_steps: t.total_steps.unwrap_or(total),
+                total_steps: t.cost_without_discarding(total),
             })
             .collect();
         stats::compute(&outcomes)
@@ -409,4 +462,65 @@ pub fn plan_changes(planned: &SeedSweepSpec, live: &SeedSweepSpec) -> Vec<String
     check("earlyDiscard", planned.early_discard == live.early_discard);
     check("divergence", planned.divergence == live.divergence);
     changed
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::policy::StopReason;
+    use seedsweep_crds::sweep::SeedSweep;
+
+    fn state() -> SweepState {
+        let sweep: SeedSweep = serde_yaml::from_str(
+            r#"
+apiVersion: seedsweep.dev/v1alpha1
+kind: SeedSweep
+metadata: {name: s}
+spec:
+  task: {name: mrpc, dataDir: /data}
+  model: {path: /model}
+  seeds: {weightInit: {start: 1, count: 2}, dataOrder: {start: 1, count: 2}}
+"#,
+        )
+        .unwrap();
+        SweepState::new("s", &sweep.spec)
+    }
+
+    fn trained(state: &mut SweepState, trial: usize, steps: u64) {
+        state.mark_started(trial);
+        state.observe(
+            trial,
+            &TrainerSnapshot {
+                step: steps,
+                total_steps: 10,
+                ..TrainerSnapshot::default()
+            },
+        );
+    }
+
+    /// Only what a decision stopped counts as saved: a failed trial's unspent steps, or a running trial's, were
+    /// never saved by discarding.
+    #[test]
+    fn only_discards_count_as_savings() {
+        let mut state = state();
+        trained(&mut state, 0, 3);
+        state.mark_stopped(
+            0,
+            StopReason::Discarded {
+                rung: 0,
+                score: 0.5,
+                cutoff: 0.6,
+                message: "discarded".into(),
+            },
+        );
+        trained(&mut state, 1, 2);
+        state.finish(1, None, "exit code 1");
+        assert!(matches!(state.trials[1].run, RunState::Failed { .. }));
+        trained(&mut state, 2, 4);
+        let compute = state.statistics().compute;
+        assert_eq!(compute.steps_spent, 3 + 2 + 4);
+        assert_eq!(compute.steps_without_discarding, 10 + 2 + 4);
+        let saving = compute.saving_fraction.unwrap();
+        assert!((saving - 7.0 / 16.0).abs() < 1e-12, "{saving}");
+    }
 }

@@ -1,92 +1,82 @@
-//! The engine's memory in `status.engine`: the spec the plan was made from and every trial's recorded state. The
-//! plan itself is not stored; it is a pure function of the spec.
+//! The one persisted form of a sweep's engine state, written by both executors: the local executor as its state
+//! file, the operator as `status.engine`. It holds the spec the plan was made from (the plan itself is a pure
+//! function of it) and every trial's recorded state; restoring it replays into the same decisions.
 
-use crate::engine::state::{SweepState, TrialState};
+use crate::state::{SweepState, TrialState};
 use seedsweep_crds::sweep::SeedSweepSpec;
 use serde::{Deserialize, Serialize};
 
-#[derive(Serialize, Deserialize)]
+/// Raised whenever the shape changes; a snapshot of another version is refused with both numbers.
+pub const FORMAT_VERSION: u32 = 2;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct Persisted {
-    spec: SeedSweepSpec,
-    next_seq: u64,
-    trials: Vec<TrialState>,
+pub struct Snapshot {
+    /// Absent in what seedsweep 0.1's operator wrote (read as 0, and refused).
+    #[serde(default)]
+    pub format_version: u32,
+    pub sweep: String,
+    pub spec: SeedSweepSpec,
+    pub next_seq: u64,
+    pub trials: Vec<TrialState>,
 }
 
-pub fn save(spec: &SeedSweepSpec, state: &SweepState) -> serde_json::Value {
-    let mut value = serde_json::to_value(Persisted {
-        spec: spec.clone(),
-        next_seq: state.next_seq,
-        trials: state.trials.clone(),
-    })
-    .expect("the engine state is plain data");
-    // An evaluation's progress is its step over the trial's total steps; not storing it keeps the paper's
-    // 625 × 30 evaluations at about 0.8 MB instead of 1.1 MB.
-    for eval in evals_mut(&mut value) {
-        if let Some(e) = eval.as_array_mut()
-            && e.len() == 5
+/// Why a snapshot cannot be restored.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum SnapshotError {
+    #[error("format version {found}, this seedsweep reads {FORMAT_VERSION}")]
+    Version { found: u32 },
+    #[error("{recorded} trials recorded for a plan of {planned}")]
+    TrialCount { recorded: usize, planned: usize },
+    #[error("trials[{trial}] has evaluations but no totalSteps")]
+    NoTotalSteps { trial: usize },
+}
+
+impl Snapshot {
+    /// The snapshot of `state`, planned from `spec`.
+    pub fn of(spec: &SeedSweepSpec, state: &SweepState) -> Snapshot {
+        Snapshot {
+            format_version: FORMAT_VERSION,
+            sweep: state.name.clone(),
+            spec: spec.clone(),
+            next_seq: state.next_seq,
+            trials: state.trials.clone(),
+        }
+    }
+
+    /// The state it records, with the plan made again from its spec.
+    pub fn restore(&self) -> Result<SweepState, SnapshotError> {
+        if self.format_version != FORMAT_VERSION {
+            return Err(SnapshotError::Version {
+                found: self.format_version,
+            });
+        }
+        let mut state = SweepState::new(&self.sweep, &self.spec);
+        if state.trials.len() != self.trials.len() {
+            return Err(SnapshotError::TrialCount {
+                recorded: self.trials.len(),
+                planned: state.trials.len(),
+            });
+        }
+        if let Some(trial) = self
+            .trials
+            .iter()
+            .position(|t| !t.evals.is_empty() && t.total_steps.is_none())
         {
-            e.remove(3);
+            return Err(SnapshotError::NoTotalSteps { trial });
         }
+        state.next_seq = self.next_seq;
+        state.trials = self.trials.clone();
+        Ok(state)
     }
-    value
-}
-
-/// The plan's spec and the state recorded for `sweep`.
-pub fn load(sweep: &str, value: &serde_json::Value) -> Result<(SeedSweepSpec, SweepState), String> {
-    let mut value = value.clone();
-    if let Some(trials) = value.get_mut("trials").and_then(|t| t.as_array_mut()) {
-        for (i, trial) in trials.iter_mut().enumerate() {
-            let total = trial.get("totalSteps").and_then(|t| t.as_u64());
-            for eval in trial
-                .get_mut("evals")
-                .and_then(|e| e.as_array_mut())
-                .into_iter()
-                .flatten()
-            {
-                let Some(e) = eval.as_array_mut().filter(|e| e.len() == 4) else {
-                    return Err(format!(
-                        "trials[{i}].evals: expected [seq, index, step, score], got {eval}"
-                    ));
-                };
-                let step = e[2]
-                    .as_u64()
-                    .ok_or(format!("trials[{i}].evals: bad step {}", e[2]))?;
-                let total =
-                    total.ok_or(format!("trials[{i}] has evaluations but no totalSteps"))?;
-                e.insert(3, (step as f64 / total.max(1) as f64).into());
-            }
-        }
-    }
-    let p = Persisted::deserialize(&value).map_err(|e| e.to_string())?;
-    let mut state = SweepState::new(sweep, &p.spec);
-    if state.trials.len() != p.trials.len() {
-        return Err(format!(
-            "{} trials recorded for a plan of {}",
-            p.trials.len(),
-            state.trials.len()
-        ));
-    }
-    state.next_seq = p.next_seq;
-    state.trials = p.trials;
-    Ok((p.spec, state))
-}
-
-fn evals_mut(value: &mut serde_json::Value) -> impl Iterator<Item = &mut serde_json::Value> {
-    value
-        .get_mut("trials")
-        .and_then(|t| t.as_array_mut())
-        .into_iter()
-        .flatten()
-        .filter_map(|t| t.get_mut("evals").and_then(|e| e.as_array_mut()))
-        .flatten()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::scrape::TrainerSnapshot;
+    use crate::observation::TrainerSnapshot;
     use seedsweep_crds::Metrics;
+    use seedsweep_crds::sweep::SeedSweep;
     use seedsweep_crds::trainer::EvalPoint;
 
     fn spec() -> SeedSweepSpec {
@@ -99,7 +89,7 @@ spec:
   model: {path: /model}
   seeds: {weightInit: {start: 1, count: 2}, dataOrder: {start: 1, count: 2}}
 "#;
-        crate::manifest::load(text).unwrap().spec
+        serde_yaml::from_str::<SeedSweep>(text).unwrap().spec
     }
 
     #[test]
@@ -126,20 +116,25 @@ spec:
                 ..TrainerSnapshot::default()
             },
         );
-        let json = serde_json::to_string(&save(&spec, &state)).unwrap();
-        let (spec2, state2) = load("s", &serde_json::from_str(&json).unwrap()).unwrap();
-        assert_eq!(spec2, spec);
-        assert_eq!(state2, state);
+        let json = serde_json::to_string(&Snapshot::of(&spec, &state)).unwrap();
+        let snapshot: Snapshot = serde_json::from_str(&json).unwrap();
+        assert_eq!(snapshot.spec, spec);
+        assert_eq!(snapshot.restore().unwrap(), state);
     }
 
     #[test]
     fn a_record_for_another_plan_is_refused() {
         let spec = spec();
-        let mut value = save(&spec, &SweepState::new("s", &spec));
-        value["trials"].as_array_mut().unwrap().pop();
-        let e = load("s", &value).unwrap_err();
-        assert_eq!(e, "3 trials recorded for a plan of 4");
-        assert!(load("s", &serde_json::json!({"spec": 1})).is_err());
+        let mut snapshot = Snapshot::of(&spec, &SweepState::new("s", &spec));
+        snapshot.trials.pop();
+        let e = snapshot.restore().unwrap_err();
+        assert_eq!(e.to_string(), "3 trials recorded for a plan of 4");
+        snapshot.format_version = 1;
+        assert_eq!(
+            snapshot.restore().unwrap_err().to_string(),
+            "format version 1, this seedsweep reads 2"
+        );
+        assert!(serde_json::from_value::<Snapshot>(serde_json::json!({"spec": 1})).is_err());
     }
 
     /// The paper's largest grid with no discarding (every trial evaluated 30 times) must fit in one object: etcd
@@ -148,10 +143,10 @@ spec:
     fn a_625_trial_status_fits_in_etcd() {
         let text = std::fs::read_to_string(concat!(
             env!("CARGO_MANIFEST_DIR"),
-            "/../examples/mrpc-sweep.yaml"
+            "/../../examples/mrpc-sweep.yaml"
         ))
         .unwrap();
-        let sweep = crate::manifest::load(&text).unwrap();
+        let sweep: SeedSweep = serde_yaml::from_str(&text).unwrap();
         let mut spec = sweep.spec.clone();
         spec.early_discard = None;
         spec.divergence = None;
@@ -202,12 +197,12 @@ spec:
         }
         let rules = state.rules(&spec, 8);
         let mut status = crate::report::status(&state, &state.decide(&rules));
-        status.engine = Some(save(&spec, &state));
+        status.engine = Some(serde_json::to_value(Snapshot::of(&spec, &state)).unwrap());
         let bytes = serde_json::to_vec(&status).unwrap().len();
         eprintln!("625 trials × 30 evaluations: status {bytes} bytes");
         // Leaves a fifth of etcd's limit for the spec, metadata and managed fields.
         assert!(bytes < 1_250_000, "{bytes} bytes");
-        let (_, restored) = load("mrpc", status.engine.as_ref().unwrap()).unwrap();
-        assert_eq!(restored, state);
+        let snapshot: Snapshot = serde_json::from_value(status.engine.unwrap()).unwrap();
+        assert_eq!(snapshot.restore().unwrap(), state);
     }
 }

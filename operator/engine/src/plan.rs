@@ -1,8 +1,7 @@
 //! Planning a sweep: which (WI, DO) seed pairs, under which names, in which launch order, and how many trials each
 //! rung keeps. Pure and deterministic: the same manifest always gives the same plan, on any machine.
 
-use crate::manifest::{keep_of, seed_values};
-use seedsweep_crds::sweep::{DiscardMode, SeedPair, SeedSweepSpec};
+use seedsweep_crds::sweep::{DiscardMode, SeedList, SeedPair, SeedSweepSpec};
 use std::collections::BTreeMap;
 
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -36,10 +35,10 @@ pub struct Plan {
 
 /// The name of a trial, and of its Job: `<sweep>-w<WI>-d<DO>`.
 pub fn trial_name(sweep: &str, pair: SeedPair) -> String {
-    format!("{sweep}-w{}-d{}", pair.weight_init, pair.data_order)
+    seedsweep_crds::sweep::trial_name(sweep, pair.weight_init, pair.data_order)
 }
 
-/// Plans a validated spec (see [`crate::manifest::validate`]).
+/// Plans a validated spec (the operator crate's `manifest::validate` checks one).
 pub fn plan(sweep: &str, spec: &SeedSweepSpec) -> Plan {
     let pairs = launch_order(spec);
     let trials = pairs
@@ -206,6 +205,23 @@ impl SplitMix64 {
             }
         }
     }
+}
+
+/// Resolves a seed list (already validated) into its values.
+pub fn seed_values(list: &SeedList) -> Vec<u64> {
+    match (&list.values, list.start, list.count) {
+        (Some(values), _, _) => values.clone(),
+        (None, Some(start), Some(count)) => (0..u64::from(count))
+            .map(|i| start.saturating_add(i))
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// Trials kept from `n` ranked ones at `keep_fraction`: rounded up, at least one. The tolerance keeps
+/// `625 × 0.2` at 125 although the product is 125.00000000000001 in floating point.
+pub fn keep_of(n: usize, keep_fraction: f64) -> usize {
+    ((n as f64 * keep_fraction - 1e-9).ceil() as usize).clamp(1, n.max(1))
 }
 
 #[cfg(test)]

@@ -24,7 +24,7 @@
 //! reached it, or when it ranks within the top `keepFraction` of the trials that reached it before or with it. The
 //! decision is final on arrival; nothing is preempted.
 
-use super::plan::Plan;
+use crate::plan::Plan;
 use seedsweep_crds::sweep::{
     Direction, DiscardMode, DivergenceSpec, RungDecision, RungRecord, TrialPhase,
 };
@@ -66,7 +66,8 @@ pub enum RunState {
     },
 }
 
-/// Everything the engine knows about one trial.
+/// What the policy looks at for one trial: where its process is, its scored evaluations and its baseline (a
+/// projection of [`crate::state::TrialState`]).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct TrialObservations {
@@ -117,6 +118,8 @@ pub enum StopReason {
         baseline: f64,
         message: String,
     },
+    /// Never started: the first trials all failed (fail-fast).
+    FailFast { message: String },
 }
 
 impl StopReason {
@@ -125,17 +128,20 @@ impl StopReason {
         match self {
             StopReason::Discarded { .. } => "discarded",
             StopReason::Diverged { .. } => "diverged",
+            StopReason::FailFast { .. } => "fail-fast",
         }
     }
 
     pub fn message(&self) -> &str {
         match self {
-            StopReason::Discarded { message, .. } | StopReason::Diverged { message, .. } => message,
+            StopReason::Discarded { message, .. }
+            | StopReason::Diverged { message, .. }
+            | StopReason::FailFast { message } => message,
         }
     }
 }
 
-/// The engine's view of one trial.
+/// The engine's judgement of one trial: its phase, its rung records, and why it was discarded or diverged.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Verdict {
     pub phase: TrialPhase,
@@ -156,6 +162,15 @@ pub struct Decisions {
     pub to_start: Vec<usize>,
     /// Every trial has reached a terminal phase.
     pub complete: bool,
+    /// Fail-fast stopped the sweep from starting trials, and why.
+    pub aborted: Option<String>,
+}
+
+impl Decisions {
+    /// Whether an executor has anything to do: a trial to stop, pause or launch.
+    pub fn acts(&self) -> bool {
+        !(self.to_stop.is_empty() && self.to_pause.is_empty() && self.to_start.is_empty())
+    }
 }
 
 /// The sweep's decision rules.
@@ -164,6 +179,8 @@ pub struct Rules {
     pub direction: Direction,
     pub divergence: Option<DivergenceSpec>,
     pub parallelism: usize,
+    /// Start no more trials once this many have failed before any trial produced an evaluation; 0: never.
+    pub fail_fast: usize,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -190,6 +207,7 @@ pub fn decide(plan: &Plan, rules: &Rules, obs: &[TrialObservations]) -> Decision
         }
     }
 
+    let aborted = fail_fast(rules.fail_fast, obs);
     let mut verdicts = Vec::with_capacity(n);
     let mut to_stop = Vec::new();
     let mut to_pause = Vec::new();
@@ -198,11 +216,19 @@ pub fn decide(plan: &Plan, rules: &Rules, obs: &[TrialObservations]) -> Decision
         let diverged = rules
             .divergence
             .and_then(|d| divergence(&d, rules.direction, o));
-        let reason = diverged.or_else(|| discard[i].take());
+        let mut reason = diverged.or_else(|| discard[i].take());
+        if o.run == RunState::NotStarted
+            && let Some(message) = &aborted
+        {
+            reason = Some(StopReason::FailFast {
+                message: format!("not started: {message}"),
+            });
+        }
         let provisional = rungs[i]
             .iter()
             .any(|r| r.decision == RungDecision::ContinueProvisional);
         let phase = match (&o.run, &reason) {
+            (_, Some(StopReason::FailFast { .. })) => TrialPhase::Failed,
             (RunState::NotStarted, _) => TrialPhase::Pending,
             (RunState::Running, Some(r)) => {
                 to_stop.push((i, r.clone()));
@@ -254,7 +280,7 @@ pub fn decide(plan: &Plan, rules: &Rules, obs: &[TrialObservations]) -> Decision
         .chain(
             obs.iter()
                 .enumerate()
-                .filter(|(_, o)| o.run == RunState::NotStarted)
+                .filter(|(_, o)| o.run == RunState::NotStarted && aborted.is_none())
                 .map(|(i, _)| i),
         )
         .take(free)
@@ -266,7 +292,40 @@ pub fn decide(plan: &Plan, rules: &Rules, obs: &[TrialObservations]) -> Decision
         to_pause,
         to_start,
         complete,
+        aborted,
     }
+}
+
+/// Fail-fast: when `after` trials have failed and no trial has produced an evaluation yet, the same fault (a wrong
+/// model path, a missing image) will fail every trial; say why, naming the commonest failure.
+fn fail_fast(after: usize, obs: &[TrialObservations]) -> Option<String> {
+    if after == 0 {
+        return None;
+    }
+    let worked = obs.iter().any(|o| {
+        !o.evals.is_empty() || matches!(o.run, RunState::Completed | RunState::Diverged { .. })
+    });
+    let failed: Vec<&str> = obs
+        .iter()
+        .filter_map(|o| match &o.run {
+            RunState::Failed { reason } => Some(reason.as_str()),
+            _ => None,
+        })
+        .collect();
+    if worked || failed.len() < after {
+        return None;
+    }
+    let mut counts: std::collections::BTreeMap<&str, usize> = Default::default();
+    for reason in &failed {
+        *counts.entry(reason).or_default() += 1;
+    }
+    let (common, times) = counts
+        .into_iter()
+        .max_by(|a, b| a.1.cmp(&b.1).then(b.0.cmp(a.0)))?;
+    Some(format!(
+        "the first {} trials failed before any produced an evaluation ({times} with: {common})",
+        failed.len()
+    ))
 }
 
 /// Total order of "better": the better score first, then the earlier trial. NaN ranks last.
@@ -394,7 +453,7 @@ fn asynchronous(
                 ranks_before(direction, other, (e.score, i)) == Ordering::Less
             });
             seen.insert(pos, (e.score, i));
-            let keep = crate::manifest::keep_of(seen.len(), rung.keep_fraction);
+            let keep = super::plan::keep_of(seen.len(), rung.keep_fraction);
             let decision = if seen.len() < plan.min_observations || pos < keep {
                 RungDecision::Continue
             } else {

@@ -1,8 +1,8 @@
 //! A sweep's status (the CRD's status shape) and its human-readable summary, shared by `seedsweep run`,
 //! `seedsweep status` and the operator.
 
-use crate::engine::policy::Decisions;
-use crate::engine::state::SweepState;
+use crate::policy::Decisions;
+use crate::state::SweepState;
 use seedsweep_crds::sweep::{SeedSweepStatus, SweepPhase, TrialPhase};
 use std::fmt::Write;
 
@@ -22,6 +22,7 @@ pub fn status(state: &SweepState, decisions: &Decisions) -> SeedSweepStatus {
     SeedSweepStatus {
         phase,
         counts: report.counts,
+        best_score: report.best.as_ref().map(|b| format!("{:.4}", b.score)),
         best_trial: report.best,
         trials: report.records,
         statistics: Some(report.statistics),
@@ -38,8 +39,8 @@ pub fn summary(state: &SweepState, status: &SeedSweepStatus) -> String {
     let _ = writeln!(out, "sweep {}: {phase}", state.name);
     let _ = writeln!(
         out,
-        "  trials: {} total, {} finished, {} discarded, {} diverged, {} failed, {} running, {} pending",
-        c.total, c.succeeded, c.discarded, c.diverged, c.failed, c.running, c.pending
+        "  trials: {} total, {} finished, {} discarded, {} diverged, {} failed, {} running, {} paused, {} pending",
+        c.total, c.succeeded, c.discarded, c.diverged, c.failed, c.running, c.paused, c.pending
     );
     match &status.best_trial {
         Some(b) => {

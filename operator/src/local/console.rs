@@ -1,13 +1,13 @@
 //! What a person watching `seedsweep run` sees: live bars on a terminal (an overall bar and one line per running
 //! trial), plain log lines otherwise.
 
-use crate::engine::policy::{Decisions, StopReason};
+use crate::engine::policy::{Decisions, RunState, StopReason};
 use crate::engine::state::SweepState;
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use std::collections::BTreeMap;
 use std::io::IsTerminal;
 
-pub struct Display {
+pub struct Console {
     live: Option<Live>,
 }
 
@@ -17,10 +17,10 @@ struct Live {
     trials: BTreeMap<usize, ProgressBar>,
 }
 
-impl Display {
-    pub fn new(state: &SweepState) -> Display {
+impl Console {
+    pub fn new(state: &SweepState) -> Console {
         if !std::io::stdout().is_terminal() {
-            return Display { live: None };
+            return Console { live: None };
         }
         let multi = MultiProgress::with_draw_target(ProgressDrawTarget::stdout());
         let overall = multi.add(ProgressBar::new(state.trials.len() as u64));
@@ -32,7 +32,7 @@ impl Display {
             .progress_chars("=> "),
         );
         overall.set_prefix(state.name.clone());
-        Display {
+        Console {
             live: Some(Live {
                 multi,
                 overall,
@@ -100,17 +100,14 @@ impl Display {
         let t = &state.trials[i];
         let name = &state.plan.trials[i].name;
         let line = match (&t.run, t.final_metrics) {
-            (crate::engine::policy::RunState::Completed, Some(m)) => {
+            (RunState::Completed, Some(m)) => {
                 format!(
                     "{name}: trained to completion, {} {:.4}",
                     state.objective.metric,
                     m.get(state.objective.metric)
                 )
             }
-            (
-                crate::engine::policy::RunState::Stopped | crate::engine::policy::RunState::Paused,
-                _,
-            ) => {
+            (RunState::Stopped | RunState::Paused, _) => {
                 format!("{name}: stopped after {} steps", t.steps_done)
             }
             (run, _) => format!("{name}: ended ({run:?})"),

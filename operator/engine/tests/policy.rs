@@ -3,8 +3,8 @@
 
 use proptest::prelude::*;
 use seedsweep_crds::sweep::{Direction, DiscardMode, DivergenceSpec, RungDecision, TrialPhase};
-use seedsweep_operator::engine::plan::{Plan, PlannedTrial, Rung};
-use seedsweep_operator::engine::policy::{
+use seedsweep_engine::plan::{Plan, PlannedTrial, Rung};
+use seedsweep_engine::policy::{
     Decisions, Rules, RunState, ScoredEval, StopReason, TrialObservations, decide,
 };
 use std::collections::BTreeSet;
@@ -57,6 +57,7 @@ fn rules(parallelism: usize) -> Rules {
         direction: Direction::Maximize,
         divergence: None,
         parallelism,
+        fail_fast: 0,
     }
 }
 
@@ -406,6 +407,7 @@ fn divergence_stops_a_trial_at_the_majority_baseline() {
             margin: 0.01,
         }),
         parallelism: 1,
+        fail_fast: 0,
     };
     let mut obs = vec![TrialObservations::not_started()];
     obs[0].run = RunState::Running;
@@ -449,4 +451,75 @@ fn a_trainer_reported_divergence_is_terminal() {
     let d = decide(&plan, &rules(1), &obs);
     assert_eq!(d.verdicts[0].phase, TrialPhase::Diverged);
     assert_eq!(d.to_start, vec![1]);
+}
+
+/// Fail-fast: three trials failed before any produced an evaluation, so the same fault would fail every trial. No
+/// more start; the ones never started end as Failed with the commonest reason; a sweep where something worked goes
+/// on.
+#[test]
+fn fail_fast_stops_launching_after_the_first_failures() {
+    let plan = plan(6, &[], DiscardMode::Exact, 1);
+    let rules = Rules {
+        fail_fast: 3,
+        ..rules(2)
+    };
+    let failed = |reason: &str| TrialObservations {
+        run: RunState::Failed {
+            reason: reason.into(),
+        },
+        ..TrialObservations::not_started()
+    };
+    let mut obs = vec![TrialObservations::not_started(); 6];
+    obs[0] = failed("exit code 1: no such model");
+    obs[1] = failed("exit code 1: no such model");
+    obs[2] = TrialObservations {
+        run: RunState::Running,
+        ..TrialObservations::not_started()
+    };
+    let d = decide(&plan, &rules, &obs);
+    assert_eq!(d.aborted, None, "two failures are not yet three");
+    assert_eq!(d.to_start, vec![3]);
+
+    obs[3] = failed("exit code 137");
+    let d = decide(&plan, &rules, &obs);
+    let why = d.aborted.clone().expect("aborted");
+    assert!(
+        why.contains("first 3 trials failed") && why.contains("2 with: exit code 1: no such model"),
+        "{why}"
+    );
+    assert!(d.to_start.is_empty());
+    assert!(!d.complete, "trial 2 still runs");
+    for i in [4, 5] {
+        assert_eq!(d.verdicts[i].phase, TrialPhase::Failed);
+        assert!(matches!(
+            d.verdicts[i].reason,
+            Some(StopReason::FailFast { .. })
+        ));
+    }
+    obs[2] = failed("exit code 1: no such model");
+    assert!(decide(&plan, &rules, &obs).complete);
+    let off = Rules {
+        fail_fast: 0,
+        ..rules
+    };
+    let d = decide(&plan, &off, &obs);
+    assert!(
+        d.aborted.is_none() && d.to_start == vec![4, 5],
+        "0 turns it off"
+    );
+
+    // Something worked: the failures are the trials' own, not the sweep's.
+    obs[2] = TrialObservations {
+        run: RunState::Running,
+        evals: vec![ScoredEval {
+            seq: 0,
+            step: 1,
+            progress: 0.1,
+            score: 0.7,
+        }],
+        baseline: None,
+    };
+    let d = decide(&plan, &rules, &obs);
+    assert_eq!(d.aborted, None);
+    assert_eq!(d.to_start, vec![4]);
 }

@@ -1,0 +1,253 @@
+//! Reading the cluster for one sweep: its Jobs and pods, and how each trial attempt's Job stands (pure).
+
+use super::Context;
+use super::error::Result;
+use super::job::{self, sweep_selector};
+use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::core::v1::Pod;
+use kube::api::ListParams;
+use kube::{Api, ResourceExt};
+use seedsweep_crds::sweep::SeedSweep;
+use seedsweep_crds::trainer::TrialSummary;
+use std::collections::BTreeMap;
+
+/// The sweep's Jobs (by name; only those it owns) and its trial pods, as listed at the start of a reconciliation.
+pub struct Cluster {
+    pub jobs: BTreeMap<String, Job>,
+    pub pods: Vec<Pod>,
+}
+
+impl Cluster {
+    pub async fn read(ctx: &Context, sweep: &SeedSweep, ns: &str) -> Result<Cluster> {
+        let jobs_api: Api<Job> = Api::namespaced(ctx.client.clone(), ns);
+        let pods_api: Api<Pod> = Api::namespaced(ctx.client.clone(), ns);
+        let selector = ListParams::default().labels(&sweep_selector(&sweep.name_any()));
+        let uid = sweep.uid();
+        let jobs = jobs_api
+            .list(&selector)
+            .await?
+            .items
+            .into_iter()
+            .filter(|j| {
+                j.owner_references()
+                    .iter()
+                    .any(|o| Some(&o.uid) == uid.as_ref())
+            })
+            .map(|j| (j.name_any(), j))
+            .collect();
+        let pods = pods_api.list(&selector).await?.items;
+        Ok(Cluster { jobs, pods })
+    }
+
+    /// The pods of one trial attempt, oldest first.
+    pub fn pods_of(&self, trial: &str, attempt: u32) -> Vec<&Pod> {
+        let attempt = attempt.to_string();
+        let mut mine: Vec<&Pod> = self
+            .pods
+            .iter()
+            .filter(|p| {
+                let l = p.labels();
+                l.get(job::LABEL_TRIAL).map(String::as_str) == Some(trial)
+                    && l.get(job::LABEL_ATTEMPT) == Some(&attempt)
+            })
+            .collect();
+        mine.sort_by_key(|p| p.metadata.creation_timestamp.clone().map(|t| t.0));
+        mine
+    }
+}
+
+/// How a trial attempt's Job stands.
+#[derive(Debug, PartialEq)]
+pub enum JobStanding {
+    /// Still running (or waiting for a node); scrape it at the URL once it has one.
+    Running { metrics_url: Option<String> },
+    /// Ended: the trainer's summary from the termination message when it wrote one, and how the pod ended.
+    Ended {
+        summary: Option<Box<TrialSummary>>,
+        exit: String,
+    },
+}
+
+/// How an attempt's Job stands, from the Job and its pods (oldest first). Pure.
+pub fn job_standing(job: &Job, pods: &[&Pod], default_port: u16) -> JobStanding {
+    let condition = |type_: &str| {
+        job.status
+            .as_ref()
+            .and_then(|s| s.conditions.as_ref())
+            .and_then(|cs| cs.iter().find(|c| c.type_ == type_ && c.status == "True"))
+    };
+    if condition("Complete").is_some() {
+        let pod = pods
+            .iter()
+            .rev()
+            .find(|p| pod_phase(p) == Some("Succeeded"))
+            .or(pods.last());
+        return match pod.and_then(|p| terminated(p)) {
+            Some(t) => JobStanding::Ended {
+                summary: parse_summary(t.message),
+                exit: format!("exit code {}", t.code),
+            },
+            None => JobStanding::Ended {
+                summary: None,
+                exit: "the Job completed but its pod and the trainer's summary are gone".into(),
+            },
+        };
+    }
+    if let Some(c) = condition("Failed") {
+        let why = c
+            .message
+            .clone()
+            .or_else(|| c.reason.clone())
+            .unwrap_or_else(|| "the Job failed".into());
+        let last = pods.iter().rev().find_map(|p| terminated(p));
+        let summary = last.as_ref().and_then(|t| parse_summary(t.message));
+        // Without the trainer's summary, the container's own message is the only clue (it could not start, say).
+        let exit = match &last {
+            Some(t) if summary.is_none() => {
+                format!("{why}; last pod: exit code {}{}", t.code, runtime_detail(t))
+            }
+            Some(t) => format!("{why}; last pod: exit code {}", t.code),
+            None => why,
+        };
+        return JobStanding::Ended { summary, exit };
+    }
+    // A trainer that diverged will diverge again with the same seeds: do not wait for the Job's retries.
+    for pod in pods {
+        if let Some(t) = terminated(pod)
+            && let Some(summary) = parse_summary(t.message)
+            && summary.outcome == seedsweep_crds::trainer::Outcome::Diverged
+        {
+            return JobStanding::Ended {
+                summary: Some(summary),
+                exit: format!("exit code {}", t.code),
+            };
+        }
+    }
+    let metrics_url = pods
+        .iter()
+        .rev()
+        .find(|p| pod_phase(p) == Some("Running"))
+        .and_then(|p| {
+            let ip = p.status.as_ref()?.pod_ip.as_ref()?;
+            let port = p
+                .spec
+                .as_ref()
+                .and_then(|s| s.containers.iter().find(|c| c.name == job::CONTAINER))
+                .and_then(|c| c.ports.as_ref())
+                .and_then(|ports| ports.iter().find(|p| p.name.as_deref() == Some("metrics")))
+                .map(|p| p.container_port)
+                .unwrap_or(i32::from(default_port));
+            Some(if ip.contains(':') {
+                format!("http://[{ip}]:{port}/metrics")
+            } else {
+                format!("http://{ip}:{port}/metrics")
+            })
+        });
+    JobStanding::Running { metrics_url }
+}
+
+fn pod_phase(pod: &Pod) -> Option<&str> {
+    pod.status.as_ref()?.phase.as_deref()
+}
+
+/// How the trainer container ended.
+struct Terminated<'a> {
+    code: i32,
+    reason: Option<&'a str>,
+    message: &'a str,
+}
+
+/// The trainer container's exit code, reason and termination message, once it has ended.
+fn terminated(pod: &Pod) -> Option<Terminated<'_>> {
+    let statuses = pod.status.as_ref()?.container_statuses.as_ref()?;
+    let t = statuses
+        .iter()
+        .find(|c| c.name == job::CONTAINER)?
+        .state
+        .as_ref()?
+        .terminated
+        .as_ref()?;
+    Some(Terminated {
+        code: t.exit_code,
+        reason: t.reason.as_deref(),
+        message: t.message.as_deref().unwrap_or(""),
+    })
+}
+
+/// What the runtime said about a container that ended without the trainer's summary (it could not start, say):
+/// ` (StartError: exec: "/x": no such file or directory)`, the message cut to a readable length.
+fn runtime_detail(t: &Terminated) -> String {
+    const LIMIT: usize = 400;
+    let mut message = t.message.trim().to_string();
+    if message.len() > LIMIT {
+        message.truncate(message.floor_char_boundary(LIMIT));
+        message.push('…');
+    }
+    match (t.reason, message.is_empty()) {
+        (Some(reason), false) => format!(" ({reason}: {message})"),
+        (Some(reason), true) => format!(" ({reason})"),
+        (None, false) => format!(" ({message})"),
+        (None, true) => String::new(),
+    }
+}
+
+/// Container waiting reasons that mean the container cannot start until something changes (as kubelets report them).
+const CANNOT_START: [&str; 8] = [
+    "ErrImagePull",
+    "ImagePullBackOff",
+    "ErrImageNeverPull",
+    "InvalidImageName",
+    "CreateContainerConfigError",
+    "CreateContainerError",
+    "RunContainerError",
+    "CrashLoopBackOff",
+];
+
+/// Why a trial attempt's newest pod cannot start, as the scheduler or its kubelet reports it
+/// (`Unschedulable: 0/3 nodes are available: ...`, `ImagePullBackOff: Back-off pulling image "x"`); `None` while it
+/// is being scheduled, pulled or created normally, runs, or has ended.
+pub fn why_stuck(pods: &[&Pod]) -> Option<String> {
+    let status = pods.last()?.status.as_ref()?;
+    if matches!(status.phase.as_deref(), Some("Succeeded" | "Failed")) {
+        return None;
+    }
+    let unschedulable = status.conditions.iter().flatten().find(|c| {
+        c.type_ == "PodScheduled"
+            && c.status == "False"
+            && c.reason.as_deref() == Some("Unschedulable")
+    });
+    if let Some(c) = unschedulable {
+        return Some(format!(
+            "Unschedulable: {}",
+            c.message.as_deref().unwrap_or("no node fits")
+        ));
+    }
+    status
+        .init_container_statuses
+        .iter()
+        .chain(status.container_statuses.iter())
+        .flatten()
+        .filter_map(|c| c.state.as_ref()?.waiting.as_ref())
+        .find_map(|w| {
+            let reason = w.reason.as_deref().filter(|r| CANNOT_START.contains(r))?;
+            Some(match w.message.as_deref() {
+                Some(message) if !message.is_empty() => format!("{reason}: {message}"),
+                _ => reason.to_string(),
+            })
+        })
+}
+
+fn parse_summary(message: &str) -> Option<Box<TrialSummary>> {
+    serde_json::from_str(message.trim()).ok()
+}
+
+/// A Job that has ended, one way or the other.
+pub fn is_finished(job: &Job) -> bool {
+    job.status
+        .as_ref()
+        .and_then(|s| s.conditions.as_ref())
+        .is_some_and(|cs| {
+            cs.iter()
+                .any(|c| (c.type_ == "Complete" || c.type_ == "Failed") && c.status == "True")
+        })
+}

@@ -1,0 +1,593 @@
+//! A sweep as the operator runs it, and one reconciliation of it in named steps:
+//! observe (Jobs, pods, scrapes) → decide (one engine step) → persist (the status, before acting) → act (delete and
+//! create Jobs, publish events).
+
+use super::Context;
+use super::error::Result;
+use super::events::{SweepEvent, publish};
+use super::job::{MANAGER, build_job, job_identity, job_name};
+use super::observe::{Cluster, JobStanding, is_finished, job_standing, why_stuck};
+use super::status::{self, Findings};
+use crate::engine::policy::{Decisions, RunState};
+use crate::engine::snapshot::Snapshot;
+use crate::engine::state::{Step, SweepState, plan_changes};
+use crate::{manifest, report, scrape};
+use futures::StreamExt;
+use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use k8s_openapi::jiff::Timestamp;
+use kube::api::{DeleteParams, Patch, PatchParams, PostParams, PropagationPolicy};
+use kube::runtime::controller::Action;
+use kube::{Api, Resource, ResourceExt};
+use seedsweep_crds::sweep::{SeedSweep, SeedSweepSpec, SeedSweepStatus, SweepPhase, TrialPhase};
+use std::collections::{BTreeMap, HashMap};
+use std::time::Instant;
+
+/// A trial's metrics endpoint counts as unavailable after this many failed scrapes in a row.
+const FAILED_SCRAPES_UNAVAILABLE: u32 = 2;
+
+/// A trainer that has not answered yet gets this many scrape intervals from its first scrape before a failure
+/// counts: a pod that has just started may be scraped before the trainer listens.
+const GRACE_INTERVALS: u32 = 10;
+
+/// The plan's spec and the engine state, plus what only matters while this process lives.
+pub struct SweepRuntime {
+    /// The spec the plan was made from. Only parallelism, backoffLimit and the trial template follow the live spec.
+    spec: SeedSweepSpec,
+    state: SweepState,
+    start_time: Time,
+    completion_time: Option<Time>,
+    last_write: Option<Instant>,
+    last_status: Option<SeedSweepStatus>,
+    /// How each running trial's metrics endpoint has answered.
+    endpoints: BTreeMap<usize, Endpoint>,
+    /// The state holds decisions or outcomes the status does not show yet: write before acting again.
+    unwritten: bool,
+    /// Events for what happened, published once the Jobs have been changed accordingly.
+    pending_events: Vec<SweepEvent>,
+}
+
+/// How one running trial's metrics endpoint has answered this attempt.
+struct Endpoint {
+    attempt: u32,
+    first_scrape: Instant,
+    answered: bool,
+    /// The trainer said it is done: it exits next, and a refused scrape then is no failure.
+    done: bool,
+    /// Failed scrapes in a row that count, with the last error.
+    failures: u32,
+    last_error: String,
+}
+
+/// What the live spec allows this reconciliation: the plan's spec with the live parallelism, backoffLimit and pod
+/// template, and what changes it refuses.
+struct LiveSpec {
+    job_spec: SeedSweepSpec,
+    refused_changes: Vec<String>,
+}
+
+impl SweepRuntime {
+    pub fn start(sweep: &SeedSweep) -> Self {
+        Self::new(
+            sweep.spec.clone(),
+            SweepState::new(&sweep.name_any(), &sweep.spec),
+            None,
+        )
+    }
+
+    /// Picks a sweep up from its status (after a restart, or on the replica that took over the lease).
+    pub fn resume(snapshot: &Snapshot, status: &SeedSweepStatus) -> Result<Self, String> {
+        let state = snapshot.restore().map_err(|e| e.to_string())?;
+        Ok(Self::new(snapshot.spec.clone(), state, Some(status)))
+    }
+
+    fn new(spec: SeedSweepSpec, state: SweepState, status: Option<&SeedSweepStatus>) -> Self {
+        SweepRuntime {
+            spec,
+            state,
+            start_time: status
+                .and_then(|s| s.start_time.clone())
+                .unwrap_or_else(|| Time(Timestamp::now())),
+            completion_time: status.and_then(|s| s.completion_time.clone()),
+            last_write: None,
+            last_status: status.cloned(),
+            endpoints: BTreeMap::new(),
+            unwritten: false,
+            pending_events: Vec::new(),
+        }
+    }
+
+    pub async fn reconcile(
+        &mut self,
+        sweep: &SeedSweep,
+        ctx: &Context,
+        ns: &str,
+    ) -> Result<Action> {
+        let live = self.live_spec(sweep);
+        let rules = self
+            .state
+            .rules(&self.spec, live.job_spec.parallelism as usize);
+        let cluster = Cluster::read(ctx, sweep, ns).await?;
+        let (ended, targets) = self.fold_jobs(&cluster, sweep.spec.trial_start_timeout_seconds);
+        self.scrape(ctx, ns, &sweep.name_any(), targets).await;
+        let step = self.state.step(&rules);
+        let findings = Findings {
+            refused_changes: live.refused_changes,
+            metrics_unavailable: self.metrics_unavailable(),
+            stuck: self.stuck(),
+            fail_fast: step.outlook.aborted.clone(),
+            ..Findings::default()
+        };
+        self.record_news(&step, &ended);
+        self.persist(sweep, ctx, ns, &step.outlook, &findings)
+            .await?;
+        self.act(sweep, ctx, ns, &live.job_spec, &cluster).await?;
+        Ok(if step.outlook.complete {
+            Action::await_change()
+        } else {
+            Action::requeue(ctx.config.scrape_interval)
+        })
+    }
+
+    /// Validate: parallelism and the pod template follow the live spec; changes to the plan are refused.
+    fn live_spec(&self, sweep: &SeedSweep) -> LiveSpec {
+        let live_errors = manifest::validate(sweep);
+        let mut job_spec = self.spec.clone();
+        if !live_errors.is_empty() {
+            let refused_changes = live_errors
+                .iter()
+                .map(|e| format!("the changed spec is invalid: {e}"))
+                .collect();
+            return LiveSpec {
+                job_spec,
+                refused_changes,
+            };
+        }
+        job_spec.parallelism = sweep.spec.parallelism;
+        job_spec.backoff_limit = sweep.spec.backoff_limit;
+        job_spec.trial_template = sweep.spec.trial_template.clone();
+        LiveSpec {
+            job_spec,
+            refused_changes: plan_changes(&self.spec, &sweep.spec),
+        }
+    }
+
+    /// Observe: folds running trials' ended attempts into the state, and records which cannot start (failing those
+    /// stuck past `start_timeout` seconds). Returns the trials that ended, and the metrics URLs of those running.
+    fn fold_jobs(
+        &mut self,
+        cluster: &Cluster,
+        start_timeout: Option<u32>,
+    ) -> (Vec<usize>, Vec<(usize, String)>) {
+        let (mut ended, mut targets) = (Vec::new(), Vec::new());
+        for i in 0..self.state.trials.len() {
+            let t = &self.state.trials[i];
+            if t.run != RunState::Running {
+                continue;
+            }
+            let trial = self.state.plan.trials[i].name.clone();
+            let Some(job) = cluster.jobs.get(&job_name(&trial, t.attempts)) else {
+                continue;
+            };
+            let pods = cluster.pods_of(&trial, t.attempts);
+            match job_standing(job, &pods, self.spec.trial_template.metrics_port) {
+                JobStanding::Ended { summary, exit } => {
+                    self.state.finish(i, summary.as_deref(), &exit);
+                    ended.push(i);
+                    continue;
+                }
+                JobStanding::Running {
+                    metrics_url: Some(url),
+                } => targets.push((i, url)),
+                JobStanding::Running { metrics_url: None } => {}
+            }
+            let stuck = why_stuck(&pods);
+            let waited = pods
+                .last()
+                .and_then(|p| p.metadata.creation_timestamp.as_ref())
+                .and_then(|created| Timestamp::now().duration_since(created.0).try_into().ok())
+                .unwrap_or(std::time::Duration::ZERO);
+            if let (Some(why), Some(limit)) = (&stuck, start_timeout)
+                && waited.as_secs() >= u64::from(limit)
+            {
+                let exit = format!("could not start within {limit} s: {why}");
+                self.state.finish(i, None, &exit);
+                ended.push(i);
+                continue;
+            }
+            if self.state.mark_stuck(i, stuck.clone()) {
+                self.unwritten = true;
+                if let Some(message) = stuck {
+                    self.pending_events.push(SweepEvent::TrialStuck {
+                        trial,
+                        job: self.job_of(i),
+                        message,
+                    });
+                }
+            }
+        }
+        (ended, targets)
+    }
+
+    /// Observe: scrapes the running trainers, a bounded number at a time, and records what they serve.
+    async fn scrape(&mut self, ctx: &Context, ns: &str, name: &str, targets: Vec<(usize, String)>) {
+        let timeout = ctx.config.scrape_timeout;
+        let results: Vec<_> = futures::stream::iter(targets)
+            .map(|(i, url)| {
+                let http = &ctx.http;
+                async move { (i, scrape::scrape(http, &url, timeout).await) }
+            })
+            .buffer_unordered(ctx.config.scrape_concurrency.max(1))
+            .collect()
+            .await;
+        let grace = ctx.config.scrape_interval * GRACE_INTERVALS;
+        for (i, result) in results {
+            let t = &self.state.trials[i];
+            let attempt = t.attempts;
+            let finishing = t.total_steps.is_some_and(|n| n > 0 && t.steps_done >= n);
+            let endpoint = self
+                .endpoints
+                .entry(i)
+                .and_modify(|e| {
+                    if e.attempt != attempt {
+                        *e = Endpoint::new(attempt);
+                    }
+                })
+                .or_insert_with(|| Endpoint::new(attempt));
+            match result {
+                Ok(snap) => {
+                    endpoint.answered = true;
+                    endpoint.done = snap.done;
+                    endpoint.failures = 0;
+                    self.state.observe(i, &snap);
+                }
+                // A trainer that is not listening yet, or has finished training and is exiting, is not unavailable.
+                Err(_) if endpoint.done || finishing => {}
+                Err(_) if !endpoint.answered && endpoint.first_scrape.elapsed() < grace => {}
+                Err(e) => {
+                    ctx.metrics
+                        .scrape_failures
+                        .with_label_values(&[ns, name])
+                        .inc();
+                    endpoint.failures += 1;
+                    endpoint.last_error = e.to_string();
+                }
+            }
+        }
+        let state = &self.state;
+        self.endpoints
+            .retain(|&i, _| state.trials[i].run == RunState::Running);
+    }
+
+    /// Running trials whose pod cannot start, with why.
+    fn stuck(&self) -> Vec<(String, String)> {
+        (self.state.trials.iter().enumerate())
+            .filter(|(_, t)| t.run == RunState::Running)
+            .filter_map(|(i, t)| Some((self.state.plan.trials[i].name.clone(), t.stuck.clone()?)))
+            .collect()
+    }
+
+    /// Running trials whose metrics endpoint has not answered for a while, with the last error.
+    fn metrics_unavailable(&self) -> Vec<(String, String)> {
+        self.endpoints
+            .iter()
+            .filter(|(_, e)| e.failures >= FAILED_SCRAPES_UNAVAILABLE)
+            .map(|(&i, e)| (self.state.plan.trials[i].name.clone(), e.last_error.clone()))
+            .collect()
+    }
+
+    /// Decide: queues the events for what the step and the ended attempts mean, and marks the state unwritten when
+    /// something happened that the status must show before anything is acted on.
+    fn record_news(&mut self, step: &Step, ended: &[usize]) {
+        let completed_now = step.outlook.complete && self.completion_time.is_none();
+        if completed_now {
+            self.completion_time = Some(Time(Timestamp::now()));
+        }
+        let names = &self.state.plan.trials;
+        let mut events = Vec::new();
+        // Trials paused at a rung whose decision has now gone against them: nothing to stop, but news.
+        for i in 0..self.state.trials.len() {
+            let settled = self.state.trials[i].run == RunState::Paused
+                && step.outlook.verdicts[i].phase == TrialPhase::Discarded
+                && self
+                    .last_status
+                    .as_ref()
+                    .and_then(|s| s.trials.get(i))
+                    .is_none_or(|t| t.phase != TrialPhase::Discarded);
+            if settled && let Some(reason) = &step.outlook.verdicts[i].reason {
+                events.push(SweepEvent::stopped(&names[i].name, self.job_of(i), reason));
+            }
+        }
+        let settled_any = !events.is_empty();
+        if !(step.actions.acts() || !ended.is_empty() || completed_now || settled_any) {
+            return;
+        }
+        self.unwritten = true;
+        for (i, reason) in &step.actions.to_stop {
+            events.push(SweepEvent::stopped(
+                &names[*i].name,
+                self.job_of(*i),
+                reason,
+            ));
+        }
+        for &i in &step.actions.to_pause {
+            events.push(SweepEvent::TrialPaused {
+                trial: names[i].name.clone(),
+                job: self.job_of(i),
+            });
+        }
+        for &i in ended {
+            events.extend(SweepEvent::ended(&self.state, i, self.job_of(i)));
+        }
+        self.pending_events.extend(events);
+        if completed_now {
+            // Worded from the status about to be written (its best trial): see `act`.
+            self.pending_events.push(SweepEvent::SweepComplete {
+                trials: self.state.trials.len(),
+                metric: self.state.objective.metric,
+                best: None,
+            });
+        }
+    }
+
+    /// Persist: writes the status when a decision or a condition must be shown, or when progress is due. A
+    /// decision whose status write failed is written before anything else happens.
+    async fn persist(
+        &mut self,
+        sweep: &SeedSweep,
+        ctx: &Context,
+        ns: &str,
+        outlook: &Decisions,
+        findings: &Findings,
+    ) -> Result<()> {
+        let conditions_changed = self.last_status.as_ref().is_none_or(|s| {
+            condition_on(s, status::METRICS_UNAVAILABLE) == findings.metrics_unavailable.is_empty()
+                || condition_on(s, status::SPEC_CHANGE_REFUSED)
+                    == findings.refused_changes.is_empty()
+        });
+        let due = self.unwritten
+            || conditions_changed
+            || self
+                .last_write
+                .is_none_or(|t| t.elapsed() >= ctx.config.status_interval);
+        if !due {
+            return Ok(());
+        }
+        let mut status = report::status(&self.state, outlook);
+        status.observed_generation = sweep.metadata.generation;
+        status.start_time = Some(self.start_time.clone());
+        status.completion_time = self.completion_time.clone();
+        status.engine = Some(serde_json::to_value(Snapshot::of(&self.spec, &self.state))?);
+        let previous = self
+            .last_status
+            .as_ref()
+            .or(sweep.status.as_ref())
+            .map(|s| s.conditions.clone())
+            .unwrap_or_default();
+        status.conditions = status::conditions(
+            &status,
+            findings,
+            sweep.metadata.generation,
+            &previous,
+            &Time(Timestamp::now()),
+        );
+        if self.last_status.as_ref() != Some(&status) {
+            apply_status(sweep, ctx, &status).await?;
+        }
+        self.last_write = Some(Instant::now());
+        self.unwritten = false;
+        ctx.metrics.record_sweep(ns, &sweep.name_any(), &status);
+        self.last_status = Some(status);
+        Ok(())
+    }
+
+    /// Act: Jobs that must go, then Jobs that must exist, then the events for what was done.
+    async fn act(
+        &mut self,
+        sweep: &SeedSweep,
+        ctx: &Context,
+        ns: &str,
+        job_spec: &SeedSweepSpec,
+        cluster: &Cluster,
+    ) -> Result<()> {
+        self.delete_jobs(sweep, ctx, ns, &cluster.jobs).await?;
+        self.create_jobs(sweep, ctx, ns, job_spec, &cluster.jobs)
+            .await?;
+        for mut event in std::mem::take(&mut self.pending_events) {
+            // Worded from the status just written: its phase and best trial.
+            if let SweepEvent::SweepComplete { best, trials, .. } = &mut event {
+                let last = self.last_status.as_ref();
+                if last.is_some_and(|s| s.phase == SweepPhase::Failed) {
+                    event = SweepEvent::SweepFailed { trials: *trials };
+                } else {
+                    best.clone_from(&last.and_then(|s| s.best_trial.clone()));
+                }
+            }
+            publish(ctx, sweep, &event).await;
+        }
+        Ok(())
+    }
+
+    /// Deletes the Jobs no trial needs: discarded, diverged or paused trials' Jobs, and any running Job of an
+    /// attempt the state does not expect. Finished Jobs of finished trials stay, with their pods' logs.
+    async fn delete_jobs(
+        &self,
+        sweep: &SeedSweep,
+        ctx: &Context,
+        ns: &str,
+        jobs: &BTreeMap<String, Job>,
+    ) -> Result<()> {
+        let index: HashMap<&str, usize> = self
+            .state
+            .plan
+            .trials
+            .iter()
+            .enumerate()
+            .map(|(i, t)| (t.name.as_str(), i))
+            .collect();
+        let api: Api<Job> = Api::namespaced(ctx.client.clone(), ns);
+        for (name, job) in jobs {
+            if job.metadata.deletion_timestamp.is_some() {
+                continue;
+            }
+            let Some((trial, attempt)) = job_identity(job) else {
+                continue;
+            };
+            let Some(t) = index.get(trial.as_str()).map(|&i| &self.state.trials[i]) else {
+                continue;
+            };
+            let current = attempt == t.attempts;
+            let reason = match &t.run {
+                RunState::Running | RunState::Completed if current => continue,
+                RunState::Stopped => t.stop_reason.as_ref().map_or("stopped", |r| r.short()),
+                RunState::Paused => "paused",
+                _ if !is_finished(job) => "superseded",
+                _ => continue,
+            };
+            match api.delete(name, &background()).await {
+                Ok(_) => {
+                    tracing::info!(sweep = %sweep.name_any(), job = %name, reason, "deleted the Job");
+                    ctx.metrics
+                        .jobs_deleted
+                        .with_label_values(&[ns, reason])
+                        .inc();
+                }
+                Err(kube::Error::Api(e)) if e.code == 404 => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Ok(())
+    }
+
+    /// Creates the Job of every running trial's current attempt that does not exist. Job names are determined by
+    /// the trial and attempt, so this never makes a second Job for an attempt, whatever happened before.
+    async fn create_jobs(
+        &self,
+        sweep: &SeedSweep,
+        ctx: &Context,
+        ns: &str,
+        job_spec: &SeedSweepSpec,
+        jobs: &BTreeMap<String, Job>,
+    ) -> Result<()> {
+        let api: Api<Job> = Api::namespaced(ctx.client.clone(), ns);
+        for (i, t) in self.state.trials.iter().enumerate() {
+            if t.run != RunState::Running {
+                continue;
+            }
+            let planned = &self.state.plan.trials[i];
+            let name = job_name(&planned.name, t.attempts);
+            if jobs.contains_key(&name) {
+                continue;
+            }
+            let job = build_job(sweep, job_spec, planned, t.attempts, &ctx.config.image);
+            match api.create(&PostParams::default(), &job).await {
+                Ok(_) => {
+                    ctx.metrics.jobs_created.with_label_values(&[ns]).inc();
+                    let event = SweepEvent::TrialStarted {
+                        trial: planned.name.clone(),
+                        weight_init: planned.weight_init,
+                        data_order: planned.data_order,
+                        job: name,
+                        attempt: t.attempts,
+                    };
+                    publish(ctx, sweep, &event).await;
+                }
+                // Created before a restart, or by a replica that lost its lease: it is this attempt's Job.
+                Err(kube::Error::Api(e)) if e.code == 409 => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Ok(())
+    }
+
+    /// The Job of a trial's latest attempt.
+    fn job_of(&self, trial: usize) -> String {
+        job_name(
+            &self.state.plan.trials[trial].name,
+            self.state.trials[trial].attempts,
+        )
+    }
+}
+
+impl Endpoint {
+    fn new(attempt: u32) -> Self {
+        Endpoint {
+            attempt,
+            first_scrape: Instant::now(),
+            answered: false,
+            done: false,
+            failures: 0,
+            last_error: String::new(),
+        }
+    }
+}
+
+fn condition_on(status: &SeedSweepStatus, type_: &str) -> bool {
+    status
+        .conditions
+        .iter()
+        .any(|c| c.type_ == type_ && c.status == "True")
+}
+
+fn background() -> DeleteParams {
+    DeleteParams {
+        propagation_policy: Some(PropagationPolicy::Background),
+        ..DeleteParams::default()
+    }
+}
+
+/// Server-side apply of the whole status, as the operator's field manager.
+pub async fn apply_status(
+    sweep: &SeedSweep,
+    ctx: &Context,
+    status: &SeedSweepStatus,
+) -> Result<()> {
+    let api: Api<SeedSweep> = Api::namespaced(
+        ctx.client.clone(),
+        sweep.metadata.namespace.as_deref().unwrap_or_default(),
+    );
+    let patch = serde_json::json!({
+        "apiVersion": SeedSweep::api_version(&()),
+        "kind": SeedSweep::kind(&()),
+        "status": status,
+    });
+    api.patch_status(
+        &sweep.name_any(),
+        &PatchParams::apply(MANAGER).force(),
+        &Patch::Apply(&patch),
+    )
+    .await?;
+    Ok(())
+}
+
+/// An invalid spec: the Invalid condition with every problem, and nothing created.
+pub async fn write_invalid(sweep: &SeedSweep, ctx: &Context, errors: &[String]) -> Result<()> {
+    let previous = sweep.status.clone().unwrap_or_default();
+    let findings = Findings {
+        invalid: errors.to_vec(),
+        ..Findings::default()
+    };
+    let mut status = SeedSweepStatus {
+        phase: SweepPhase::Invalid,
+        observed_generation: sweep.metadata.generation,
+        ..SeedSweepStatus::default()
+    };
+    status.conditions = status::conditions(
+        &status,
+        &findings,
+        sweep.metadata.generation,
+        &previous.conditions,
+        &Time(Timestamp::now()),
+    );
+    let ns = sweep.metadata.namespace.as_deref().unwrap_or_default();
+    ctx.metrics.record_sweep(ns, &sweep.name_any(), &status);
+    if previous.phase == SweepPhase::Invalid && previous.conditions == status.conditions {
+        return Ok(());
+    }
+    apply_status(sweep, ctx, &status).await?;
+    let event = SweepEvent::InvalidSpec {
+        errors: errors.to_vec(),
+    };
+    publish(ctx, sweep, &event).await;
+    Ok(())
+}
