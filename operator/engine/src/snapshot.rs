@@ -72,14 +72,15 @@ impl Snapshot {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::observation::TrainerSnapshot;
     use seedsweep_crds::Metrics;
     use seedsweep_crds::sweep::SeedSweep;
     use seedsweep_crds::trainer::EvalPoint;
 
-    fn spec() -> SeedSweepSpec {
+    /// A 2 × 2 MRPC sweep with every default, for the engine's unit tests.
+    pub(crate) fn spec() -> SeedSweepSpec {
         let text = r#"
 apiVersion: seedsweep.dev/v1alpha1
 kind: SeedSweep

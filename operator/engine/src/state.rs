@@ -468,22 +468,9 @@ pub fn plan_changes(planned: &SeedSweepSpec, live: &SeedSweepSpec) -> Vec<String
 mod tests {
     use super::*;
     use crate::policy::StopReason;
-    use seedsweep_crds::sweep::SeedSweep;
 
     fn state() -> SweepState {
-        let sweep: SeedSweep = serde_yaml::from_str(
-            r#"
-apiVersion: seedsweep.dev/v1alpha1
-kind: SeedSweep
-metadata: {name: s}
-spec:
-  task: {name: mrpc, dataDir: /data}
-  model: {path: /model}
-  seeds: {weightInit: {start: 1, count: 2}, dataOrder: {start: 1, count: 2}}
-"#,
-        )
-        .unwrap();
-        SweepState::new("s", &sweep.spec)
+        SweepState::new("s", &crate::snapshot::tests::spec())
     }
 
     fn trained(state: &mut SweepState, trial: usize, steps: u64) {
