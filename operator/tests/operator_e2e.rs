@@ -965,27 +965,29 @@ async fn trials_that_cannot_start_are_stuck_and_fail_fast() -> Result<()> {
             ensure!(condition(&st, "Ready").is_some_and(|c| c.0 == "False"));
             ensure!(condition(&st, "Complete").is_some_and(|c| c.0 == "False"));
             ensure!(condition(&st, "TrialsStuck").is_some_and(|c| c.0 == "False"));
-            let events = s.events().await?;
-            let count = |reason: &str| {
-                events
+            // Events are published after the status that reports them is written: wait for them.
+            let deadline = Instant::now() + Duration::from_secs(30);
+            loop {
+                let events = s.events().await?;
+                let count = |reason: &str| {
+                    events
+                        .iter()
+                        .filter(|(r, m)| r == reason && m.starts_with("pull-"))
+                        .count()
+                };
+                let failed = events
                     .iter()
-                    .filter(|(r, m)| r == reason && m.starts_with("pull-"))
-                    .count()
-            };
-            ensure!(
-                count("TrialStarted") == 2,
-                "fail-fast started no third trial: {events:?}"
-            );
-            ensure!(
-                count("TrialStuck") >= 2 && count("TrialFailed") >= 2,
-                "{events:?}"
-            );
-            ensure!(
-                events
-                    .iter()
-                    .any(|(r, m)| r == "SweepFailed" && m.contains("4 trials")),
-                "{events:?}"
-            );
+                    .any(|(r, m)| r == "SweepFailed" && m.contains("4 trials"));
+                if count("TrialStuck") >= 2 && count("TrialFailed") >= 2 && failed {
+                    ensure!(
+                        count("TrialStarted") == 2,
+                        "fail-fast started no third trial: {events:?}"
+                    );
+                    break;
+                }
+                ensure!(Instant::now() < deadline, "{events:?}");
+                tokio::time::sleep(Duration::from_millis(300)).await;
+            }
             Ok(())
         })
     })
