@@ -286,15 +286,21 @@ impl SweepRuntime {
         let names = &self.state.plan.trials;
         let mut events = Vec::new();
         // Trials paused at a rung whose decision has now gone against them: nothing to stop, but news.
-        for i in 0..self.state.trials.len() {
-            let settled = self.state.trials[i].run == RunState::Paused
-                && step.outlook.verdicts[i].phase == TrialPhase::Discarded
+        for (i, (trial, verdict)) in self
+            .state
+            .trials
+            .iter()
+            .zip(&step.outlook.verdicts)
+            .enumerate()
+        {
+            let settled = trial.run == RunState::Paused
+                && verdict.phase == TrialPhase::Discarded
                 && self
                     .last_status
                     .as_ref()
                     .and_then(|s| s.trials.get(i))
                     .is_none_or(|t| t.phase != TrialPhase::Discarded);
-            if settled && let Some(reason) = &step.outlook.verdicts[i].reason {
+            if settled && let Some(reason) = &verdict.reason {
                 events.push(SweepEvent::stopped(&names[i].name, self.job_of(i), reason));
             }
         }
