@@ -3,7 +3,7 @@
 
 use seedsweep_crds::trainer::{EvalPoint, label, metric};
 use seedsweep_crds::{MetricName, Metrics};
-pub use seedsweep_engine::observation::TrainerSnapshot;
+use seedsweep_engine::observation::TrainerSnapshot;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
