@@ -500,7 +500,8 @@ pub struct SeedSweepStatus {
     /// The best trial's score rounded to 4 decimals, for `kubectl get` (printer columns cannot round).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub best_score: Option<String>,
-    /// One record per planned trial, in launch order.
+    /// One record per trial launched so far, in launch order; trials not launched yet are only counted
+    /// (`counts.pending`), so that a large sweep's status stays small at creation.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub trials: Vec<TrialRecord>,
     /// Seed statistics over the trials finished so far (which trials each number uses is stated inside).
@@ -510,11 +511,31 @@ pub struct SeedSweepStatus {
     pub start_time: Option<Time>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub completion_time: Option<Time>,
+    /// Events decided on and not yet published: written with the decision that caused them and published once the
+    /// Jobs have been changed, so an operator restarted in between publishes them then (at least once: one may be
+    /// published twice, none is lost). Cleared at the next status write.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub unpublished_events: Vec<UnpublishedEvent>,
     /// The operator's memory of the sweep (the plan's spec as first seen, every evaluation recorded, how each trial
     /// ran). Written before any decision is acted on, so a restarted operator decides the same way. Internal.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(schema_with = "crate::sweep::opaque_object")]
     pub engine: Option<serde_json::Value>,
+}
+
+/// A Kubernetes Event as the operator will publish it about the sweep.
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct UnpublishedEvent {
+    /// The event's reason, e.g. `TrialDiscarded`.
+    pub reason: String,
+    /// A Warning event rather than a Normal one.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub warning: bool,
+    pub note: String,
+    /// The trial's Job, for trial events.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub job: Option<String>,
 }
 
 /// An object whose fields the apiserver keeps as they are.
@@ -553,6 +574,22 @@ pub struct TrialCounts {
     pub discarded: u32,
     pub diverged: u32,
     pub failed: u32,
+}
+
+impl TrialCounts {
+    /// How many trials are in `phase`.
+    pub fn of(&self, phase: TrialPhase) -> u32 {
+        match phase {
+            TrialPhase::Pending => self.pending,
+            TrialPhase::Running => self.running,
+            TrialPhase::AwaitingDecision => self.paused,
+            TrialPhase::Stuck => self.stuck,
+            TrialPhase::Succeeded => self.succeeded,
+            TrialPhase::Discarded => self.discarded,
+            TrialPhase::Diverged => self.diverged,
+            TrialPhase::Failed => self.failed,
+        }
+    }
 }
 
 #[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq)]

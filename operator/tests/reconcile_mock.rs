@@ -459,7 +459,8 @@ async fn an_api_error_is_retried_and_counted() {
 }
 
 /// The status records the launch before the Job exists; a Job that already exists (made before a restart, or by a
-/// replica that lost its lease) is this attempt's Job, not an error; and the next look creates nothing.
+/// replica that lost its lease) is this attempt's Job, not an error; the launch is announced once; and the next look
+/// creates nothing.
 #[tokio::test]
 async fn an_existing_job_is_adopted_and_never_created_twice() {
     let (ctx, mut api) = context();
@@ -481,8 +482,15 @@ async fn an_existing_job_is_adopted_and_never_created_twice() {
     assert_eq!(record["name"], trial.as_str());
     assert_eq!(record["attempts"], 1);
     assert_eq!(record["phase"], "Running");
-    assert_eq!(status["trials"][1]["phase"], "Pending");
+    // Trials not launched yet are only counted.
+    assert_eq!(status["trials"].as_array().unwrap().len(), 1);
+    assert_eq!(status["counts"]["pending"], 3);
     assert_eq!(status["counts"]["running"], 1);
+    // The launch's event is on record before anything is done.
+    let recorded = &status["unpublishedEvents"];
+    assert_eq!(recorded.as_array().unwrap().len(), 1, "{recorded}");
+    assert_eq!(recorded[0]["reason"], "TrialStarted");
+    assert_eq!(recorded[0]["job"], format!("{trial}-1").as_str());
 
     let created = api
         .create_job(Some(failure(
@@ -499,11 +507,11 @@ async fn an_existing_job_is_adopted_and_never_created_twice() {
         created.metadata.owner_references.as_ref().unwrap()[0].uid,
         UID
     );
+    assert_eq!(api.event().await["reason"], "TrialStarted");
     assert_eq!(
         finish(task).await.expect("a 409 is adoption, not an error"),
         Action::requeue(SCRAPE_INTERVAL)
     );
-    // Nothing was created, so nothing is announced.
     api.expect_quiet().await;
     assert_eq!(ctx.metrics.jobs_created.with_label_values(&[NS]).get(), 0);
     assert_eq!(
@@ -526,7 +534,7 @@ async fn an_existing_job_is_adopted_and_never_created_twice() {
     )])
     .await;
     api.list_pods(vec![]).await;
-    // No create, and no status write: nothing changed.
+    // No create, no status write (nothing changed), and the launch is not announced again.
     api.expect_quiet().await;
     assert_eq!(
         finish(task).await.expect("ok"),
@@ -676,6 +684,7 @@ async fn a_decision_whose_status_write_failed_is_written_before_it_is_acted_on()
     let first_job = api
         .create_job(Some(failure(409, "AlreadyExists", "already exists")))
         .await;
+    assert_eq!(api.event().await["reason"], "TrialStarted");
     finish(task).await.expect("ok");
 
     // 2: it completed; the engine starts the second trial, but the status write fails.
@@ -709,12 +718,80 @@ async fn a_decision_whose_status_write_failed_is_written_before_it_is_acted_on()
         second.metadata.name.as_deref(),
         Some(format!("{}-1", trials[1].name).as_str())
     );
-    // The first trial's completion, announced once the failed write has gone through.
+    // The first trial's completion and the second's launch, announced once the failed write has gone through.
     let event = api.event().await;
     assert_eq!(event["reason"], "TrialCompleted");
     assert!(
         event["note"].as_str().unwrap().starts_with(&trials[0].name),
         "{event}"
     );
+    let event = api.event().await;
+    assert_eq!(event["reason"], "TrialStarted");
+    assert!(
+        event["note"].as_str().unwrap().starts_with(&trials[1].name),
+        "{event}"
+    );
     finish(task).await.expect("ok");
+}
+
+/// Events are recorded with the decision that caused them: an operator that died after writing the status and
+/// before publishing them leaves them in `unpublishedEvents`, and the one that takes over publishes them.
+#[tokio::test]
+async fn events_a_dead_operator_did_not_publish_are_published_by_the_next() {
+    let (ctx, mut api) = context();
+    let mut s = sweep(VALID);
+    let trials = plan(NAME, &s.spec).trials;
+
+    // The first trial completed and the second is decided; the operator dies before the Job is created.
+    let task = start(&s, &ctx);
+    api.list_jobs(vec![]).await;
+    api.list_pods(vec![]).await;
+    api.status_patch(&s, None).await;
+    let first_job = api.create_job(None).await;
+    assert_eq!(api.event().await["reason"], "TrialStarted");
+    finish(task).await.expect("ok");
+    let task = start(&s, &ctx);
+    api.list_jobs(vec![listed(first_job.clone(), complete())])
+        .await;
+    api.list_pods(vec![completed_pod(&first_job)]).await;
+    let patch = api.status_patch(&s, None).await;
+    let reasons: Vec<&str> = patch["status"]["unpublishedEvents"]
+        .as_array()
+        .expect("the events are on record")
+        .iter()
+        .map(|e| e["reason"].as_str().unwrap())
+        .collect();
+    assert_eq!(reasons, ["TrialCompleted", "TrialStarted"]);
+    let _dies_before_the_answer = api
+        .expect(Method::POST, &format!("/apis/batch/v1/namespaces/{NS}/jobs"))
+        .await;
+    task.abort();
+
+    // A new operator (a restart, or the standby that took the lease) picks the sweep up from that status.
+    s.status = Some(serde_json::from_value(patch["status"].clone()).unwrap());
+    let (ctx, mut api) = context();
+    let task = start(&s, &ctx);
+    api.list_jobs(vec![listed(first_job.clone(), complete())])
+        .await;
+    api.list_pods(vec![completed_pod(&first_job)]).await;
+    let second = api.create_job(None).await;
+    assert_eq!(
+        second.metadata.name.as_deref(),
+        Some(format!("{}-1", trials[1].name).as_str())
+    );
+    let event = api.event().await;
+    assert_eq!(event["reason"], "TrialCompleted");
+    assert!(
+        event["note"].as_str().unwrap().starts_with(&trials[0].name),
+        "{event}"
+    );
+    let event = api.event().await;
+    assert_eq!(event["reason"], "TrialStarted");
+    assert!(
+        event["note"].as_str().unwrap().starts_with(&trials[1].name),
+        "{event}"
+    );
+    finish(task).await.expect("ok");
+    // Published once: the next write clears them from the status, and nothing is published again.
+    api.expect_quiet().await;
 }

@@ -24,7 +24,10 @@ pub fn status(state: &SweepState, decisions: &Decisions) -> SeedSweepStatus {
         counts: report.counts,
         best_score: report.best.as_ref().map(|b| format!("{:.4}", b.score)),
         best_trial: report.best,
-        trials: report.records,
+        // Trials not launched yet are only counted: a 625-trial sweep's status is then small at creation.
+        trials: (report.records.into_iter())
+            .filter(|r| r.phase != TrialPhase::Pending)
+            .collect(),
         statistics: Some(report.statistics),
         ..SeedSweepStatus::default()
     }

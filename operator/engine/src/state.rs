@@ -87,7 +87,7 @@ impl From<RecordedEval> for EvalTuple {
 }
 
 impl TrialState {
-    fn new() -> Self {
+    pub(crate) fn new() -> Self {
         TrialState {
             run: RunState::NotStarted,
             evals: Vec::new(),

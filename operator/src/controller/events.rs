@@ -8,7 +8,7 @@ use k8s_openapi::api::core::v1::ObjectReference;
 use kube::runtime::events::{Event, EventType};
 use kube::{Resource, ResourceExt};
 use seedsweep_crds::MetricName;
-use seedsweep_crds::sweep::{BestTrial, SeedSweep};
+use seedsweep_crds::sweep::{BestTrial, SeedSweep, UnpublishedEvent};
 
 /// Notes longer than this are cut (the API limits them to 1 KiB).
 const NOTE_LIMIT: usize = 1000;
@@ -220,26 +220,40 @@ impl SweepEvent {
         note.truncate(note.floor_char_boundary(NOTE_LIMIT));
         note
     }
+
+    /// The event as it is recorded in the status until published.
+    pub fn render(&self) -> UnpublishedEvent {
+        UnpublishedEvent {
+            reason: self.reason().into(),
+            warning: self.type_() == EventType::Warning,
+            note: self.note(),
+            job: self.job().map(str::to_string),
+        }
+    }
 }
 
 /// Events are for people; failing to publish one never fails a reconciliation.
-pub async fn publish(ctx: &Context, sweep: &SeedSweep, event: &SweepEvent) {
-    let reason = event.reason();
+pub async fn publish(ctx: &Context, sweep: &SeedSweep, event: &UnpublishedEvent) {
+    let (name, reason, note) = (sweep.name_any(), &event.reason, &event.note);
     // Every event is a log line too, so the operator's log tells the sweep's story at INFO.
-    let (name, note) = (sweep.name_any(), event.note());
-    match event.type_() {
-        EventType::Warning => tracing::warn!(sweep = %name, reason, "{note}"),
-        EventType::Normal => tracing::info!(sweep = %name, reason, "{note}"),
+    if event.warning {
+        tracing::warn!(sweep = %name, reason = %reason, "{note}");
+    } else {
+        tracing::info!(sweep = %name, reason = %reason, "{note}");
     }
     let kube_event = Event {
-        type_: event.type_(),
-        reason: reason.into(),
-        note: Some(note),
-        action: reason.into(),
-        secondary: event.job().map(|name| ObjectReference {
+        type_: if event.warning {
+            EventType::Warning
+        } else {
+            EventType::Normal
+        },
+        reason: reason.clone(),
+        note: Some(note.clone()),
+        action: reason.clone(),
+        secondary: event.job.as_ref().map(|name| ObjectReference {
             api_version: Some("batch/v1".into()),
             kind: Some("Job".into()),
-            name: Some(name.into()),
+            name: Some(name.clone()),
             namespace: sweep.metadata.namespace.clone(),
             ..ObjectReference::default()
         }),

@@ -19,8 +19,10 @@ use k8s_openapi::jiff::Timestamp;
 use kube::api::{DeleteParams, Patch, PatchParams, PostParams, PropagationPolicy};
 use kube::runtime::controller::Action;
 use kube::{Api, Resource, ResourceExt};
-use seedsweep_crds::sweep::{SeedSweep, SeedSweepSpec, SeedSweepStatus, SweepPhase, TrialPhase};
-use std::collections::{BTreeMap, HashMap};
+use seedsweep_crds::sweep::{
+    SeedSweep, SeedSweepSpec, SeedSweepStatus, SweepPhase, TrialPhase, UnpublishedEvent,
+};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::Instant;
 
 /// A trial's metrics endpoint counts as unavailable after this many failed scrapes in a row.
@@ -43,8 +45,10 @@ pub struct SweepRuntime {
     endpoints: BTreeMap<usize, Endpoint>,
     /// The state holds decisions or outcomes the status does not show yet: write before acting again.
     unwritten: bool,
-    /// Events for what happened, published once the Jobs have been changed accordingly.
+    /// Events for what this reconciliation found or decided, recorded in the status at its next write.
     pending_events: Vec<SweepEvent>,
+    /// Events recorded in the status (`unpublishedEvents`), published once the Jobs have been changed accordingly.
+    unpublished: Vec<UnpublishedEvent>,
 }
 
 /// How one running trial's metrics endpoint has answered this attempt.
@@ -94,6 +98,10 @@ impl SweepRuntime {
             endpoints: BTreeMap::new(),
             unwritten: false,
             pending_events: Vec::new(),
+            // What a predecessor recorded and may not have published.
+            unpublished: status
+                .map(|s| s.unpublished_events.clone())
+                .unwrap_or_default(),
         }
     }
 
@@ -284,6 +292,11 @@ impl SweepRuntime {
             self.completion_time = Some(Time(Timestamp::now()));
         }
         let names = &self.state.plan.trials;
+        let shown_discarded: HashSet<&str> = (self.last_status.iter())
+            .flat_map(|s| &s.trials)
+            .filter(|t| t.phase == TrialPhase::Discarded)
+            .map(|t| t.name.as_str())
+            .collect();
         let mut events = Vec::new();
         // Trials paused at a rung whose decision has now gone against them: nothing to stop, but news.
         for (i, (trial, verdict)) in self
@@ -295,11 +308,7 @@ impl SweepRuntime {
         {
             let settled = trial.run == RunState::Paused
                 && verdict.phase == TrialPhase::Discarded
-                && self
-                    .last_status
-                    .as_ref()
-                    .and_then(|s| s.trials.get(i))
-                    .is_none_or(|t| t.phase != TrialPhase::Discarded);
+                && !shown_discarded.contains(names[i].name.as_str());
             if settled && let Some(reason) = &verdict.reason {
                 events.push(SweepEvent::stopped(&names[i].name, self.job_of(i), reason));
             }
@@ -325,9 +334,21 @@ impl SweepRuntime {
         for &i in ended {
             events.extend(SweepEvent::ended(&self.state, i, self.job_of(i)));
         }
+        // Announced with the decision, not when the Job is created: the creation may be the retry of a reconcile
+        // that failed after the decision was written, or of a predecessor that died.
+        for &i in &step.actions.to_start {
+            let planned = &names[i];
+            events.push(SweepEvent::TrialStarted {
+                trial: planned.name.clone(),
+                weight_init: planned.weight_init,
+                data_order: planned.data_order,
+                job: self.job_of(i),
+                attempt: self.state.trials[i].attempts,
+            });
+        }
         self.pending_events.extend(events);
         if completed_now {
-            // Worded from the status about to be written (its best trial): see `act`.
+            // Worded from the status about to be written (its phase and best trial): see `persist`.
             self.pending_events.push(SweepEvent::SweepComplete {
                 trials: self.state.trials.len(),
                 metric: self.state.objective.metric,
@@ -352,6 +373,7 @@ impl SweepRuntime {
                     == findings.refused_changes.is_empty()
         });
         let due = self.unwritten
+            || !self.pending_events.is_empty()
             || conditions_changed
             || self
                 .last_write
@@ -364,6 +386,21 @@ impl SweepRuntime {
         status.start_time = Some(self.start_time.clone());
         status.completion_time = self.completion_time.clone();
         status.engine = Some(serde_json::to_value(Snapshot::of(&self.spec, &self.state))?);
+        for event in std::mem::take(&mut self.pending_events) {
+            let event = match event {
+                SweepEvent::SweepComplete { trials, .. } if status.phase == SweepPhase::Failed => {
+                    SweepEvent::SweepFailed { trials }
+                }
+                SweepEvent::SweepComplete { trials, metric, .. } => SweepEvent::SweepComplete {
+                    trials,
+                    metric,
+                    best: status.best_trial.clone(),
+                },
+                event => event,
+            };
+            self.unpublished.push(event.render());
+        }
+        status.unpublished_events = self.unpublished.clone();
         let previous = self
             .last_status
             .as_ref()
@@ -399,16 +436,9 @@ impl SweepRuntime {
         self.delete_jobs(sweep, ctx, ns, &cluster.jobs).await?;
         self.create_jobs(sweep, ctx, ns, job_spec, &cluster.jobs)
             .await?;
-        for mut event in std::mem::take(&mut self.pending_events) {
-            // Worded from the status just written: its phase and best trial.
-            if let SweepEvent::SweepComplete { best, trials, .. } = &mut event {
-                let last = self.last_status.as_ref();
-                if last.is_some_and(|s| s.phase == SweepPhase::Failed) {
-                    event = SweepEvent::SweepFailed { trials: *trials };
-                } else {
-                    best.clone_from(&last.and_then(|s| s.best_trial.clone()));
-                }
-            }
+        // The status keeps listing them until its next write; an operator that dies before then publishes them
+        // again rather than never.
+        for event in std::mem::take(&mut self.unpublished) {
             publish(ctx, sweep, &event).await;
         }
         Ok(())
@@ -489,14 +519,7 @@ impl SweepRuntime {
             match api.create(&PostParams::default(), &job).await {
                 Ok(_) => {
                     ctx.metrics.jobs_created.with_label_values(&[ns]).inc();
-                    let event = SweepEvent::TrialStarted {
-                        trial: planned.name.clone(),
-                        weight_init: planned.weight_init,
-                        data_order: planned.data_order,
-                        job: name,
-                        attempt: t.attempts,
-                    };
-                    publish(ctx, sweep, &event).await;
+                    tracing::debug!(sweep = %sweep.name_any(), job = %name, "created the Job");
                 }
                 // Created before a restart, or by a replica that lost its lease: it is this attempt's Job.
                 Err(kube::Error::Api(e)) if e.code == 409 => {}
@@ -594,6 +617,6 @@ pub async fn write_invalid(sweep: &SeedSweep, ctx: &Context, errors: &[String]) 
     let event = SweepEvent::InvalidSpec {
         errors: errors.to_vec(),
     };
-    publish(ctx, sweep, &event).await;
+    publish(ctx, sweep, &event.render()).await;
     Ok(())
 }

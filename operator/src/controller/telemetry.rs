@@ -163,10 +163,9 @@ impl OperatorMetrics {
         self.scrape_failures.with_label_values(&[namespace, sweep]);
         self.jobs_created.with_label_values(&[namespace]);
         for phase in super::status::PHASES {
-            let n = status.trials.iter().filter(|t| t.phase == phase).count();
             self.trials
                 .with_label_values(&[namespace, sweep, &format!("{phase:?}")])
-                .set(n as i64);
+                .set(i64::from(status.counts.of(phase)));
         }
         for phase in SWEEP_PHASES {
             self.sweep_phase
