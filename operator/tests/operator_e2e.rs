@@ -185,28 +185,13 @@ impl Scenario {
             .collect())
     }
 
-    /// A kubeconfig that acts as the service account of deploy/rbac.yaml (installed for this namespace), so the
-    /// operator runs with exactly the permissions the README tells users to grant.
-    async fn rbac_kubeconfig(&self) -> Result<PathBuf> {
-        let text = std::fs::read_to_string(common::workspace().join("deploy/rbac.yaml"))?;
-        let cluster_wide_name = format!("seedsweep-operator-{}", self.ns);
-        let text = text
-            .replace(
-                "namespace: seedsweep-system",
-                &format!("namespace: {}", self.ns),
-            )
-            .replace(
-                "name: seedsweep-operator\nrules",
-                &format!("name: {cluster_wide_name}\nrules"),
-            )
-            .replace(
-                "kind: ClusterRoleBinding\nmetadata:\n  name: seedsweep-operator",
-                &format!("kind: ClusterRoleBinding\nmetadata:\n  name: {cluster_wide_name}"),
-            )
-            .replace(
-                "kind: ClusterRole\n  name: seedsweep-operator",
-                &format!("kind: ClusterRole\n  name: {cluster_wide_name}"),
-            );
+    /// A kubeconfig that acts as the ServiceAccount of the Helm chart (its ServiceAccount and RBAC rendered by helm
+    /// for this namespace and installed), so the operator runs with exactly the permissions the chart grants.
+    /// Returns the kubeconfig and the ServiceAccount's user name.
+    async fn rbac_kubeconfig(&self) -> Result<(PathBuf, String)> {
+        let release = format!("seedsweep-{}", self.ns);
+        let text = helm_template(&release, &self.ns, &["serviceaccount.yaml", "rbac.yaml"])?;
+        let mut service_account = None;
         for doc in serde_yaml::Deserializer::from_str(&text) {
             let value = serde_yaml::Value::deserialize(doc)?;
             let obj: kube::api::DynamicObject = serde_yaml::from_value(value)?;
@@ -219,6 +204,9 @@ impl Scenario {
                 "ServiceAccount" => ("", "v1"),
                 _ => ("rbac.authorization.k8s.io", "v1"),
             };
+            if kind == "ServiceAccount" {
+                service_account = Some(obj.name_any());
+            }
             let gvk = kube::api::GroupVersionKind::gvk(group, version, &kind);
             let (ar, caps) = kube::discovery::pinned_kind(&self.client, &gvk).await?;
             let api: Api<kube::api::DynamicObject> =
@@ -233,11 +221,12 @@ impl Scenario {
                 &Patch::Apply(&obj),
             )
             .await
-            .with_context(|| format!("applying {kind} from deploy/rbac.yaml"))?;
+            .with_context(|| format!("applying the chart's {kind}"))?;
         }
+        let service_account = service_account.context("the chart rendered no ServiceAccount")?;
         let mut config: serde_yaml::Value =
             serde_yaml::from_str(&std::fs::read_to_string(self.cluster.kubeconfig())?)?;
-        let sa = format!("system:serviceaccount:{}:seedsweep-operator", self.ns);
+        let sa = format!("system:serviceaccount:{}:{service_account}", self.ns);
         let groups = vec![
             "system:serviceaccounts".to_string(),
             format!("system:serviceaccounts:{}", self.ns),
@@ -252,11 +241,43 @@ impl Scenario {
         }
         let path = self.dir.path().join("operator.kubeconfig");
         std::fs::write(&path, serde_yaml::to_string(&config)?)?;
-        Ok(path)
+        Ok((path, sa))
     }
 }
 
 use serde::Deserialize as _;
+
+/// `helm template` of the chart's `templates` for release `release` in `namespace`. helm comes from
+/// SEEDSWEEP_HELM (scripts/test.sh sets it), else .tools/bin/helm, else PATH.
+fn helm_template(release: &str, namespace: &str, templates: &[&str]) -> Result<String> {
+    let installed = common::workspace().join(".tools/bin/helm");
+    let helm = std::env::var_os("SEEDSWEEP_HELM")
+        .map(PathBuf::from)
+        .unwrap_or(if installed.exists() {
+            installed
+        } else {
+            PathBuf::from("helm")
+        });
+    let mut cmd = std::process::Command::new(&helm);
+    cmd.args(["template", release])
+        .arg(common::workspace().join("charts/seedsweep"))
+        .args(["--namespace", namespace]);
+    for t in templates {
+        cmd.args(["--show-only", &format!("templates/{t}")]);
+    }
+    let out = cmd.output().with_context(|| {
+        format!(
+            "running {} (scripts/install-helm.sh installs it)",
+            helm.display()
+        )
+    })?;
+    ensure!(
+        out.status.success(),
+        "helm template: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Ok(String::from_utf8(out.stdout)?)
+}
 
 async fn scenario(
     prefix: &str,
@@ -515,7 +536,7 @@ fn no_duplicate_jobs(seen: &Seen, status: &SeedSweepStatus) -> Result<()> {
 // Scenarios
 
 /// A 2 × 2 sweep keeping 1 at 25 %, three at a time on a node with 2 GPUs, the operator running with the RBAC of
-/// deploy/rbac.yaml: it completes, the trials that train to completion are exactly the offline top-1, the
+/// the chart's RBAC: it completes, the trials that train to completion are exactly the offline top-1, the
 /// discarded trials' Jobs are deleted, and neither parallelism nor GPU capacity is exceeded.
 #[tokio::test]
 async fn sweep_completes_with_the_offline_cut() -> Result<()> {
@@ -532,7 +553,7 @@ async fn sweep_completes_with_the_offline_cut() -> Result<()> {
                 template: gpu,
                 ..SweepShape::default()
             };
-            let kubeconfig = s.rbac_kubeconfig().await?;
+            let (kubeconfig, _) = s.rbac_kubeconfig().await?;
             let op = Operator::start(s, "a", &kubeconfig, &t.trainer_command)?;
             let stop = Arc::new(AtomicBool::new(false));
             let watcher = monitor(s, Arc::clone(&stop));
@@ -1252,9 +1273,8 @@ async fn wait_for_pods(s: &Scenario, cond: impl Fn(usize) -> bool) -> Result<()>
 async fn rbac_allows_what_the_operator_does() -> Result<()> {
     scenario("op-rbac", |s| {
         Box::pin(async move {
-            s.rbac_kubeconfig().await?;
+            let (_, user) = s.rbac_kubeconfig().await?;
             let reviews: Api<SubjectAccessReview> = Api::all(s.client.clone());
-            let user = format!("system:serviceaccount:{}:seedsweep-operator", s.ns);
             let checks: &[(&str, &str, &str, &str)] = &[
                 ("seedsweep.dev", "seedsweeps", "", "list"),
                 ("seedsweep.dev", "seedsweeps", "", "watch"),

@@ -68,7 +68,7 @@ app.kubernetes.io/part-of: seedsweep
 {{- toJson $ns -}}
 {{- end -}}
 
-{{/* The rules of deploy/rbac.yaml on sweeps, Jobs, pods and events (leases are in seedsweep.leaseRules). */}}
+{{/* What the operator needs on sweeps, Jobs, pods and events (leases are in seedsweep.leaseRules). */}}
 {{- define "seedsweep.sweepRules" -}}
 # Watch sweeps, write their status.
 - apiGroups: [seedsweep.dev]
