@@ -57,6 +57,9 @@ pub enum Command {
     /// Run the Kubernetes operator: every SeedSweep in the cluster (or one namespace) becomes trial Jobs, scraped
     /// and early-discarded. Needs the CRD installed (`seedsweep crd | kubectl apply -f -`).
     Operator(crate::controller::OperatorArgs),
+    /// Write a sweep's report (local or in a cluster): figures as SVG and PNG, an HTML page, Markdown and JSON.
+    /// Exit status 1 when no trial has trained to completion yet (the report is then partial).
+    Report(crate::sweep_report::ReportArgs),
     /// Summarize a local sweep, running or finished.
     Status {
         /// The sweep's state directory (default: the only one under seedsweep-state/).
@@ -130,6 +133,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             runtime.block_on(crate::controller::serve(args))?;
             Ok(ExitCode::SUCCESS)
         }
+        Command::Report(args) => crate::sweep_report::run(args, &mut out),
         Command::Status { state_dir, output } => {
             let dir = match state_dir {
                 Some(dir) => dir,
@@ -138,7 +142,16 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let (state, status) = local::status(&dir)?;
             match output {
                 Output::Json => writeln!(out, "{}", serde_json::to_string_pretty(&status)?)?,
-                Output::Table => write!(out, "{}", crate::report::summary(&state, &status))?,
+                Output::Table => {
+                    write!(out, "{}", crate::report::summary(&state, &status))?;
+                    if let Some(statistics) = &status.statistics {
+                        let rungs: Vec<f64> =
+                            state.plan.rungs.iter().map(|r| r.at_fraction).collect();
+                        for line in crate::sweep_report::findings::headline(statistics, &rungs) {
+                            writeln!(out, "  {line}")?;
+                        }
+                    }
+                }
             }
             Ok(ExitCode::SUCCESS)
         }

@@ -11,4 +11,5 @@ pub mod flags;
 pub mod local;
 pub mod manifest;
 pub mod scrape;
+pub mod sweep_report;
 pub mod trainer_args;

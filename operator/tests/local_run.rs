@@ -184,6 +184,31 @@ fn a_local_sweep_discards_exactly_the_offline_cut() {
         stdout.contains("expected best acc_and_f1 of n finished trials"),
         "{stdout}"
     );
+
+    // `seedsweep report` on this real sweep: the pages, the figures, and the same best trial.
+    let report = dir.path().join("report");
+    let out = seedsweep(&["report", "--state-dir"])
+        .arg(&state)
+        .arg("--out")
+        .arg(&report)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for file in [
+        "report.html",
+        "report.md",
+        "expected_max.png",
+        "learning_curves.svg",
+    ] {
+        assert!(report.join(file).is_file(), "{file}");
+    }
+    let json: Value =
+        serde_json::from_slice(&std::fs::read(report.join("report.json")).unwrap()).unwrap();
+    assert_eq!(json["status"]["bestTrial"], status["bestTrial"]);
 }
 
 #[test]

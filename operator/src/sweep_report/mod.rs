@@ -1,0 +1,127 @@
+//! `seedsweep report`: a sweep's analyses as pictures and tables — expected best score vs trials, the WI × DO grid,
+//! seed effects, learning curves, compute and what-if discarding — for a local state directory or a SeedSweep in a
+//! cluster. Every number comes from the engine ([`model`]); figures ([`figures`]) and pages ([`page`]) only draw
+//! and format them.
+
+pub mod figures;
+pub mod findings;
+pub mod model;
+pub mod page;
+pub mod source;
+
+use anyhow::Context;
+use clap::{ArgGroup, ValueEnum};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+#[derive(clap::Args, Debug)]
+#[command(group(ArgGroup::new("source").required(true).args(["state_dir", "sweep"])))]
+pub struct ReportArgs {
+    /// A local sweep's state directory (as `seedsweep run --state-dir` used).
+    #[arg(long)]
+    pub state_dir: Option<PathBuf>,
+    /// A SeedSweep in the cluster, by name.
+    #[arg(long)]
+    pub sweep: Option<String>,
+    /// The SeedSweep's namespace (default: the kubeconfig context's).
+    #[arg(short = 'n', long, requires = "sweep")]
+    pub namespace: Option<String>,
+    /// Kubeconfig to use (default: $KUBECONFIG, ~/.kube/config, or the in-cluster service account).
+    #[arg(long)]
+    pub kubeconfig: Option<PathBuf>,
+    /// The directory to write into (default: ./report-<sweep>).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Write only this page (html and md come with their figures; default: all three).
+    #[arg(long, value_enum)]
+    pub format: Option<Format>,
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Format {
+    Html,
+    Md,
+    Json,
+}
+
+/// Reads the sweep, writes its report, and says where. Exit status 1 for a partial report (no trial trained to
+/// completion yet), after writing what the data allow.
+pub fn run(args: ReportArgs, out: &mut impl Write) -> anyhow::Result<ExitCode> {
+    let loaded = match (&args.state_dir, &args.sweep) {
+        (Some(dir), _) => source::from_state_dir(dir)?,
+        (None, Some(name)) => {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?;
+            runtime.block_on(source::from_cluster(
+                name,
+                args.namespace.as_deref(),
+                args.kubeconfig.as_ref(),
+            ))?
+        }
+        (None, None) => anyhow::bail!("pass --state-dir DIR or --sweep NAME"),
+    };
+    let report = model::build(&loaded);
+    let dir = args
+        .out
+        .unwrap_or_else(|| PathBuf::from(format!("report-{}", report.sweep)));
+    let written = write(&report, &dir, args.format)?;
+    writeln!(
+        out,
+        "report of sweep {} ({}) in {}: {}",
+        report.sweep,
+        loaded.origin,
+        dir.display(),
+        written.join(", ")
+    )?;
+    if report.has_finished_trial() {
+        return Ok(ExitCode::SUCCESS);
+    }
+    eprintln!("partial report of sweep {}:", report.sweep);
+    for line in &report.missing {
+        eprintln!("  {line}");
+    }
+    Ok(ExitCode::from(1))
+}
+
+/// Writes the pages (all, or the one `format` names) and the figures they show; returns the files' names.
+pub fn write(
+    report: &model::SweepReport,
+    dir: &Path,
+    format: Option<Format>,
+) -> anyhow::Result<Vec<String>> {
+    std::fs::create_dir_all(dir)
+        .with_context(|| format!("cannot create the report directory {}", dir.display()))?;
+    let mut written = Vec::new();
+    let mut put = |name: String, bytes: &[u8]| -> anyhow::Result<()> {
+        let path = dir.join(&name);
+        std::fs::write(&path, bytes).with_context(|| format!("cannot write {}", path.display()))?;
+        written.push(name);
+        Ok(())
+    };
+    let wants = |f: Format| format.is_none_or(|only| only == f);
+    if wants(Format::Html) || wants(Format::Md) {
+        let figures = figures::all(report)?;
+        for f in &figures {
+            put(format!("{}.svg", f.name), f.svg.as_bytes())?;
+            put(format!("{}.png", f.name), &f.png)?;
+        }
+        if wants(Format::Html) {
+            put(
+                "report.html".into(),
+                page::html(report, &figures).as_bytes(),
+            )?;
+        }
+        if wants(Format::Md) {
+            put(
+                "report.md".into(),
+                page::markdown(report, &figures).as_bytes(),
+            )?;
+        }
+    }
+    if wants(Format::Json) {
+        put("report.json".into(), &serde_json::to_vec_pretty(report)?)?;
+    }
+    Ok(written)
+}
