@@ -688,3 +688,39 @@ impl Draw for WhatIf {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::state::SweepState;
+    use crate::sweep_report::{model, source::Loaded};
+    use seedsweep_crds::sweep::SeedSweep;
+
+    /// Degenerate grids (one seed on an axis, nothing recorded) still draw every figure.
+    #[test]
+    fn a_one_seed_sweep_with_nothing_recorded_draws_every_figure() {
+        for seeds in [
+            "{weightInit: {values: [7]}, dataOrder: {values: [1, 2]}}",
+            "{weightInit: {values: [7]}, dataOrder: {values: [1]}}",
+        ] {
+            let text = format!(
+                "apiVersion: seedsweep.dev/v1alpha1\nkind: SeedSweep\nmetadata: {{name: one}}\nspec:\n  task: {{name: \
+                 rte, dataDir: /d}}\n  model: {{path: /m}}\n  seeds: {seeds}\n"
+            );
+            let spec = serde_yaml::from_str::<SeedSweep>(&text).unwrap().spec;
+            let state = SweepState::new("one", &spec);
+            let report = model::build(&Loaded {
+                spec,
+                state,
+                origin: "test".into(),
+            });
+            let figures = all(&report).unwrap();
+            assert_eq!(figures.len(), 5);
+            assert!(
+                figures
+                    .iter()
+                    .all(|f| f.svg.starts_with("<svg") && f.png.starts_with(b"\x89PNG"))
+            );
+        }
+    }
+}
