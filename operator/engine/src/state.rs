@@ -103,13 +103,17 @@ impl TrialState {
         }
     }
 
-    /// What this trial costs a sweep that discards nothing: a full run for a trial that completed, was discarded or
-    /// diverged; what it spent for one that failed or has not ended (discarding saved nothing on those, so a
-    /// failed trial's unspent steps are never counted as saved).
+    /// What this trial costs a sweep that discards nothing: a full run for a trial that completed, was discarded,
+    /// diverged or was paused at an exact-mode rung (without discarding it would have trained on; a paused trial
+    /// that is never relaunched is one the rung discarded); what it spent for one that failed or has not ended
+    /// (discarding saved nothing on those, so a failed trial's unspent steps are never counted as saved).
     pub fn cost_without_discarding(&self, full_run: u64) -> u64 {
         let spent = self.steps_done + self.steps_abandoned;
         match self.run {
-            RunState::Completed | RunState::Stopped | RunState::Diverged { .. } => {
+            RunState::Completed
+            | RunState::Stopped
+            | RunState::Paused
+            | RunState::Diverged { .. } => {
                 self.total_steps.unwrap_or(full_run)
             }
             _ => spent,
@@ -509,5 +513,10 @@ mod tests {
         assert_eq!(compute.steps_without_discarding, 10 + 2 + 4);
         let saving = compute.saving_fraction.unwrap();
         assert!((saving - 7.0 / 16.0).abs() < 1e-12, "{saving}");
+        // Exact mode: a trial paused at the rung (and, at the end, discarded there) would have trained to the end.
+        state.mark_paused(2);
+        let compute = state.statistics().compute;
+        assert_eq!(compute.steps_spent, 3 + 2 + 4);
+        assert_eq!(compute.steps_without_discarding, 10 + 2 + 10);
     }
 }
