@@ -113,9 +113,7 @@ impl TrialState {
             RunState::Completed
             | RunState::Stopped
             | RunState::Paused
-            | RunState::Diverged { .. } => {
-                self.total_steps.unwrap_or(full_run)
-            }
+            | RunState::Diverged { .. } => self.total_steps.unwrap_or(full_run),
             _ => spent,
         }
     }
