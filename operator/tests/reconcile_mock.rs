@@ -763,7 +763,10 @@ async fn events_a_dead_operator_did_not_publish_are_published_by_the_next() {
         .collect();
     assert_eq!(reasons, ["TrialCompleted", "TrialStarted"]);
     let _dies_before_the_answer = api
-        .expect(Method::POST, &format!("/apis/batch/v1/namespaces/{NS}/jobs"))
+        .expect(
+            Method::POST,
+            &format!("/apis/batch/v1/namespaces/{NS}/jobs"),
+        )
         .await;
     task.abort();
 
