@@ -410,4 +410,37 @@ fn the_quick_start_manifest_runs_to_completion() {
         stdout.contains("trials: 4 total, 1 finished, 3 discarded"),
         "{stdout}"
     );
+
+    // It shows what it is about: the seeds alone separate the trials at the rung (no ties at the majority class),
+    // the rung ranks trials that learned, and the kept one beats the majority class.
+    let state = dir.path().join("state");
+    let status = status_json(&state);
+    let trials = status["trials"].as_array().unwrap();
+    let mut rung: Vec<f64> = trials
+        .iter()
+        .map(|t| t["rungs"][0]["score"].as_f64().expect("a rung score"))
+        .collect();
+    rung.sort_by(f64::total_cmp);
+    assert!(
+        rung.windows(2).all(|w| w[1] - w[0] > 1e-6),
+        "rung scores tie: {rung:?}"
+    );
+    let kept = status["bestTrial"]["name"].as_str().unwrap();
+    let summary: Value = serde_json::from_slice(
+        &std::fs::read(state.join("trials").join(kept).join("summary.json")).unwrap(),
+    )
+    .unwrap();
+    let majority = summary["majorityBaseline"]["acc_and_f1"].as_f64().unwrap();
+    assert!(
+        rung[3] > majority + 0.005,
+        "the best rung score {} is the majority class's {majority}",
+        rung[3]
+    );
+    let mcc = summary["finalMetrics"]["mcc"].as_f64().unwrap();
+    assert!(mcc > 0.1, "the kept trial's final MCC is {mcc}");
+    let compute = &status["statistics"]["compute"];
+    assert!(
+        compute["stepsSpent"].as_u64() < compute["stepsWithoutDiscarding"].as_u64(),
+        "{compute}"
+    );
 }
