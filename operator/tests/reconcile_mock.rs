@@ -199,6 +199,14 @@ impl ApiServer {
         event
     }
 
+    /// An event with this reason about this trial (its note starts with the trial's name).
+    async fn trial_event(&mut self, reason: &str, trial: &str) {
+        let event = self.event().await;
+        assert_eq!(event["reason"], reason, "{event}");
+        let note = event["note"].as_str().unwrap();
+        assert!(note.starts_with(trial), "{event}");
+    }
+
     /// A Job create; returns the Job sent, answered with `answer` (default: created).
     async fn create_job(&mut self, answer: Option<Response<Body>>) -> Job {
         let call = self
@@ -719,18 +727,8 @@ async fn a_decision_whose_status_write_failed_is_written_before_it_is_acted_on()
         Some(format!("{}-1", trials[1].name).as_str())
     );
     // The first trial's completion and the second's launch, announced once the failed write has gone through.
-    let event = api.event().await;
-    assert_eq!(event["reason"], "TrialCompleted");
-    assert!(
-        event["note"].as_str().unwrap().starts_with(&trials[0].name),
-        "{event}"
-    );
-    let event = api.event().await;
-    assert_eq!(event["reason"], "TrialStarted");
-    assert!(
-        event["note"].as_str().unwrap().starts_with(&trials[1].name),
-        "{event}"
-    );
+    api.trial_event("TrialCompleted", &trials[0].name).await;
+    api.trial_event("TrialStarted", &trials[1].name).await;
     finish(task).await.expect("ok");
 }
 
@@ -782,18 +780,8 @@ async fn events_a_dead_operator_did_not_publish_are_published_by_the_next() {
         second.metadata.name.as_deref(),
         Some(format!("{}-1", trials[1].name).as_str())
     );
-    let event = api.event().await;
-    assert_eq!(event["reason"], "TrialCompleted");
-    assert!(
-        event["note"].as_str().unwrap().starts_with(&trials[0].name),
-        "{event}"
-    );
-    let event = api.event().await;
-    assert_eq!(event["reason"], "TrialStarted");
-    assert!(
-        event["note"].as_str().unwrap().starts_with(&trials[1].name),
-        "{event}"
-    );
+    api.trial_event("TrialCompleted", &trials[0].name).await;
+    api.trial_event("TrialStarted", &trials[1].name).await;
     finish(task).await.expect("ok");
     // Published once: the next write clears them from the status, and nothing is published again.
     api.expect_quiet().await;
