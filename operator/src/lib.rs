@@ -8,6 +8,7 @@ pub use seedsweep_engine::report;
 pub mod cli;
 pub mod controller;
 pub mod flags;
+pub mod kubeconfig;
 pub mod local;
 pub mod manifest;
 pub mod scrape;

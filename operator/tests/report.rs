@@ -1,21 +1,17 @@
 //! `seedsweep report` end to end: reports of synthetic sweeps with known numbers, every figure well-formed, the
 //! what-if replay of the sweep's own setting, a sweep read from a (fake) apiserver, and every bad input.
 
-use seedsweep_crds::Metrics;
 use seedsweep_crds::sweep::{SeedSweep, SeedSweepSpec};
-use seedsweep_crds::trainer::{EvalPoint, Outcome, TrialSummary};
-use seedsweep_operator::engine::observation::TrainerSnapshot;
 use seedsweep_operator::engine::policy::RunState;
 use seedsweep_operator::engine::snapshot::Snapshot;
 use seedsweep_operator::engine::state::SweepState;
+use seedsweep_operator::engine::whatif::lock_step::{self, EVALS};
 use seedsweep_operator::local::store::Store;
 use serde_json::Value;
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-const EVALS: u32 = 8;
-const STEPS_PER_EVAL: u64 = 10;
 const FIGURES: [&str; 5] = [
     "expected_max",
     "heatmap",
@@ -42,81 +38,23 @@ fn score(trial: usize, index: u32) -> f64 {
     0.6 + 0.02 * ((t * 7.0) % 5.0) * (1.0 - k) + 0.03 * ((t * 3.0) % 4.0) * k + 0.001 * t
 }
 
-/// Runs a synthetic sweep through the engine as an executor would: every running trial trains one evaluation
-/// interval per tick, the engine steps after every observation, its stops, pauses and launches are carried out.
-/// `finish_trials` false leaves every trial short of its last evaluation (nothing finished).
-fn run_sweep(spec: &SeedSweepSpec, finish_trials: bool) -> SweepState {
-    let mut state = SweepState::new("syn", spec);
-    let rules = state.rules(spec, spec.parallelism as usize);
-    let total = u64::from(EVALS) * STEPS_PER_EVAL;
+/// A synthetic sweep run through the engine as an executor would (the engine's own what-if fixture), saved in
+/// `dir` as `seedsweep run` saves it. `finish_trials` false leaves every trial short of its last evaluation (nothing
+/// finished). Returns its state and the state directory.
+fn saved_sweep(
+    dir: &Path,
+    early_discard: Option<&str>,
+    finish_trials: bool,
+) -> (SweepState, PathBuf) {
+    let spec = spec(early_discard);
     let last = if finish_trials { EVALS } else { EVALS / 2 };
-    let mut position = vec![0u32; state.trials.len()];
-    let mut step = state.step(&rules);
-    for _ in 0..1000 {
-        for &i in &step.actions.to_start {
-            position[i] = 0;
-        }
-        let running: Vec<usize> = (0..state.trials.len())
-            .filter(|&i| state.trials[i].run == RunState::Running && position[i] < last)
-            .collect();
-        if running.is_empty() {
-            return state;
-        }
-        for i in running {
-            if state.trials[i].run != RunState::Running {
-                continue;
-            }
-            let index = position[i];
-            position[i] += 1;
-            let mut metrics = Metrics::default();
-            metrics.set(seedsweep_crds::MetricName::AccAndF1, score(i, index));
-            let point = EvalPoint {
-                index,
-                step: u64::from(index + 1) * STEPS_PER_EVAL,
-                progress: f64::from(index + 1) / f64::from(EVALS),
-                metrics,
-            };
-            state.observe(
-                i,
-                &TrainerSnapshot {
-                    step: point.step,
-                    total_steps: total,
-                    evals: vec![point.clone()],
-                    baseline: Some(Metrics::default()),
-                    ..TrainerSnapshot::default()
-                },
-            );
-            if index + 1 == EVALS {
-                let summary = TrialSummary {
-                    sweep: "syn".into(),
-                    trial: state.plan.trials[i].name.clone(),
-                    wi_seed: state.plan.trials[i].weight_init,
-                    do_seed: state.plan.trials[i].data_order,
-                    outcome: Outcome::Completed,
-                    reason: None,
-                    steps_done: total,
-                    total_steps: total,
-                    majority_baseline: Metrics::default(),
-                    final_metrics: Some(metrics),
-                    evals: Vec::new(),
-                    dropped_evals: 0,
-                };
-                state.finish(i, Some(&summary), "exit code 0");
-            }
-            step = state.step(&rules);
-            for &j in &step.actions.to_start {
-                position[j] = 0;
-            }
-        }
-        step = state.step(&rules);
-    }
-    panic!("the synthetic sweep did not settle");
-}
-
-fn saved(dir: &Path, spec: &SeedSweepSpec, state: &SweepState) -> PathBuf {
+    let state = lock_step::run_sweep("syn", &spec, last, score);
     let state_dir = dir.join("state");
-    Store::open(&state_dir).unwrap().save(spec, state).unwrap();
-    state_dir
+    Store::open(&state_dir)
+        .unwrap()
+        .save(&spec, &state)
+        .unwrap();
+    (state, state_dir)
 }
 
 fn seedsweep(args: &[&str]) -> Output {
@@ -134,8 +72,18 @@ fn report_json(out: &Path) -> Value {
     serde_json::from_slice(&std::fs::read(out.join("report.json")).unwrap()).unwrap()
 }
 
+/// `seedsweep report --state-dir STATE_DIR --out OUT`, then `extra`.
+fn report(state_dir: &Path, out: &Path, extra: &[&str]) -> Output {
+    let args = ["report", "--state-dir", path(state_dir), "--out", path(out)];
+    seedsweep(&[&args[..], extra].concat())
+}
+
 fn stderr(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+fn assert_succeeded(out: &Output) {
+    assert!(out.status.success(), "{}", stderr(out));
 }
 
 /// A clear message, a non-zero exit, no panic.
@@ -174,18 +122,9 @@ fn assert_figures_well_formed(out: &Path) {
 #[test]
 fn a_complete_sweep_reports_the_engines_numbers() {
     let dir = tempfile::tempdir().unwrap();
-    let spec = spec(None);
-    let state = run_sweep(&spec, true);
-    let state_dir = saved(dir.path(), &spec, &state);
+    let (state, state_dir) = saved_sweep(dir.path(), None, true);
     let out = dir.path().join("report");
-    let run = seedsweep(&[
-        "report",
-        "--state-dir",
-        path(&state_dir),
-        "--out",
-        path(&out),
-    ]);
-    assert!(run.status.success(), "{}", stderr(&run));
+    assert_succeeded(&report(&state_dir, &out, &[]));
 
     let json = report_json(&out);
     let statistics = state.statistics();
@@ -271,7 +210,7 @@ fn a_complete_sweep_reports_the_engines_numbers() {
     // `seedsweep status` prints the headline findings.
     let status = seedsweep(&["status", "--state-dir", path(&state_dir)]);
     let stdout = String::from_utf8_lossy(&status.stdout);
-    assert!(status.status.success(), "{}", stderr(&status));
+    assert_succeeded(&status);
     for part in [
         "expected std due to WI",
         "two-way ANOVA: weight init",
@@ -287,18 +226,13 @@ fn a_complete_sweep_reports_the_engines_numbers() {
 #[test]
 fn a_discarding_sweep_replays_its_own_decisions() {
     let dir = tempfile::tempdir().unwrap();
-    let spec = spec(Some("{rungs: [{atFraction: 0.25, keepCount: 3}]}"));
-    let state = run_sweep(&spec, true);
-    let state_dir = saved(dir.path(), &spec, &state);
+    let (_, state_dir) = saved_sweep(
+        dir.path(),
+        Some("{rungs: [{atFraction: 0.25, keepCount: 3}]}"),
+        true,
+    );
     let out = dir.path().join("report");
-    let run = seedsweep(&[
-        "report",
-        "--state-dir",
-        path(&state_dir),
-        "--out",
-        path(&out),
-    ]);
-    assert!(run.status.success(), "{}", stderr(&run));
+    assert_succeeded(&report(&state_dir, &out, &[]));
     let json = report_json(&out);
     let names = |phase: &str| -> Vec<Value> {
         (json["status"]["trials"].as_array().unwrap().iter())
@@ -337,16 +271,7 @@ fn a_discarding_sweep_replays_its_own_decisions() {
 
     // --format json writes report.json alone.
     let only = dir.path().join("json-only");
-    let run = seedsweep(&[
-        "report",
-        "--state-dir",
-        path(&state_dir),
-        "--out",
-        path(&only),
-        "--format",
-        "json",
-    ]);
-    assert!(run.status.success(), "{}", stderr(&run));
+    assert_succeeded(&report(&state_dir, &only, &["--format", "json"]));
     let files: Vec<_> = std::fs::read_dir(&only)
         .unwrap()
         .map(|e| e.unwrap().file_name())
@@ -358,18 +283,10 @@ fn a_discarding_sweep_replays_its_own_decisions() {
 #[test]
 fn a_sweep_with_no_finished_trial_gets_a_partial_report() {
     let dir = tempfile::tempdir().unwrap();
-    let spec = spec(None);
-    let state = run_sweep(&spec, false);
+    let (state, state_dir) = saved_sweep(dir.path(), None, false);
     assert!(state.trials.iter().all(|t| t.run != RunState::Completed));
-    let state_dir = saved(dir.path(), &spec, &state);
     let out = dir.path().join("report");
-    let run = seedsweep(&[
-        "report",
-        "--state-dir",
-        path(&state_dir),
-        "--out",
-        path(&out),
-    ]);
+    let run = report(&state_dir, &out, &[]);
     assert_eq!(run.status.code(), Some(1), "{}", stderr(&run));
     assert_refused(
         &run,
@@ -396,7 +313,7 @@ fn bad_state_directories_are_refused_clearly() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("report");
     let missing = dir.path().join("nope");
-    let run = seedsweep(&["report", "--state-dir", path(&missing), "--out", path(&out)]);
+    let run = report(&missing, &out, &[]);
     assert_refused(&run, &["state directory", "nope does not exist"]);
 
     let empty = dir.path().join("empty");
@@ -404,31 +321,17 @@ fn bad_state_directories_are_refused_clearly() {
     let run = seedsweep(&["report", "--state-dir", path(&empty)]);
     assert_refused(&run, &["no sweep state in", "empty"]);
 
-    let spec = spec(None);
-    let state = run_sweep(&spec, true);
-    let state_dir = saved(dir.path(), &spec, &state);
+    let (_, state_dir) = saved_sweep(dir.path(), None, true);
     let file = state_dir.join("state.json");
     let whole = std::fs::read(&file).unwrap();
     std::fs::write(&file, &whole[..whole.len() / 2]).unwrap();
-    let run = seedsweep(&[
-        "report",
-        "--state-dir",
-        path(&state_dir),
-        "--out",
-        path(&out),
-    ]);
+    let run = report(&state_dir, &out, &[]);
     assert_refused(&run, &["state.json is not a SeedSweep state file", "EOF"]);
 
     let mut old: Value = serde_json::from_slice(&whole).unwrap();
     old["formatVersion"] = 1.into();
     std::fs::write(&file, serde_json::to_vec(&old).unwrap()).unwrap();
-    let run = seedsweep(&[
-        "report",
-        "--state-dir",
-        path(&state_dir),
-        "--out",
-        path(&out),
-    ]);
+    let run = report(&state_dir, &out, &[]);
     assert_refused(
         &run,
         &["state.json", "format version 1, this seedsweep reads 2"],
@@ -531,14 +434,14 @@ fn a_sweep_in_a_cluster_is_read_from_its_status() {
     let run = cluster_report(dir.path(), Some(object(serde_json::json!({}))), "syn");
     assert_refused(&run, &["SeedSweep ml/syn has no recorded state yet"]);
 
-    let state = run_sweep(&spec, true);
+    let state = lock_step::run_sweep("syn", &spec, EVALS, score);
     let snapshot = serde_json::to_value(Snapshot::of(&spec, &state)).unwrap();
     let run = cluster_report(
         dir.path(),
         Some(object(serde_json::json!({"engine": snapshot}))),
         "syn",
     );
-    assert!(run.status.success(), "{}", stderr(&run));
+    assert_succeeded(&run);
     let json = report_json(&dir.path().join("report-syn"));
     assert_eq!(json["origin"], "SeedSweep ml/syn");
     assert_eq!(

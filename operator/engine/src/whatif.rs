@@ -281,10 +281,102 @@ impl Replay {
     }
 }
 
+/// A synthetic sweep run through the engine, for the tests of this crate and of the report (which draws what this
+/// module replays): not part of the engine's interface.
+#[doc(hidden)]
+pub mod lock_step {
+    use crate::observation::TrainerSnapshot;
+    use crate::policy::RunState;
+    use crate::state::SweepState;
+    use seedsweep_crds::Metrics;
+    use seedsweep_crds::sweep::SeedSweepSpec;
+    use seedsweep_crds::trainer::{EvalPoint, Outcome, TrialSummary};
+
+    /// Evaluations in a trial's full run, and training steps between two of them.
+    pub const EVALS: u32 = 8;
+    pub const STEPS_PER_EVAL: u64 = 10;
+
+    /// An executor in lock step: every running trial trains one evaluation interval per tick (a relaunched one from
+    /// the beginning), scoring `score(trial, evaluation index)`, and the engine steps after every scrape, as both
+    /// real executors do. Trials train up to their `last_eval`-th evaluation: [`EVALS`] finishes them, fewer
+    /// leaves them running. Returns once no trial has anything left to train.
+    pub fn run_sweep(
+        name: &str,
+        spec: &SeedSweepSpec,
+        last_eval: u32,
+        score: impl Fn(usize, u32) -> f64,
+    ) -> SweepState {
+        let mut state = SweepState::new(name, spec);
+        let rules = state.rules(spec, spec.parallelism as usize);
+        let total = u64::from(EVALS) * STEPS_PER_EVAL;
+        let mut position = vec![0u32; state.trials.len()];
+        let mut step = state.step(&rules);
+        for _ in 0..1000 {
+            for &i in &step.actions.to_start {
+                position[i] = 0;
+            }
+            let running: Vec<usize> = (0..state.trials.len())
+                .filter(|&i| state.trials[i].run == RunState::Running && position[i] < last_eval)
+                .collect();
+            if running.is_empty() {
+                return state;
+            }
+            for i in running {
+                if state.trials[i].run != RunState::Running {
+                    continue;
+                }
+                let index = position[i];
+                position[i] += 1;
+                let mut metrics = Metrics::default();
+                metrics.set(seedsweep_crds::MetricName::AccAndF1, score(i, index));
+                let point = EvalPoint {
+                    index,
+                    step: u64::from(index + 1) * STEPS_PER_EVAL,
+                    progress: f64::from(index + 1) / f64::from(EVALS),
+                    metrics,
+                };
+                state.observe(
+                    i,
+                    &TrainerSnapshot {
+                        step: point.step,
+                        total_steps: total,
+                        evals: vec![point],
+                        baseline: Some(Metrics::default()),
+                        ..TrainerSnapshot::default()
+                    },
+                );
+                if index + 1 == EVALS {
+                    let summary = TrialSummary {
+                        sweep: name.into(),
+                        trial: state.plan.trials[i].name.clone(),
+                        wi_seed: state.plan.trials[i].weight_init,
+                        do_seed: state.plan.trials[i].data_order,
+                        outcome: Outcome::Completed,
+                        reason: None,
+                        steps_done: total,
+                        total_steps: total,
+                        majority_baseline: Metrics::default(),
+                        final_metrics: Some(metrics),
+                        evals: Vec::new(),
+                        dropped_evals: 0,
+                    };
+                    state.finish(i, Some(&summary), "exit code 0");
+                }
+                step = state.step(&rules);
+                for &j in &step.actions.to_start {
+                    position[j] = 0;
+                }
+            }
+            step = state.step(&rules);
+        }
+        panic!("the synthetic sweep did not settle");
+    }
+}
+
 #[cfg(test)]
 mod tests {
+    use super::lock_step::EVALS;
     use super::*;
-    use crate::policy::Rules;
     use seedsweep_crds::sweep::{DiscardMode, RungSpec, SeedSweep};
 
     /// A 3 × 3 sweep of 8 evaluations per trial, `rungs` as given.
@@ -305,9 +397,6 @@ spec:
         serde_yaml::from_str::<SeedSweep>(&text).unwrap().spec
     }
 
-    const EVALS: u32 = 8;
-    const STEPS_PER_EVAL: u64 = 10;
-
     /// A made-up learning curve whose ranking changes along the way, so that the rung matters.
     fn score(trial: usize, index: u32) -> f64 {
         let t = trial as f64;
@@ -315,78 +404,8 @@ spec:
         0.6 + 0.02 * ((t * 7.0) % 5.0) * (1.0 - k) + 0.03 * ((t * 3.0) % 4.0) * k
     }
 
-    fn eval(trial: usize, index: u32) -> EvalPoint {
-        let mut metrics = Metrics::default();
-        metrics.set(seedsweep_crds::MetricName::AccAndF1, score(trial, index));
-        let step = u64::from(index + 1) * STEPS_PER_EVAL;
-        EvalPoint {
-            index,
-            step,
-            progress: step as f64 / (u64::from(EVALS) * STEPS_PER_EVAL) as f64,
-            metrics,
-        }
-    }
-
-    /// An executor in lock step: every running trial trains one evaluation interval per tick (a relaunched one from
-    /// the beginning), and the engine steps after every scrape, as both real executors do.
     fn run_sweep(spec: &SeedSweepSpec) -> SweepState {
-        let mut state = SweepState::new("w", spec);
-        let rules: Rules = state.rules(spec, spec.parallelism as usize);
-        let total = u64::from(EVALS) * STEPS_PER_EVAL;
-        let mut position = vec![0u32; state.trials.len()];
-        let mut step = state.step(&rules);
-        for _ in 0..1000 {
-            if step.outlook.complete {
-                return state;
-            }
-            for &i in &step.actions.to_start {
-                position[i] = 0;
-            }
-            let running: Vec<usize> = (0..state.trials.len())
-                .filter(|&i| state.trials[i].run == RunState::Running)
-                .collect();
-            for i in running {
-                if state.trials[i].run != RunState::Running {
-                    continue;
-                }
-                let index = position[i];
-                position[i] += 1;
-                let point = eval(i, index);
-                state.observe(
-                    i,
-                    &TrainerSnapshot {
-                        step: point.step,
-                        total_steps: total,
-                        evals: vec![point.clone()],
-                        baseline: Some(Metrics::default()),
-                        ..TrainerSnapshot::default()
-                    },
-                );
-                if index + 1 == EVALS {
-                    let summary = TrialSummary {
-                        sweep: "w".into(),
-                        trial: state.plan.trials[i].name.clone(),
-                        wi_seed: 0,
-                        do_seed: 0,
-                        outcome: Outcome::Completed,
-                        reason: None,
-                        steps_done: total,
-                        total_steps: total,
-                        majority_baseline: Metrics::default(),
-                        final_metrics: Some(point.metrics),
-                        evals: Vec::new(),
-                        dropped_evals: 0,
-                    };
-                    state.finish(i, Some(&summary), "exit code 0");
-                }
-                step = state.step(&rules);
-                for &j in &step.actions.to_start {
-                    position[j] = 0;
-                }
-            }
-            step = state.step(&rules);
-        }
-        panic!("the synthetic sweep did not complete");
+        lock_step::run_sweep("w", spec, EVALS, score)
     }
 
     fn phases(status: &SeedSweepStatus, phase: TrialPhase) -> Vec<String> {

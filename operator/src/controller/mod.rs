@@ -230,7 +230,6 @@ pub enum LogFormat {
 /// `seedsweep operator`: connects, checks the CRD, serves its own metrics, waits for the lease, and runs the
 /// controller until SIGTERM or until the lease is lost (then exits non-zero, so a restarted replica stands by).
 pub async fn serve(args: OperatorArgs) -> anyhow::Result<()> {
-    use anyhow::Context as _;
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,kube=warn"));
     let builder = tracing_subscriber::fmt()
@@ -260,18 +259,7 @@ pub async fn serve(args: OperatorArgs) -> anyhow::Result<()> {
         scrape_concurrency: args.scrape_concurrency,
         status_interval: args.status_interval,
     };
-    let kube_config = match &args.kubeconfig {
-        Some(path) => {
-            let kubeconfig = kube::config::Kubeconfig::read_from(path)
-                .with_context(|| format!("--kubeconfig {}", path.display()))?;
-            kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default())
-                .await
-                .with_context(|| format!("--kubeconfig {}", path.display()))?
-        }
-        None => kube::Config::infer()
-            .await
-            .context("no Kubernetes configuration found (pass --kubeconfig)")?,
-    };
+    let kube_config = crate::kubeconfig::kube_config(args.kubeconfig.as_deref()).await?;
     let client = Client::try_from(kube_config)?;
 
     let metrics = Arc::new(telemetry::OperatorMetrics::new());

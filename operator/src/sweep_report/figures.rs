@@ -4,7 +4,9 @@
 
 use super::model::SweepReport;
 use anyhow::{Context, anyhow};
-use plotters::coord::Shift;
+use plotters::chart::MeshStyle;
+use plotters::coord::ranged1d::{AsRangedCoord, ValueFormatter};
+use plotters::coord::{CoordTranslate, Shift};
 use plotters::prelude::*;
 use plotters::style::colors::colormaps::ViridisRGB;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
@@ -209,6 +211,56 @@ where
     Ok(())
 }
 
+/// A chart whose axes are the ranges `X` and `Y`.
+type Chart<'a, DB, X, Y> = ChartContext<
+    'a,
+    DB,
+    Cartesian2d<<X as AsRangedCoord>::CoordDescType, <Y as AsRangedCoord>::CoordDescType>,
+>;
+
+/// A chart on `area` in the frame the figures share: their margin, and `(x, y)` pixels for each axis' labels.
+fn frame<'a, DB: DrawingBackend, X: AsRangedCoord, Y: AsRangedCoord>(
+    area: &'a DrawingArea<DB, Shift>,
+    (x_labels, y_labels): (u32, u32),
+    x: X,
+    y: Y,
+) -> Result<Chart<'a, DB, X, Y>, DrawingAreaErrorKind<DB::ErrorType>> {
+    ChartBuilder::on(area)
+        .margin(15)
+        .x_label_area_size(x_labels)
+        .y_label_area_size(y_labels)
+        .build_cartesian_2d(x, y)
+}
+
+/// The chart's axes in the figures' fonts, `label_size` for the tick labels; the caller adds what its axes say.
+fn mesh<'a, 'b, DB, X, Y>(
+    chart: &'b mut ChartContext<'a, DB, Cartesian2d<X, Y>>,
+    label_size: u32,
+) -> MeshStyle<'a, 'b, X, Y, DB>
+where
+    DB: DrawingBackend,
+    X: Ranged + ValueFormatter<X::ValueType>,
+    Y: Ranged + ValueFormatter<Y::ValueType>,
+{
+    let mut mesh = chart.configure_mesh();
+    mesh.label_style(font(label_size)).axis_desc_style(font(15));
+    mesh
+}
+
+/// The legend of the chart's labelled series, boxed in its lower right corner, `label_size` for its text.
+fn draw_legend<'a, DB: DrawingBackend + 'a, CT: CoordTranslate>(
+    chart: &mut ChartContext<'a, DB, CT>,
+    label_size: u32,
+) -> Result<(), DrawingAreaErrorKind<DB::ErrorType>> {
+    chart
+        .configure_series_labels()
+        .position(SeriesLabelPosition::LowerRight)
+        .label_font(font(label_size))
+        .background_style(WHITE.mix(0.85))
+        .border_style(BLACK)
+        .draw()
+}
+
 struct ExpectedMax;
 
 impl Draw for ExpectedMax {
@@ -229,20 +281,13 @@ impl Draw for ExpectedMax {
                 .flat_map(|p| [p.mean - p.std, p.mean + p.std])
                 .chain(best.map(|b| b.score)),
         );
-        let mut chart = ChartBuilder::on(area)
-            .margin(15)
-            .x_label_area_size(45)
-            .y_label_area_size(70)
-            .build_cartesian_2d(1.0..x_max, y)?;
-        chart
-            .configure_mesh()
+        let mut chart = frame(area, (45, 70), 1.0..x_max, y)?;
+        mesh(&mut chart, 14)
             .x_desc("trials trained to completion (n), or compute in full training runs")
             .y_desc(format!(
                 "expected best {}",
                 report.objective.metric.as_str()
             ))
-            .label_style(font(14))
-            .axis_desc_style(font(15))
             .draw()?;
         let band: Vec<(f64, f64)> = (curve.iter())
             .map(|p| (f64::from(p.n), p.mean + p.std))
@@ -269,13 +314,7 @@ impl Draw for ExpectedMax {
                 ))
                 .legend(|(x, y)| Circle::new((x + 10, y), 5, DISCARDED.filled()));
         }
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::LowerRight)
-            .label_font(font(14))
-            .background_style(WHITE.mix(0.85))
-            .border_style(BLACK)
-            .draw()?;
+        draw_legend(&mut chart, 14)?;
         Ok(())
     }
 }
@@ -295,15 +334,13 @@ impl Draw for Heatmap {
         let (map, legend) = area.split_horizontally(SIZE.0 - 110);
         let range = score_range(grid.cells.iter().filter_map(|c| c.score));
         let (lo, hi) = (range.start, range.end);
-        let mut chart = ChartBuilder::on(&map)
-            .margin(15)
-            .x_label_area_size(45)
-            .y_label_area_size(70)
-            // Integer ranges are inclusive in plotters: 0..n−1 is n segments, one per seed.
-            .build_cartesian_2d(
-                (0..columns as i32 - 1).into_segmented(),
-                (0..rows as i32 - 1).into_segmented(),
-            )?;
+        // Integer ranges are inclusive in plotters: 0..n−1 is n segments, one per seed.
+        let mut chart = frame(
+            &map,
+            (45, 70),
+            (0..columns as i32 - 1).into_segmented(),
+            (0..rows as i32 - 1).into_segmented(),
+        )?;
         let do_seeds = grid.do_seeds.clone();
         let wi_seeds = grid.wi_seeds.clone();
         let label = |seeds: &[u64], v: &SegmentValue<i32>| match v {
@@ -312,8 +349,7 @@ impl Draw for Heatmap {
                 .map_or(String::new(), |s| s.to_string()),
             _ => String::new(),
         };
-        chart
-            .configure_mesh()
+        mesh(&mut chart, 13)
             .disable_mesh()
             .x_desc("data-order seed")
             .y_desc("weight-init seed")
@@ -321,8 +357,6 @@ impl Draw for Heatmap {
             .y_labels(rows.min(25))
             .x_label_formatter(&|v| label(&do_seeds, v))
             .y_label_formatter(&|v| label(&wi_seeds, v))
-            .label_style(font(13))
-            .axis_desc_style(font(15))
             .draw()?;
         let big = columns <= 10 && rows <= 10;
         for cell in &grid.cells {
@@ -439,14 +473,9 @@ impl Draw for SeedEffects {
             } else {
                 &report.grid.wi_seeds
             };
-            let mut chart = ChartBuilder::on(panel)
-                .margin(15)
-                .x_label_area_size(45)
-                .y_label_area_size(65)
-                .build_cartesian_2d(-0.5..(seeds.len() as f64 - 0.5), y.clone())?;
+            let mut chart = frame(panel, (45, 65), -0.5..(seeds.len() as f64 - 0.5), y.clone())?;
             let labels = seeds.clone();
-            chart
-                .configure_mesh()
+            mesh(&mut chart, 13)
                 .disable_x_mesh()
                 .x_labels(seeds.len().min(13))
                 .x_label_formatter(&|x| {
@@ -465,8 +494,6 @@ impl Draw for SeedEffects {
                     "data-order seed"
                 })
                 .y_desc(format!("final {}", report.objective.metric.as_str()))
-                .label_style(font(13))
-                .axis_desc_style(font(15))
                 .draw()?;
             chart.draw_series(finished.iter().filter_map(|&(wi, dor, s)| {
                 let (seed, other) = if by_wi { (wi, dor) } else { (dor, wi) };
@@ -509,16 +536,9 @@ impl Draw for LearningCurves {
                 .iter()
                 .flat_map(|c| c.points.iter().map(|p| p.1)),
         );
-        let mut chart = ChartBuilder::on(&top)
-            .margin(15)
-            .x_label_area_size(30)
-            .y_label_area_size(70)
-            .build_cartesian_2d(0.0..1.0, y.clone())?;
-        chart
-            .configure_mesh()
+        let mut chart = frame(&top, (30, 70), 0.0..1.0, y.clone())?;
+        mesh(&mut chart, 13)
             .y_desc(report.objective.metric.as_str())
-            .label_style(font(13))
-            .axis_desc_style(font(15))
             .x_label_formatter(&|x: &f64| format!("{:.0}%", x * 100.0))
             .draw()?;
         for rung in &report.rungs {
@@ -559,26 +579,14 @@ impl Draw for LearningCurves {
                 chart.draw_series(std::iter::once(Cross::new(last, 5, color.stroke_width(2))))?;
             }
         }
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::LowerRight)
-            .label_font(font(13))
-            .background_style(WHITE.mix(0.85))
-            .border_style(BLACK)
-            .draw()?;
+        draw_legend(&mut chart, 13)?;
 
         let points = &report.statistics().early_vs_final;
-        let mut rho = ChartBuilder::on(&bottom)
-            .margin(15)
-            .x_label_area_size(40)
-            .y_label_area_size(70)
-            .build_cartesian_2d(0.0..1.0, -1.05..1.05)?;
-        rho.configure_mesh()
+        let mut rho = frame(&bottom, (40, 70), 0.0..1.0, -1.05..1.05)?;
+        mesh(&mut rho, 13)
             .x_desc("fraction of training")
             .y_desc("rho vs final")
             .y_labels(5)
-            .label_style(font(13))
-            .axis_desc_style(font(15))
             .x_label_formatter(&|x: &f64| format!("{:.0}%", x * 100.0))
             .draw()?;
         let defined: Vec<(f64, f64)> = points
@@ -620,20 +628,13 @@ impl Draw for WhatIf {
         }
         let x_max = points.iter().map(|p| p.2).fold(1.0, f64::max) * 1.08;
         let y = score_range(points.iter().map(|p| p.3));
-        let mut chart = ChartBuilder::on(area)
-            .margin(15)
-            .x_label_area_size(45)
-            .y_label_area_size(70)
-            .build_cartesian_2d(0.0..x_max, y)?;
-        chart
-            .configure_mesh()
+        let mut chart = frame(area, (45, 70), 0.0..x_max, y)?;
+        mesh(&mut chart, 13)
             .x_desc("compute spent, in full training runs")
             .y_desc(format!(
                 "best final {} found",
                 report.objective.metric.as_str()
             ))
-            .label_style(font(13))
-            .axis_desc_style(font(15))
             .draw()?;
         for &(_, setting, x, score) in &points {
             let color = if setting.own_setting {
@@ -678,13 +679,7 @@ impl Draw for WhatIf {
                 .label(text)
                 .legend(move |(x, y)| Circle::new((x + 10, y), 5, color.filled()));
         }
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::LowerRight)
-            .label_font(font(13))
-            .background_style(WHITE.mix(0.85))
-            .border_style(BLACK)
-            .draw()?;
+        draw_legend(&mut chart, 13)?;
         Ok(())
     }
 }

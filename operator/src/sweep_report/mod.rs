@@ -57,7 +57,7 @@ pub fn run(args: ReportArgs, out: &mut impl Write) -> anyhow::Result<ExitCode> {
             runtime.block_on(source::from_cluster(
                 name,
                 args.namespace.as_deref(),
-                args.kubeconfig.as_ref(),
+                args.kubeconfig.as_deref(),
             ))?
         }
         (None, None) => anyhow::bail!("pass --state-dir DIR or --sweep NAME"),

@@ -4,10 +4,11 @@
 
 use crate::engine::snapshot::Snapshot;
 use crate::engine::state::SweepState;
+use crate::kubeconfig::kube_config;
 use crate::local::store;
 use anyhow::{Context, bail};
 use seedsweep_crds::sweep::{SeedSweep, SeedSweepSpec};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 /// A sweep read for a report.
 pub struct Loaded {
@@ -39,20 +40,9 @@ pub fn from_state_dir(dir: &Path) -> anyhow::Result<Loaded> {
 pub async fn from_cluster(
     name: &str,
     namespace: Option<&str>,
-    kubeconfig: Option<&PathBuf>,
+    kubeconfig: Option<&Path>,
 ) -> anyhow::Result<Loaded> {
-    let config = match kubeconfig {
-        Some(path) => {
-            let kubeconfig = kube::config::Kubeconfig::read_from(path)
-                .with_context(|| format!("--kubeconfig {}", path.display()))?;
-            kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default())
-                .await
-                .with_context(|| format!("--kubeconfig {}", path.display()))?
-        }
-        None => kube::Config::infer()
-            .await
-            .context("no Kubernetes configuration found (pass --kubeconfig)")?,
-    };
+    let config = kube_config(kubeconfig).await?;
     let namespace = namespace.unwrap_or(&config.default_namespace).to_string();
     let client = kube::Client::try_from(config)?;
     let api: kube::Api<SeedSweep> = kube::Api::namespaced(client, &namespace);
