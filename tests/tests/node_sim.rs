@@ -529,11 +529,12 @@ async fn standalone_binary_runs_a_pod() -> Result<()> {
         .await?;
         let leases: Api<k8s_openapi::api::coordination::v1::Lease> =
             Api::namespaced(cx.client.clone(), "kube-node-lease");
-        let lease = leases.get(&node).await.context("node lease")?;
-        ensure!(
-            lease.spec.and_then(|s| s.renew_time).is_some(),
-            "lease never renewed"
-        );
+        // The node's lease is created and renewed on the simulator's own heartbeat, shortly after its status.
+        wait_for(&leases, &node, TIMEOUT, "the node lease renewed", |l| {
+            l.and_then(|l| l.spec.as_ref()?.renew_time.as_ref())
+                .is_some()
+        })
+        .await?;
         let pods = cx.pods();
         let mut spec = pod_spec(shell(
             "echo $(POD_IP) > /dev/termination-log",
@@ -573,10 +574,18 @@ async fn standalone_binary_runs_a_pod() -> Result<()> {
             })
         })
         .await?;
-        wait_for(&pods, "bin-crash", TIMEOUT, "CrashLoopBackOff 200ms", |p| {
-            p.and_then(|p| waiting(p, "main"))
-                .is_some_and(|(r, m)| r == "CrashLoopBackOff" && m.starts_with("back-off 200ms "))
-        })
+        // The back-off doubles from 200 ms at each restart; a loaded machine may first look after a few of them.
+        wait_for(
+            &pods,
+            "bin-crash",
+            TIMEOUT,
+            "CrashLoopBackOff from 200ms",
+            |p| {
+                p.and_then(|p| waiting(p, "main")).is_some_and(|(r, m)| {
+                    r == "CrashLoopBackOff" && back_off_seconds(&m).is_some_and(doubled_from_200ms)
+                })
+            },
+        )
         .await?;
         // SIGTERM: the binary shuts down cleanly.
         let pid = child.id().context("no pid")? as i32;
@@ -588,6 +597,24 @@ async fn standalone_binary_runs_a_pod() -> Result<()> {
         Ok(())
     })
     .await
+}
+
+/// The back-off a CrashLoopBackOff message announces (`back-off 200ms restarting ...`, `back-off 25.6s ...`).
+fn back_off_seconds(message: &str) -> Option<f64> {
+    let d = message
+        .strip_prefix("back-off ")?
+        .split_whitespace()
+        .next()?;
+    match d.strip_suffix("ms") {
+        Some(ms) => ms.parse::<f64>().ok().map(|v| v / 1000.0),
+        None => d.strip_suffix('s')?.parse().ok(),
+    }
+}
+
+/// 200 ms × 2^k for some k ≥ 0.
+fn doubled_from_200ms(seconds: f64) -> bool {
+    let k = (seconds / 0.2).log2();
+    k > -1e-9 && (k - k.round()).abs() < 1e-6
 }
 
 #[tokio::test]
