@@ -199,6 +199,12 @@ impl ApiServer {
         event
     }
 
+    /// The sweep's Job `job` listed as completed, with its trainer's pod.
+    async fn list_completed(&mut self, job: &Job) {
+        self.list_jobs(vec![listed(job.clone(), complete())]).await;
+        self.list_pods(vec![completed_pod(job)]).await;
+    }
+
     /// An event with this reason about this trial (its note starts with the trial's name).
     async fn trial_event(&mut self, reason: &str, trial: &str) {
         let event = self.event().await;
@@ -676,6 +682,24 @@ fn complete() -> JobStatus {
     }
 }
 
+/// The first reconciliation of a new sweep: the first trial's launch is recorded, its Job created (answered with
+/// `answer`, default created) and the launch announced. Returns the Job.
+async fn start_first_trial(
+    ctx: &Arc<Context>,
+    api: &mut ApiServer,
+    s: &SeedSweep,
+    answer: Option<Response<Body>>,
+) -> Job {
+    let task = start(s, ctx);
+    api.list_jobs(vec![]).await;
+    api.list_pods(vec![]).await;
+    api.status_patch(s, None).await;
+    let job = api.create_job(answer).await;
+    assert_eq!(api.event().await["reason"], "TrialStarted");
+    finish(task).await.expect("ok");
+    job
+}
+
 /// "Written before any decision is acted on": a decision whose status write failed must still be written before
 /// the Job it decided is created, when the reconciliation is retried.
 #[tokio::test]
@@ -685,21 +709,17 @@ async fn a_decision_whose_status_write_failed_is_written_before_it_is_acted_on()
     let trials = plan(NAME, &s.spec).trials;
 
     // 1: the first trial starts (its Job already exists).
-    let task = start(&s, &ctx);
-    api.list_jobs(vec![]).await;
-    api.list_pods(vec![]).await;
-    api.status_patch(&s, None).await;
-    let first_job = api
-        .create_job(Some(failure(409, "AlreadyExists", "already exists")))
-        .await;
-    assert_eq!(api.event().await["reason"], "TrialStarted");
-    finish(task).await.expect("ok");
+    let first_job = start_first_trial(
+        &ctx,
+        &mut api,
+        &s,
+        Some(failure(409, "AlreadyExists", "already exists")),
+    )
+    .await;
 
     // 2: it completed; the engine starts the second trial, but the status write fails.
     let task = start(&s, &ctx);
-    api.list_jobs(vec![listed(first_job.clone(), complete())])
-        .await;
-    api.list_pods(vec![completed_pod(&first_job)]).await;
+    api.list_completed(&first_job).await;
     let patch = api
         .status_patch(
             &s,
@@ -712,9 +732,7 @@ async fn a_decision_whose_status_write_failed_is_written_before_it_is_acted_on()
 
     // 3: the retry must record the decision before creating the second trial's Job.
     let task = start(&s, &ctx);
-    api.list_jobs(vec![listed(first_job.clone(), complete())])
-        .await;
-    api.list_pods(vec![completed_pod(&first_job)]).await;
+    api.list_completed(&first_job).await;
     let patch = api.status_patch(&s, None).await;
     assert_eq!(patch["status"]["trials"][0]["phase"], "Succeeded");
     assert_eq!(patch["status"]["trials"][1]["phase"], "Running");
@@ -741,17 +759,9 @@ async fn events_a_dead_operator_did_not_publish_are_published_by_the_next() {
     let trials = plan(NAME, &s.spec).trials;
 
     // The first trial completed and the second is decided; the operator dies before the Job is created.
+    let first_job = start_first_trial(&ctx, &mut api, &s, None).await;
     let task = start(&s, &ctx);
-    api.list_jobs(vec![]).await;
-    api.list_pods(vec![]).await;
-    api.status_patch(&s, None).await;
-    let first_job = api.create_job(None).await;
-    assert_eq!(api.event().await["reason"], "TrialStarted");
-    finish(task).await.expect("ok");
-    let task = start(&s, &ctx);
-    api.list_jobs(vec![listed(first_job.clone(), complete())])
-        .await;
-    api.list_pods(vec![completed_pod(&first_job)]).await;
+    api.list_completed(&first_job).await;
     let patch = api.status_patch(&s, None).await;
     let reasons: Vec<&str> = patch["status"]["unpublishedEvents"]
         .as_array()
@@ -772,9 +782,7 @@ async fn events_a_dead_operator_did_not_publish_are_published_by_the_next() {
     s.status = Some(serde_json::from_value(patch["status"].clone()).unwrap());
     let (ctx, mut api) = context();
     let task = start(&s, &ctx);
-    api.list_jobs(vec![listed(first_job.clone(), complete())])
-        .await;
-    api.list_pods(vec![completed_pod(&first_job)]).await;
+    api.list_completed(&first_job).await;
     let second = api.create_job(None).await;
     assert_eq!(
         second.metadata.name.as_deref(),
