@@ -159,10 +159,12 @@ pub struct SeedsSpec {
     pub sample: Option<SampleSpec>,
 }
 
-/// Seed values, either listed or as the range `start, start + 1, …, start + count − 1`. Exactly one form.
+/// Seed values, either listed, as the range `start, start + 1, …, start + count − 1`, or (weight-init seeds only)
+/// the best seeds of earlier sweeps (`fromSweeps`). Exactly one form.
 #[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq, Default)]
 #[serde(rename_all = "camelCase")]
 pub struct SeedList {
+    /// The seeds. In the spec a plan was made from (`status.engine.spec`), also the seeds `fromSweeps` chose.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(min = 1, max = 10000))]
     pub values: Option<Vec<u64>>,
@@ -171,6 +173,47 @@ pub struct SeedList {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 1, max = 10000))]
     pub count: Option<u32>,
+    /// The `top` weight-init seeds of earlier sweeps, ranked by their mean rank across those sweeps (Dodge et al.
+    /// 2020 found weight-init seeds that do well on one task tend to do well on others). Resolved once, when the
+    /// sweep starts, after every named sweep has finished; the plan keeps the seeds chosen then.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from_sweeps: Option<FromSweeps>,
+}
+
+/// Seeds taken from earlier sweeps' results.
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct FromSweeps {
+    /// The earlier sweeps, by name: SeedSweeps in this sweep's namespace, or for `seedsweep run` the state
+    /// directories of those names beside this sweep's (`seedsweep-state/<name>` by default).
+    #[schemars(length(min = 1, max = 100))]
+    pub sweeps: Vec<String>,
+    /// How many seeds to take, best first.
+    #[schemars(range(min = 1, max = 10000))]
+    pub top: u32,
+}
+
+impl SeedList {
+    /// The list as a user wrote it: without the seeds `fromSweeps` resolved to (which the plan's spec records), so
+    /// a live spec compares equal to the spec its plan was made from.
+    pub fn as_written(&self) -> SeedList {
+        let mut list = self.clone();
+        if list.from_sweeps.is_some() {
+            list.values = None;
+        }
+        list
+    }
+}
+
+impl SeedsSpec {
+    /// See [`SeedList::as_written`].
+    pub fn as_written(&self) -> SeedsSpec {
+        SeedsSpec {
+            weight_init: self.weight_init.as_ref().map(SeedList::as_written),
+            data_order: self.data_order.as_ref().map(SeedList::as_written),
+            ..self.clone()
+        }
+    }
 }
 
 #[derive(

@@ -12,5 +12,6 @@ pub mod kubeconfig;
 pub mod local;
 pub mod manifest;
 pub mod scrape;
+pub mod seed_sources;
 pub mod sweep_report;
 pub mod trainer_args;

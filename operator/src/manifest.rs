@@ -209,6 +209,12 @@ pub fn validate(sweep: &SeedSweep) -> Vec<FieldError> {
     v.errors
 }
 
+/// How many seeds a list gives, and the largest (0 when not known before the sweep starts).
+struct SeedCount {
+    count: usize,
+    largest: u64,
+}
+
 fn is_dns_label(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= 63
@@ -308,17 +314,21 @@ impl Validator {
                 0
             };
         }
-        let wi = self.seed_list(&format!("{path}.weightInit"), seeds.weight_init.as_ref());
-        let dor = self.seed_list(&format!("{path}.dataOrder"), seeds.data_order.as_ref());
+        let wi = self.seed_list(
+            &format!("{path}.weightInit"),
+            seeds.weight_init.as_ref(),
+            name,
+        );
+        let dor = self.seed_list(
+            &format!("{path}.dataOrder"),
+            seeds.data_order.as_ref(),
+            name,
+        );
         let (Some(wi), Some(dor)) = (wi, dor) else {
             return 0;
         };
-        let grid = wi.len() * dor.len();
-        self.trial_name_fits(
-            name,
-            wi.iter().copied().max().unwrap_or(0),
-            dor.iter().copied().max().unwrap_or(0),
-        );
+        let grid = wi.count * dor.count;
+        self.trial_name_fits(name, wi.largest, dor.largest);
         match seeds.sample {
             Some(sample) => {
                 if sample.count == 0 {
@@ -329,8 +339,8 @@ impl Validator {
                         format!("{path}.sample.count"),
                         format!(
                             "must not exceed the grid's {grid} pairs ({} weightInit × {} dataOrder), got {}",
-                            wi.len(),
-                            dor.len(),
+                            wi.count,
+                            dor.count,
                             sample.count
                         ),
                     );
@@ -351,8 +361,8 @@ impl Validator {
                     format!(
                         "the grid of {} weightInit × {} dataOrder seeds has {grid} trials, more than the maximum \
                          {MAX_TRIALS}; use fewer seeds or spec.seeds.sample",
-                        wi.len(),
-                        dor.len()
+                        wi.count,
+                        dor.count
                     ),
                 );
                 0
@@ -361,12 +371,21 @@ impl Validator {
         }
     }
 
-    fn seed_list(&mut self, path: &str, list: Option<&SeedList>) -> Option<Vec<u64>> {
+    /// Checks one seed list; returns how many seeds it gives and the largest (for the trial names' length).
+    fn seed_list(&mut self, path: &str, list: Option<&SeedList>, sweep: &str) -> Option<SeedCount> {
         let Some(list) = list else {
             self.push(path, "required (or list explicit spec.seeds.pairs)");
             return None;
         };
         let before = self.errors.len();
+        if let Some(from) = &list.from_sweeps {
+            self.from_sweeps(path, list, from, sweep);
+            // The seeds are known once resolved (and the resolved spec is validated again then).
+            return (self.errors.len() == before).then_some(SeedCount {
+                count: from.top as usize,
+                largest: 0,
+            });
+        }
         match (&list.values, list.start, list.count) {
             (Some(values), None, None) => {
                 if values.is_empty() {
@@ -406,7 +425,65 @@ impl Validator {
             (None, None, Some(_)) => self.push(format!("{path}.start"), "required with count"),
             (None, Some(_), None) => self.push(format!("{path}.count"), "required with start"),
         }
-        (self.errors.len() == before).then(|| seed_values(list))
+        (self.errors.len() == before).then(|| {
+            let seeds = seed_values(list);
+            SeedCount {
+                count: seeds.len(),
+                largest: seeds.iter().copied().max().unwrap_or(0),
+            }
+        })
+    }
+
+    fn from_sweeps(&mut self, path: &str, list: &SeedList, from: &FromSweeps, sweep: &str) {
+        if !path.ends_with("weightInit") {
+            self.push(
+                format!("{path}.fromSweeps"),
+                "only weightInit seeds can come from earlier sweeps (a data order is specific to its dataset)",
+            );
+        }
+        for (field, present) in [
+            ("values", list.values.is_some()),
+            ("start", list.start.is_some()),
+            ("count", list.count.is_some()),
+        ] {
+            if present {
+                self.push(
+                    format!("{path}.{field}"),
+                    "must be absent with fromSweeps (the seeds come from the sweeps it names)",
+                );
+            }
+        }
+        let at = format!("{path}.fromSweeps");
+        if from.sweeps.is_empty() {
+            self.push(format!("{at}.sweeps"), "must name at least one sweep");
+        }
+        let mut seen = BTreeSet::new();
+        for (i, name) in from.sweeps.iter().enumerate() {
+            if !is_dns_label(name) {
+                self.push(
+                    format!("{at}.sweeps[{i}]"),
+                    format!("must be a SeedSweep's name (a DNS label), got {name:?}"),
+                );
+            } else if name == sweep {
+                self.push(
+                    format!("{at}.sweeps[{i}]"),
+                    format!("names this sweep itself ({name:?})"),
+                );
+            } else if !seen.insert(name) {
+                self.push(
+                    format!("{at}.sweeps[{i}]"),
+                    format!("duplicate sweep {name:?}"),
+                );
+            }
+        }
+        if from.top == 0 {
+            self.push(format!("{at}.top"), "must be at least 1, got 0");
+        } else if from.top as usize > MAX_TRIALS {
+            self.push(
+                format!("{at}.top"),
+                format!("at most {MAX_TRIALS}, got {}", from.top),
+            );
+        }
     }
 
     fn trial_name_fits(&mut self, name: &str, max_wi: u64, max_do: u64) {

@@ -94,6 +94,67 @@ fn each_rule_rejects_its_bad_manifest_with_the_field_named() {
             "spec.seeds.sample.count: must not exceed the grid's 12 pairs",
         ),
         (
+            "fromSweeps with values",
+            with(
+                "{start: 1, count: 4}",
+                "{values: [1], fromSweeps: {sweeps: [mrpc-a], top: 2}}",
+            ),
+            "spec.seeds.weightInit.values: must be absent with fromSweeps (the seeds come from the sweeps it names)",
+        ),
+        (
+            "fromSweeps naming no sweep",
+            with("{start: 1, count: 4}", "{fromSweeps: {sweeps: [], top: 2}}"),
+            "spec.seeds.weightInit.fromSweeps.sweeps: must name at least one sweep",
+        ),
+        (
+            "fromSweeps naming a bad name",
+            with(
+                "{start: 1, count: 4}",
+                "{fromSweeps: {sweeps: [Mrpc_A], top: 2}}",
+            ),
+            "spec.seeds.weightInit.fromSweeps.sweeps[0]: must be a SeedSweep's name (a DNS label), got \"Mrpc_A\"",
+        ),
+        (
+            "fromSweeps naming itself",
+            with(
+                "{start: 1, count: 4}",
+                "{fromSweeps: {sweeps: [rte, quick], top: 2}}",
+            ),
+            "spec.seeds.weightInit.fromSweeps.sweeps[1]: names this sweep itself (\"quick\")",
+        ),
+        (
+            "fromSweeps naming a sweep twice",
+            with(
+                "{start: 1, count: 4}",
+                "{fromSweeps: {sweeps: [rte, rte], top: 2}}",
+            ),
+            "spec.seeds.weightInit.fromSweeps.sweeps[1]: duplicate sweep \"rte\"",
+        ),
+        (
+            "fromSweeps top 0",
+            with(
+                "{start: 1, count: 4}",
+                "{fromSweeps: {sweeps: [rte], top: 0}}",
+            ),
+            "spec.seeds.weightInit.fromSweeps.top: must be at least 1, got 0",
+        ),
+        (
+            "fromSweeps for data order",
+            with(
+                "{values: [1, 2, 3]}",
+                "{fromSweeps: {sweeps: [rte], top: 2}}",
+            ),
+            "spec.seeds.dataOrder.fromSweeps: only weightInit seeds can come from earlier sweeps",
+        ),
+        (
+            "fromSweeps top beyond the sample",
+            with(
+                "    weightInit: {start: 1, count: 4}\n    dataOrder: {values: [1, 2, 3]}\n",
+                "    weightInit: {fromSweeps: {sweeps: [rte], top: 2}}\n    dataOrder: {values: [1, 2, 3]}\n    sample: {count: 7}\n",
+            ),
+            "spec.seeds.sample.count: must not exceed the grid's 6 pairs (2 weightInit × 3 dataOrder), got 7",
+        ),
+        (
             "duplicate pair",
             with(
                 "    weightInit: {start: 1, count: 4}\n    dataOrder: {values: [1, 2, 3]}\n",

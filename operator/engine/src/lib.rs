@@ -15,4 +15,5 @@ pub mod report;
 pub mod snapshot;
 pub mod state;
 pub mod stats;
+pub mod transfer;
 pub mod whatif;

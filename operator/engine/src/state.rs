@@ -458,7 +458,7 @@ pub fn plan_changes(planned: &SeedSweepSpec, live: &SeedSweepSpec) -> Vec<String
     };
     check("task", planned.task == live.task);
     check("model", planned.model == live.model);
-    check("seeds", planned.seeds == live.seeds);
+    check("seeds", planned.seeds.as_written() == live.seeds);
     check("training", planned.training == live.training);
     check("objective", planned.objective() == live.objective());
     check("earlyDiscard", planned.early_discard == live.early_discard);

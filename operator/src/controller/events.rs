@@ -67,6 +67,15 @@ pub enum SweepEvent {
     InvalidSpec {
         errors: Vec<String>,
     },
+    /// `weightInit.fromSweeps` names sweeps that are missing or still running.
+    WaitingForSeedSources {
+        reasons: Vec<String>,
+    },
+    /// `weightInit.fromSweeps` chose these seeds, best first.
+    SeedsChosen {
+        seeds: Vec<u64>,
+        sweeps: Vec<String>,
+    },
 }
 
 impl SweepEvent {
@@ -131,6 +140,8 @@ impl SweepEvent {
             SweepEvent::SweepComplete { .. } => "SweepComplete",
             SweepEvent::SweepFailed { .. } => "SweepFailed",
             SweepEvent::InvalidSpec { .. } => "InvalidSpec",
+            SweepEvent::WaitingForSeedSources { .. } => "WaitingForSeedSources",
+            SweepEvent::SeedsChosen { .. } => "SeedsChosen",
         }
     }
 
@@ -157,7 +168,9 @@ impl SweepEvent {
             | SweepEvent::TrialCompleted { job, .. } => Some(job),
             SweepEvent::SweepComplete { .. }
             | SweepEvent::SweepFailed { .. }
-            | SweepEvent::InvalidSpec { .. } => None,
+            | SweepEvent::InvalidSpec { .. }
+            | SweepEvent::WaitingForSeedSources { .. }
+            | SweepEvent::SeedsChosen { .. } => None,
         }
     }
 
@@ -216,6 +229,21 @@ impl SweepEvent {
                 format!("all {trials} trials ended; none trained to completion and was kept")
             }
             SweepEvent::InvalidSpec { errors } => errors.join("; "),
+            SweepEvent::WaitingForSeedSources { reasons } => {
+                format!(
+                    "waiting to choose the weight-init seeds: {}",
+                    reasons.join("; ")
+                )
+            }
+            SweepEvent::SeedsChosen { seeds, sweeps } => format!(
+                "weight-init seeds {} chosen from sweeps {} (best mean rank first)",
+                seeds
+                    .iter()
+                    .map(u64::to_string)
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                sweeps.join(", ")
+            ),
         };
         note.truncate(note.floor_char_boundary(NOTE_LIMIT));
         note

@@ -14,7 +14,7 @@ use crate::engine::state::{Step, SweepState, plan_changes};
 use crate::{manifest, report, scrape};
 use futures::StreamExt;
 use k8s_openapi::api::batch::v1::Job;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{DeleteParams, Patch, PatchParams, PostParams, PropagationPolicy};
 use kube::runtime::controller::Action;
@@ -71,12 +71,10 @@ struct LiveSpec {
 }
 
 impl SweepRuntime {
-    pub fn start(sweep: &SeedSweep) -> Self {
-        Self::new(
-            sweep.spec.clone(),
-            SweepState::new(&sweep.name_any(), &sweep.spec),
-            None,
-        )
+    /// A new sweep, planned from `spec` (the live spec with `weightInit.fromSweeps` resolved).
+    pub fn start(sweep: &SeedSweep, spec: SeedSweepSpec) -> Self {
+        let state = SweepState::new(&sweep.name_any(), &spec);
+        Self::new(spec, state, None)
     }
 
     /// Picks a sweep up from its status (after a restart, or on the replica that took over the lease).
@@ -591,32 +589,63 @@ pub async fn apply_status(
 
 /// An invalid spec: the Invalid condition with every problem, and nothing created.
 pub async fn write_invalid(sweep: &SeedSweep, ctx: &Context, errors: &[String]) -> Result<()> {
-    let previous = sweep.status.clone().unwrap_or_default();
     let findings = Findings {
         invalid: errors.to_vec(),
         ..Findings::default()
     };
+    let event = SweepEvent::InvalidSpec {
+        errors: errors.to_vec(),
+    };
+    write_unstarted(sweep, ctx, SweepPhase::Invalid, &findings, &event).await
+}
+
+/// Earlier sweeps that `weightInit.fromSweeps` names are missing or running: Pending, saying which, and nothing
+/// created.
+pub async fn write_waiting(sweep: &SeedSweep, ctx: &Context, reasons: &[String]) -> Result<()> {
+    let findings = Findings {
+        waiting_for_seeds: reasons.to_vec(),
+        ..Findings::default()
+    };
+    let event = SweepEvent::WaitingForSeedSources {
+        reasons: reasons.to_vec(),
+    };
+    write_unstarted(sweep, ctx, SweepPhase::Pending, &findings, &event).await
+}
+
+/// The status of a sweep that has not started, and its event when the conditions changed.
+async fn write_unstarted(
+    sweep: &SeedSweep,
+    ctx: &Context,
+    phase: SweepPhase,
+    findings: &Findings,
+    event: &SweepEvent,
+) -> Result<()> {
+    let previous = sweep.status.clone().unwrap_or_default();
     let mut status = SeedSweepStatus {
-        phase: SweepPhase::Invalid,
+        phase,
         observed_generation: sweep.metadata.generation,
         ..SeedSweepStatus::default()
     };
     status.conditions = status::conditions(
         &status,
-        &findings,
+        findings,
         sweep.metadata.generation,
         &previous.conditions,
         &Time(Timestamp::now()),
     );
     let ns = sweep.metadata.namespace.as_deref().unwrap_or_default();
     ctx.metrics.record_sweep(ns, &sweep.name_any(), &status);
-    if previous.phase == SweepPhase::Invalid && previous.conditions == status.conditions {
+    if previous.phase == phase && previous.conditions == status.conditions {
         return Ok(());
     }
     apply_status(sweep, ctx, &status).await?;
-    let event = SweepEvent::InvalidSpec {
-        errors: errors.to_vec(),
-    };
-    publish(ctx, sweep, &event.render()).await;
+    // A waiting sweep's message follows its sources' progress; its event is news only when it starts waiting.
+    let reasons = |c: &[Condition]| c.iter().map(|c| c.reason.clone()).collect::<Vec<_>>();
+    if phase == SweepPhase::Invalid
+        || previous.phase != phase
+        || reasons(&previous.conditions) != reasons(&status.conditions)
+    {
+        publish(ctx, sweep, &event.render()).await;
+    }
     Ok(())
 }

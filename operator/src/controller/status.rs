@@ -11,6 +11,8 @@ pub const INVALID: &str = "Invalid";
 pub const METRICS_UNAVAILABLE: &str = "MetricsUnavailable";
 pub const SPEC_CHANGE_REFUSED: &str = "SpecChangeRefused";
 pub const TRIALS_STUCK: &str = "TrialsStuck";
+/// The reason of Ready and Progressing while `weightInit.fromSweeps` waits for earlier sweeps.
+pub const WAITING_FOR_SEED_SOURCES: &str = "WaitingForSeedSources";
 
 /// Every trial phase, for the operator's `seedsweep_operator_trials` metric.
 pub const PHASES: [TrialPhase; 8] = [
@@ -37,6 +39,9 @@ pub struct Findings {
     pub stuck: Vec<(String, String)>,
     /// Fail-fast stopped the sweep from starting trials, and why.
     pub fail_fast: Option<String>,
+    /// The earlier sweeps `weightInit.fromSweeps` waits for (missing or still running), with why; nothing is
+    /// created until they have finished.
+    pub waiting_for_seeds: Vec<String>,
 }
 
 /// The conditions for `status` (phase and counts already set), keeping each condition's `lastTransitionTime` from
@@ -82,6 +87,15 @@ pub fn conditions(
         return out;
     }
     set(INVALID, false, "Valid", "the spec is valid".into());
+    if !findings.waiting_for_seeds.is_empty() {
+        let why = truncate(format!(
+            "waiting to choose the weight-init seeds (spec.seeds.weightInit.fromSweeps): {}",
+            findings.waiting_for_seeds.join("; ")
+        ));
+        set(READY, true, WAITING_FOR_SEED_SOURCES, why.clone());
+        set(PROGRESSING, false, WAITING_FOR_SEED_SOURCES, why);
+        return out;
+    }
     let c = &status.counts;
     let (succeeded, failed) = (
         status.phase == SweepPhase::Succeeded,

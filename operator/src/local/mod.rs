@@ -8,12 +8,13 @@ pub mod store;
 
 use crate::engine::policy::{Decisions, RunState};
 use crate::engine::state::{SweepState, plan_changes};
+use crate::seed_sources::{self, Source};
 use crate::trainer_args::{TrialPaths, trainer_args};
 use crate::{manifest, report, scrape};
 use anyhow::{Context, bail};
 use console::Console;
 use process::{Launch, TrainerProcess};
-use seedsweep_crds::sweep::SeedSweep;
+use seedsweep_crds::sweep::{SeedSweep, SeedSweepSpec};
 use seedsweep_crds::trainer::TrialSummary;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -98,8 +99,7 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<RunEnd> {
         .clone()
         .unwrap_or_else(|| default_state_dir(&name));
     let store = Store::open(&state_dir)?;
-    let mut state = resume_or_start(&store, &sweep)?;
-    let spec = sweep.spec.clone();
+    let (spec, mut state) = resume_or_start(&store, &sweep)?;
     let rules = state.rules(&spec, parallel);
 
     let mut console = Console::new(&state);
@@ -269,20 +269,27 @@ fn stop_trials(
     }
 }
 
-/// Loads the sweep's state, or starts it. A state directory that holds another plan (or settings that would change
-/// its decisions) is refused, so a changed manifest never mixes with old results; parallelism may change.
-fn resume_or_start(store: &Store, sweep: &SeedSweep) -> anyhow::Result<SweepState> {
+/// Loads the sweep's state, or starts it; returns the spec its plan is made from, and the state. A state directory
+/// that holds another plan (or settings that would change its decisions) is refused, so a changed manifest never
+/// mixes with old results; parallelism may change.
+fn resume_or_start(
+    store: &Store,
+    sweep: &SeedSweep,
+) -> anyhow::Result<(SeedSweepSpec, SweepState)> {
     let name = sweep.metadata.name.clone().unwrap_or_default();
-    let fresh = SweepState::new(&name, &sweep.spec);
     let Some((spec, state)) = store.load()? else {
-        return Ok(fresh);
+        let spec = planned_spec(store, sweep)?;
+        let fresh = SweepState::new(&name, &spec);
+        return Ok((spec, fresh));
     };
     let mut changes = plan_changes(&spec, &sweep.spec);
-    if state.plan != fresh.plan && changes.is_empty() {
+    // Seeds from earlier sweeps were chosen once, when the sweep started: the plan keeps them.
+    let replanned = SweepState::new(&name, &spec);
+    if state.plan != replanned.plan && changes.is_empty() {
         changes.push("the plan".into());
     }
     if changes.is_empty() {
-        return Ok(state);
+        return Ok((spec, state));
     }
     bail!(
         "the state directory {} holds sweep {:?} started with other settings ({} changed); pass another \
@@ -291,6 +298,39 @@ fn resume_or_start(store: &Store, sweep: &SeedSweep) -> anyhow::Result<SweepStat
         state.name,
         changes.join(", ")
     )
+}
+
+/// The spec a new sweep's plan is made from: the manifest's, with `weightInit.fromSweeps` resolved from the state
+/// directories of the sweeps it names, beside this sweep's. Locally nothing waits: a sweep that is missing or still
+/// running is an error.
+fn planned_spec(store: &Store, sweep: &SeedSweep) -> anyhow::Result<SeedSweepSpec> {
+    let names = seed_sources::named(&sweep.spec);
+    if names.is_empty() {
+        return Ok(sweep.spec.clone());
+    }
+    let root = store.dir().parent().unwrap_or(Path::new("."));
+    let sources = names
+        .into_iter()
+        .map(|name| {
+            let dir = root.join(&name);
+            let source = match store::read(&dir) {
+                Ok(Some((spec, state))) => Source::Found { spec, state },
+                Ok(None) => Source::Absent(format!(
+                    "sweep {name} has no state directory {} (run it first with `seedsweep run`;                      the state directories of the sweeps fromSweeps names must be beside this sweep's)",
+                    dir.display()
+                )),
+                Err(e) => Source::Unreadable(format!("sweep {name}: {e:#}")),
+            };
+            (name, source)
+        })
+        .collect();
+    seed_sources::resolve(sweep, sources).map_err(|unresolved| {
+        anyhow::anyhow!(
+            "cannot choose the weight-init seeds of sweep {}:\n  {}",
+            sweep.metadata.name.as_deref().unwrap_or_default(),
+            unresolved.reasons().join("\n  ")
+        )
+    })
 }
 
 fn resolve(base: &Path, path: &str, field: &str) -> anyhow::Result<PathBuf> {

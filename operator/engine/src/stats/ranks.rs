@@ -5,7 +5,7 @@ use statrs::statistics::{Data, OrderStatistics, RankTieBreaker};
 
 /// 1-based ranks of `values`, ties getting the average of the ranks they span (scipy's `rankdata` "average").
 /// Callers pass finite values (statrs panics on NaN).
-fn average_ranks(values: &[f64]) -> Vec<f64> {
+pub fn average_ranks(values: &[f64]) -> Vec<f64> {
     Data::new(values.to_vec()).ranks(RankTieBreaker::Average)
 }
 

@@ -1,0 +1,116 @@
+//! `spec.seeds.weightInit.fromSweeps` for both executors: given the earlier sweeps they read (state directories
+//! locally, SeedSweep statuses in a cluster), the spec a new sweep's plan is made from. The ranking and the choice
+//! are the engine's ([`crate::engine::transfer`]); this only decides what is worth waiting for and what is invalid.
+
+use crate::engine::state::SweepState;
+use crate::engine::transfer::{self, SourceSweep, TransferError};
+use crate::manifest;
+use seedsweep_crds::sweep::{SeedSweep, SeedSweepSpec};
+
+/// One sweep `fromSweeps` names, as the executor found it.
+pub enum Source {
+    /// Its recorded state.
+    Found {
+        spec: SeedSweepSpec,
+        state: SweepState,
+    },
+    /// Not there yet (does not exist, or has not started): why, naming it.
+    Absent(String),
+    /// There, but unreadable: why, naming it.
+    Unreadable(String),
+}
+
+/// Why the seeds cannot be resolved now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Unresolved {
+    /// A named sweep is missing or still running: in a cluster the sweep waits for it.
+    Waiting(Vec<String>),
+    /// It never will be: the sources cannot be ranked or the seeds they give make an invalid sweep.
+    Invalid(Vec<String>),
+}
+
+impl Unresolved {
+    pub fn reasons(&self) -> &[String] {
+        match self {
+            Unresolved::Waiting(r) | Unresolved::Invalid(r) => r,
+        }
+    }
+}
+
+/// The names of the earlier sweeps a (validated) spec takes seeds from; empty without `fromSweeps`.
+pub fn named(spec: &SeedSweepSpec) -> Vec<String> {
+    (spec.seeds.weight_init.as_ref())
+        .and_then(|l| l.from_sweeps.as_ref())
+        .map(|f| f.sweeps.clone())
+        .unwrap_or_default()
+}
+
+/// The spec to plan `sweep` from, `sources` given in the order `fromSweeps.sweeps` names them.
+pub fn resolve(
+    sweep: &SeedSweep,
+    sources: Vec<(String, Source)>,
+) -> Result<SeedSweepSpec, Unresolved> {
+    let mut waiting = Vec::new();
+    let mut invalid = Vec::new();
+    let mut found = Vec::new();
+    for (name, source) in sources {
+        match source {
+            Source::Found { spec, state } => {
+                let unfinished = transfer::unfinished_trials(&spec, &state);
+                if unfinished > 0 {
+                    waiting.push(
+                        TransferError::Unfinished {
+                            sweep: name,
+                            unfinished,
+                            trials: state.trials.len(),
+                        }
+                        .to_string(),
+                    );
+                } else {
+                    found.push((name, spec, state));
+                }
+            }
+            Source::Absent(why) => waiting.push(why),
+            Source::Unreadable(why) => invalid.push(why),
+        }
+    }
+    let at = "spec.seeds.weightInit.fromSweeps";
+    if !invalid.is_empty() {
+        return Err(Unresolved::Invalid(
+            invalid.into_iter().map(|w| format!("{at}: {w}")).collect(),
+        ));
+    }
+    if !waiting.is_empty() {
+        return Err(Unresolved::Waiting(waiting));
+    }
+    let sources: Vec<SourceSweep> = (found.iter())
+        .map(|(name, spec, state)| SourceSweep { name, spec, state })
+        .collect();
+    let invalid = |e: TransferError| {
+        let message = e.to_string();
+        Unresolved::Invalid(vec![if message.starts_with("spec.") {
+            message
+        } else {
+            format!("{at}: {message}")
+        }])
+    };
+    let ranking = transfer::rank_weight_init(&sources).map_err(invalid)?;
+    let resolved = transfer::resolve(&sweep.spec, &ranking).map_err(invalid)?;
+    // The chosen seeds, checked as if listed (trial names must fit, for one).
+    let mut as_listed = SeedSweep::new(
+        &sweep.metadata.name.clone().unwrap_or_default(),
+        resolved.clone(),
+    );
+    if let Some(list) = as_listed.spec.seeds.weight_init.as_mut() {
+        list.from_sweeps = None;
+    }
+    let errors = manifest::validate(&as_listed);
+    if !errors.is_empty() {
+        return Err(Unresolved::Invalid(
+            (errors.iter())
+                .map(|e| format!("with the seeds {at} chose: {e}"))
+                .collect(),
+        ));
+    }
+    Ok(resolved)
+}
