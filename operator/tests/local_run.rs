@@ -6,6 +6,7 @@ mod common;
 use common::{model_dir, trainer, workspace};
 use seedsweep_operator::engine::policy::RunState;
 use seedsweep_operator::engine::state::SweepState;
+use seedsweep_operator::engine::whatif::lock_step;
 use seedsweep_operator::local::store;
 use serde_json::Value;
 use std::collections::BTreeSet;
@@ -443,4 +444,132 @@ fn the_quick_start_manifest_runs_to_completion() {
         compute["stepsSpent"].as_u64() < compute["stepsWithoutDiscarding"].as_u64(),
         "{compute}"
     );
+}
+
+/// `weightInit.fromSweeps` locally: the seeds come from the state directories beside the new sweep's. A sweep that
+/// is missing or unfinished is refused with its name; once both are there and finished, the new sweep trains the
+/// top seeds by mean relative rank (computed here by hand from the real sweep's scores), and a rerun of the same
+/// manifest resumes rather than calling the resolved seeds a change.
+#[test]
+fn weight_init_seeds_come_from_earlier_sweeps() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("states");
+    let text = std::fs::read_to_string(manifest(dir.path(), "fs-c")).unwrap();
+    let chosen = dir.path().join("fs-c.yaml");
+    std::fs::write(
+        &chosen,
+        text.replace(
+            "weightInit: {values: [1, 2]}",
+            "weightInit: {fromSweeps: {sweeps: [fs-a, fs-b], top: 2}}",
+        )
+        .replace("dataOrder: {values: [1, 2]}", "dataOrder: {values: [1]}"),
+    )
+    .unwrap();
+    let run_chosen = || {
+        seedsweep(&["run", "--parallel", "2", "--scrape-interval", "0.2"])
+            .arg(&chosen)
+            .arg("--state-dir")
+            .arg(root.join("fs-c"))
+            .arg("--trainer")
+            .arg(trainer())
+            .output()
+            .unwrap()
+    };
+    let refused = |why: &str| {
+        let out = run_chosen();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{stderr}");
+        assert!(
+            stderr.contains("cannot choose the weight-init seeds of sweep fs-c")
+                && stderr.contains(why),
+            "{stderr}"
+        );
+        assert!(
+            !root.join("fs-c/state.json").exists(),
+            "a refused sweep must not start"
+        );
+    };
+    refused("sweep fs-a has no state directory");
+
+    // fs-a: a real 2 × 2 sweep.
+    run_sweep(&manifest(dir.path(), "fs-a"), &root.join("fs-a"));
+    // fs-b: a synthetic sweep over weight-init seeds 1, 2, 3 that ranks 2 first, then 3, then 1; first unfinished.
+    let b_spec = seedsweep_operator::manifest::load(
+        &text
+            .replace("name: fs-c", "name: fs-b")
+            .replace(
+                "weightInit: {values: [1, 2]}",
+                "weightInit: {values: [1, 2, 3]}",
+            )
+            .replace(
+                "  earlyDiscard:\n    rungs: [{atFraction: 0.5, keepCount: 2}]\n",
+                "",
+            ),
+    )
+    .unwrap()
+    .spec;
+    let b_plan = seedsweep_operator::engine::plan::plan("fs-b", &b_spec);
+    let b_score = |i: usize, _| [0.0, 0.5, 0.9, 0.7][b_plan.trials[i].weight_init as usize];
+    let save_b = |evals| {
+        let state = lock_step::run_sweep("fs-b", &b_spec, evals, b_score);
+        store::Store::open(&root.join("fs-b"))
+            .unwrap()
+            .save(&b_spec, &state)
+            .unwrap();
+    };
+    save_b(lock_step::EVALS - 1);
+    refused("sweep fs-b has not finished (6 of its 6 trials have not ended)");
+    save_b(lock_step::EVALS);
+
+    // By hand: fs-a's weight-init seeds by the mean of their trials' latest scores (final, else last evaluation).
+    let a = saved_state(&root.join("fs-a"));
+    let mean_latest = |seed: u64| {
+        let scores: Vec<f64> = (a.plan.trials.iter().zip(&a.trials))
+            .filter(|(p, _)| p.weight_init == seed)
+            .map(|(_, t)| {
+                (t.final_metrics.map(|m| m.acc_and_f1))
+                    .unwrap_or_else(|| t.evals.last().unwrap().score)
+            })
+            .collect();
+        scores.iter().sum::<f64>() / scores.len() as f64
+    };
+    // fs-b ranks 2 (0), 3 (0.5), 1 (1). With fs-a ranking 1 first, seeds 1 and 2 tie at 0.5 (the lower wins);
+    // with fs-a ranking 2 first, 2 leads (0) and 1 follows (1). Seed 3 is ranked in one sweep only: last.
+    let expected: Vec<u64> = if mean_latest(2) > mean_latest(1) {
+        vec![2, 1]
+    } else {
+        vec![1, 2]
+    };
+
+    let out = run_chosen();
+    assert!(
+        out.status.success(),
+        "{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let (spec, state) = store::read(&root.join("fs-c")).unwrap().unwrap();
+    let list = spec.seeds.weight_init.as_ref().unwrap();
+    assert_eq!(list.values.as_ref(), Some(&expected));
+    assert!(
+        list.from_sweeps.is_some(),
+        "the plan's spec keeps fromSweeps as written"
+    );
+    let names: BTreeSet<String> = state.plan.trials.iter().map(|t| t.name.clone()).collect();
+    let wanted: BTreeSet<String> = expected.iter().map(|w| format!("fs-c-w{w}-d1")).collect();
+    assert_eq!(names, wanted);
+    assert!(
+        state.trials.iter().all(|t| t.run == RunState::Completed),
+        "{:?}",
+        state.trials
+    );
+    // Run again with the same manifest: the finished sweep's summary, not a refused change.
+    let again = run_chosen();
+    let stdout = String::from_utf8_lossy(&again.stdout);
+    assert!(
+        again.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&again.stderr)
+    );
+    assert!(stdout.contains("sweep fs-c: Succeeded"), "{stdout}");
 }

@@ -20,6 +20,8 @@ use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use kube::{Client, ResourceExt};
 use seedsweep_crds::sweep::{SeedSweep, SeedSweepStatus, SweepPhase, TrialPhase};
 use seedsweep_operator::controller::observe::is_finished;
+use seedsweep_operator::engine::snapshot::Snapshot;
+use seedsweep_operator::engine::transfer;
 use seedsweep_tests::helpers::{apply_crd_yaml, create_namespace, delete_namespace, wait_for};
 use seedsweep_tests::{TestCluster, shared};
 use std::collections::{BTreeMap, BTreeSet};
@@ -1329,6 +1331,129 @@ async fn rbac_allows_what_the_operator_does() -> Result<()> {
             ensure!(
                 !answer.status.is_some_and(|st| st.allowed),
                 "secrets are readable"
+            );
+            Ok(())
+        })
+    })
+    .await
+}
+
+/// `weightInit.fromSweeps` in a cluster: a sweep naming an earlier SeedSweep waits (Pending, Ready reason
+/// WaitingForSeedSources, no Jobs) while that sweep does not exist and while it runs, then trains the earlier
+/// sweep's best weight-init seed: the engine's choice from its status, and the one found here by hand from the
+/// scores the status lists.
+#[tokio::test]
+async fn weight_init_seeds_come_from_an_earlier_sweep() -> Result<()> {
+    scenario("op-from", |s| {
+        Box::pin(async move {
+            let t = target(s.cluster);
+            let (kubeconfig, _) = s.rbac_kubeconfig().await?;
+            let _op = Operator::start(s, "a", &kubeconfig, &t.trainer_command)?;
+            let later = sweep_yaml(
+                "later",
+                &t,
+                &SweepShape {
+                    data_order: &[1],
+                    parallelism: 1,
+                    train_subset: 32,
+                    ..SweepShape::default()
+                },
+            )
+            .replace(
+                "weightInit: {values: [1, 2]}",
+                "weightInit: {fromSweeps: {sweeps: [earlier], top: 1}}",
+            );
+            s.create_sweep(&later).await?;
+            let waiting = |why: &'static str| {
+                let sweeps = s.sweeps();
+                async move {
+                    let status = wait_for(&sweeps, "later", Duration::from_secs(60), why, |sw| {
+                        sw.and_then(|sw| sw.status.as_ref())
+                            .and_then(|st| condition(st, "Ready"))
+                            .is_some_and(|(_, reason, message)| {
+                                reason == "WaitingForSeedSources" && message.contains(why)
+                            })
+                    })
+                    .await?
+                    .and_then(|s| s.status)
+                    .unwrap_or_default();
+                    ensure!(status.phase == SweepPhase::Pending, "{status:?}");
+                    Ok::<_, anyhow::Error>(status)
+                }
+            };
+            waiting("earlier does not exist").await?;
+
+            s.create_sweep(&sweep_yaml("earlier", &t, &SweepShape::default()))
+                .await?;
+            waiting("sweep earlier has not finished").await?;
+            ensure!(
+                s.jobs()
+                    .list(&ListParams::default())
+                    .await?
+                    .items
+                    .iter()
+                    .all(|j| !j.name_any().starts_with("later-")),
+                "a waiting sweep made Jobs"
+            );
+            let earlier = s.wait_until_finished("earlier").await?;
+
+            // By hand, from the status's trial list: each weight-init seed's mean final (else latest) score.
+            let mut by_seed: BTreeMap<u64, Vec<f64>> = BTreeMap::new();
+            for trial in &earlier.trials {
+                let score = trial
+                    .final_score
+                    .or(trial.latest_score)
+                    .context("a trial without a score")?;
+                by_seed.entry(trial.weight_init).or_default().push(score);
+            }
+            let mean = |v: &Vec<f64>| v.iter().sum::<f64>() / v.len() as f64;
+            let best = by_seed
+                .iter()
+                .fold(None::<(u64, f64)>, |best, (&seed, scores)| match best {
+                    Some((_, b)) if b >= mean(scores) => best,
+                    _ => Some((seed, mean(scores))),
+                })
+                .context("no scored seed")?
+                .0;
+            // The engine's ranking of the same record.
+            let snapshot: Snapshot =
+                serde_json::from_value(earlier.engine.clone().context("no engine state")?)?;
+            let state = snapshot.restore()?;
+            let ranking = transfer::rank_weight_init(&[transfer::SourceSweep {
+                name: "earlier",
+                spec: &snapshot.spec,
+                state: &state,
+            }])?;
+            ensure!(
+                ranking.seeds[0].seed == best,
+                "engine {:?}, by hand {best} from {by_seed:?}",
+                ranking.seeds
+            );
+
+            let done = s.wait_until_finished("later").await?;
+            let names: Vec<String> = done.trials.iter().map(|t| t.name.clone()).collect();
+            ensure!(names == vec![format!("later-w{best}-d1")], "{names:?}");
+            ensure!(done.phase == SweepPhase::Succeeded, "{done:?}");
+            let planned: Snapshot =
+                serde_json::from_value(done.engine.clone().context("no engine state")?)?;
+            let list = planned.spec.seeds.weight_init.context("no weightInit")?;
+            ensure!(
+                list.values == Some(vec![best]) && list.from_sweeps.is_some(),
+                "{list:?}"
+            );
+            let events = s.events().await?;
+            for reason in ["WaitingForSeedSources", "SeedsChosen"] {
+                ensure!(
+                    events.iter().any(|(r, _)| r == reason),
+                    "no {reason} event: {events:?}"
+                );
+            }
+            let chosen = events.iter().find(|(r, _)| r == "SeedsChosen").unwrap();
+            ensure!(
+                chosen.1.contains(&format!(
+                    "weight-init seeds {best} chosen from sweeps earlier"
+                )),
+                "{chosen:?}"
             );
             Ok(())
         })
