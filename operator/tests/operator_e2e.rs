@@ -1383,8 +1383,12 @@ async fn weight_init_seeds_come_from_an_earlier_sweep() -> Result<()> {
             };
             waiting("earlier does not exist").await?;
 
-            s.create_sweep(&sweep_yaml("earlier", &t, &SweepShape::default()))
-                .await?;
+            // Small: it only has to finish with scores.
+            let earlier = SweepShape {
+                train_subset: 32,
+                ..SweepShape::default()
+            };
+            s.create_sweep(&sweep_yaml("earlier", &t, &earlier)).await?;
             waiting("sweep earlier has not finished").await?;
             ensure!(
                 s.jobs()
