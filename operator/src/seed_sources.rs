@@ -114,3 +114,127 @@ pub fn resolve(
     }
     Ok(resolved)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::whatif::lock_step::{self, EVALS};
+
+    fn sweep(name: &str, weight_init: &str) -> SeedSweep {
+        crate::manifest::load(&format!(
+            r#"
+apiVersion: seedsweep.dev/v1alpha1
+kind: SeedSweep
+metadata: {{name: {name}}}
+spec:
+  task: {{name: mrpc, dataDir: /data}}
+  model: {{path: /model}}
+  seeds: {{weightInit: {weight_init}, dataOrder: {{values: [1, 2]}}}}
+"#
+        ))
+        .unwrap()
+    }
+
+    /// A sweep over weight-init seeds `wi`, trained `evals` evaluations per trial, trial scores rising with the seed.
+    fn source(wi: &str, evals: u32) -> Source {
+        let spec = sweep("src", &format!("{{values: {wi}}}")).spec;
+        let plan = crate::engine::plan::plan("src", &spec);
+        let state = lock_step::run_sweep("src", &spec, evals, |i, _| {
+            plan.trials[i].weight_init as f64
+        });
+        Source::Found { spec, state }
+    }
+
+    fn new_sweep(name: &str, top: u32) -> SeedSweep {
+        sweep(
+            name,
+            &format!("{{fromSweeps: {{sweeps: [a, b], top: {top}}}}}"),
+        )
+    }
+
+    #[test]
+    fn missing_or_running_sweeps_are_waited_for_and_unreadable_ones_are_invalid() {
+        let resolved = resolve(
+            &new_sweep("new", 1),
+            vec![
+                (
+                    "a".into(),
+                    Source::Absent("SeedSweep ns/a does not exist".into()),
+                ),
+                ("b".into(), source("[1, 2]", EVALS - 1)),
+            ],
+        );
+        assert_eq!(
+            resolved,
+            Err(Unresolved::Waiting(vec![
+                "SeedSweep ns/a does not exist".into(),
+                "sweep b has not finished (4 of its 4 trials have not ended)".into()
+            ]))
+        );
+        let resolved = resolve(
+            &new_sweep("new", 1),
+            vec![
+                (
+                    "a".into(),
+                    Source::Unreadable("sweep a: state.json is not a SeedSweep state file".into()),
+                ),
+                (
+                    "b".into(),
+                    Source::Absent("SeedSweep ns/b does not exist".into()),
+                ),
+            ],
+        );
+        assert_eq!(
+            resolved,
+            Err(Unresolved::Invalid(vec![
+                "spec.seeds.weightInit.fromSweeps: sweep a: state.json is not a SeedSweep state file".into()
+            ]))
+        );
+    }
+
+    #[test]
+    fn the_top_seeds_are_chosen_and_checked_as_if_listed() {
+        let spec = resolve(
+            &new_sweep("new", 2),
+            vec![
+                ("a".into(), source("[1, 2, 3]", EVALS)),
+                ("b".into(), source("[2, 3]", EVALS)),
+            ],
+        )
+        .unwrap();
+        assert_eq!(spec.seeds.weight_init.unwrap().values, Some(vec![3, 2]));
+
+        let too_many = resolve(
+            &new_sweep("new", 4),
+            vec![
+                ("a".into(), source("[1, 2, 3]", EVALS)),
+                ("b".into(), source("[2, 3]", EVALS)),
+            ],
+        );
+        assert_eq!(
+            too_many,
+            Err(Unresolved::Invalid(vec![
+                "spec.seeds.weightInit.fromSweeps.top asks for 4 seeds, but the sweeps rank only 3 ([3, 2, 1])"
+                    .into()
+            ]))
+        );
+
+        // A long sweep name that fits with small seeds but not with the large seed the earlier sweeps chose.
+        let long = "n".repeat(50);
+        let Err(Unresolved::Invalid(errors)) = resolve(
+            &new_sweep(&long, 1),
+            vec![
+                ("a".into(), source("[123456789]", EVALS)),
+                ("b".into(), source("[123456789]", EVALS)),
+            ],
+        ) else {
+            panic!("a trial name too long was accepted");
+        };
+        assert!(
+            errors[0].starts_with(
+                "with the seeds spec.seeds.weightInit.fromSweeps chose: metadata.name: too long"
+            ),
+            "{errors:?}"
+        );
+    }
+}
