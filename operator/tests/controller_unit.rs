@@ -1122,17 +1122,19 @@ fn observed_state(spec: &SeedSweepSpec, evals: Vec<EvalPoint>, baseline: Metrics
     let mut state = SweepState::new("s", spec);
     state.mark_started(0);
     state.mark_started(2);
-    state.observe(
-        0,
-        &TrainerSnapshot {
-            step: 276,
-            total_steps: 690,
-            train_loss: Some(0.25),
-            evals,
-            baseline: Some(baseline),
-            ..TrainerSnapshot::default()
-        },
-    );
+    state
+        .observe(
+            0,
+            &TrainerSnapshot {
+                step: 276,
+                total_steps: 690,
+                train_loss: Some(0.25),
+                evals,
+                baseline: Some(baseline),
+                ..TrainerSnapshot::default()
+            },
+        )
+        .expect("a consistent scrape");
     state.finish(2, None, "exit code 137");
     state
 }

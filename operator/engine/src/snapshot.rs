@@ -108,25 +108,27 @@ spec:
         let spec = spec();
         let mut state = SweepState::new("s", &spec);
         state.mark_started(1);
-        state.observe(
-            1,
-            &TrainerSnapshot {
-                step: 3,
-                total_steps: 10,
-                evals: vec![EvalPoint {
-                    index: 0,
+        state
+            .observe(
+                1,
+                &TrainerSnapshot {
                     step: 3,
-                    progress: 0.3,
-                    metrics: Metrics {
-                        accuracy: 0.7,
-                        f1: 0.8,
-                        mcc: 0.1,
-                        acc_and_f1: 0.75,
-                    },
-                }],
-                ..TrainerSnapshot::default()
-            },
-        );
+                    total_steps: 10,
+                    evals: vec![EvalPoint {
+                        index: 0,
+                        step: 3,
+                        progress: 0.3,
+                        metrics: Metrics {
+                            accuracy: 0.7,
+                            f1: 0.8,
+                            mcc: 0.1,
+                            acc_and_f1: 0.75,
+                        },
+                    }],
+                    ..TrainerSnapshot::default()
+                },
+            )
+            .expect("a consistent scrape");
         let json = serde_json::to_string(&Snapshot::of(&spec, &state)).unwrap();
         let snapshot: Snapshot = serde_json::from_str(&json).unwrap();
         assert_eq!(snapshot.spec, spec);
@@ -217,15 +219,17 @@ spec:
                     },
                 })
                 .collect();
-            state.observe(
-                i,
-                &TrainerSnapshot {
-                    step: total,
-                    total_steps: total,
-                    evals: evals.clone(),
-                    ..TrainerSnapshot::default()
-                },
-            );
+            state
+                .observe(
+                    i,
+                    &TrainerSnapshot {
+                        step: total,
+                        total_steps: total,
+                        evals: evals.clone(),
+                        ..TrainerSnapshot::default()
+                    },
+                )
+                .expect("a consistent scrape");
             let summary = seedsweep_crds::trainer::TrialSummary {
                 sweep: "mrpc".into(),
                 trial: state.plan.trials[i].name.clone(),

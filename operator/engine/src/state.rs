@@ -224,8 +224,10 @@ impl SweepState {
         }
     }
 
-    /// Records a scrape. Returns whether it brought a new evaluation.
-    pub fn observe(&mut self, trial: usize, snap: &TrainerSnapshot) -> bool {
+    /// Records a scrape. Returns whether it brought a new evaluation; refuses (recording nothing) a scrape that is
+    /// not this trial's or contradicts itself or what was recorded (see [`SweepState::check_scrape`]).
+    pub fn observe(&mut self, trial: usize, snap: &TrainerSnapshot) -> Result<bool, Refused> {
+        self.check_scrape(trial, snap)?;
         let t = &mut self.trials[trial];
         t.steps_done = t.steps_done.max(snap.step);
         if snap.total_steps > 0 {
@@ -237,7 +239,72 @@ impl SweepState {
         if snap.baseline.is_some() {
             t.baseline = snap.baseline;
         }
-        self.record_evals(trial, &snap.evals)
+        Ok(self.record_evals(trial, &snap.evals))
+    }
+
+    /// Why a scrape cannot be `trial`'s: it names another trial (a pod IP or port now used by another trainer), its
+    /// total steps differ from the ones recorded, an evaluation lies past the end of the run, or the objective at an
+    /// evaluation is not a number (a rung must never rank one).
+    pub fn check_scrape(&self, trial: usize, snap: &TrainerSnapshot) -> Result<(), Refused> {
+        let planned = &self.plan.trials[trial].name;
+        let refuse = |why: String| Err(Refused(format!("{planned}: metrics refused: {why}")));
+        if let Some(named) = snap.trial.as_deref().filter(|n| *n != planned) {
+            return refuse(format!("they are trial {named:?}'s"));
+        }
+        let recorded = self.trials[trial].total_steps;
+        if let Some(total) = recorded.filter(|&n| snap.total_steps > 0 && n != snap.total_steps) {
+            return refuse(format!(
+                "{} total steps, {total} recorded before",
+                snap.total_steps
+            ));
+        }
+        self.check_evals(&snap.evals, snap.total_steps)
+            .or_else(|why| refuse(why))
+    }
+
+    /// Evaluations within `total` steps whose objective is a finite number.
+    fn check_evals(&self, evals: &[EvalPoint], total: u64) -> Result<(), String> {
+        let metric = self.objective.metric;
+        for e in evals {
+            if e.step > total {
+                return Err(format!(
+                    "evaluation {} at step {} is past the run's {total} steps",
+                    e.index, e.step
+                ));
+            }
+            let score = e.metrics.get(metric);
+            if !score.is_finite() {
+                return Err(format!("evaluation {}: {metric} is {score}", e.index));
+            }
+        }
+        Ok(())
+    }
+
+    /// Why a trainer's summary cannot be `trial`'s: it names another sweep, trial or seed pair, or its numbers
+    /// contradict themselves.
+    pub fn check_summary(&self, trial: usize, s: &TrialSummary) -> Result<(), Refused> {
+        let planned = &self.plan.trials[trial];
+        let refuse =
+            |why: String| Err(Refused(format!("the trainer's summary was refused: {why}")));
+        if s.sweep != self.name || s.trial != planned.name {
+            return refuse(format!(
+                "it is trial {:?} of sweep {:?}, not {:?} of {:?}",
+                s.trial, s.sweep, planned.name, self.name
+            ));
+        }
+        if (s.wi_seed, s.do_seed) != (planned.weight_init, planned.data_order) {
+            return refuse(format!(
+                "it reports weight-init seed {} and data-order seed {}, the trial has {} and {}",
+                s.wi_seed, s.do_seed, planned.weight_init, planned.data_order
+            ));
+        }
+        if s.total_steps == 0 || s.steps_done > s.total_steps {
+            return refuse(format!(
+                "{} steps done of {} in total",
+                s.steps_done, s.total_steps
+            ));
+        }
+        self.check_evals(&s.evals, s.total_steps).or_else(refuse)
     }
 
     fn record_evals(&mut self, trial: usize, evals: &[EvalPoint]) -> bool {
@@ -262,8 +329,11 @@ impl SweepState {
         added
     }
 
-    /// Records how a trial's process ended: its summary when it wrote one, else the exit description.
+    /// Records how a trial's process ended: its summary when it wrote one, else the exit description. A summary
+    /// [`SweepState::check_summary`] refuses is not recorded, and the trial fails saying why.
     pub fn finish(&mut self, trial: usize, summary: Option<&TrialSummary>, exit: &str) {
+        let refused = summary.and_then(|s| self.check_summary(trial, s).err());
+        let summary = summary.filter(|_| refused.is_none());
         if let Some(s) = summary {
             // Evaluations a scrape missed (the trial ended between scrapes) come from the summary.
             self.trials[trial].total_steps = Some(s.total_steps);
@@ -276,6 +346,12 @@ impl SweepState {
         let t = &mut self.trials[trial];
         t.stuck = None;
         if matches!(t.run, RunState::Stopped | RunState::Paused) {
+            return;
+        }
+        if let Some(Refused(why)) = refused {
+            t.run = RunState::Failed {
+                reason: format!("{why} ({exit})"),
+            };
             return;
         }
         let reason = summary
@@ -438,6 +514,11 @@ impl SweepState {
     }
 }
 
+/// An observation the engine will not record, and why (naming the trial).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct Refused(pub String);
+
 /// What a sweep reports about itself.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Report {
@@ -477,14 +558,131 @@ mod tests {
 
     fn trained(state: &mut SweepState, trial: usize, steps: u64) {
         state.mark_started(trial);
-        state.observe(
-            trial,
-            &TrainerSnapshot {
-                step: steps,
-                total_steps: 10,
-                ..TrainerSnapshot::default()
-            },
+        state
+            .observe(
+                trial,
+                &TrainerSnapshot {
+                    step: steps,
+                    total_steps: 10,
+                    ..TrainerSnapshot::default()
+                },
+            )
+            .expect("a consistent scrape");
+    }
+
+    fn eval(index: u32, step: u64, score: f64) -> EvalPoint {
+        let mut metrics = Metrics::default();
+        metrics.set(seedsweep_crds::MetricName::AccAndF1, score);
+        EvalPoint {
+            index,
+            step,
+            progress: step as f64 / 10.0,
+            metrics,
+        }
+    }
+
+    fn scrape(trial: Option<&str>, total_steps: u64, evals: Vec<EvalPoint>) -> TrainerSnapshot {
+        TrainerSnapshot {
+            trial: trial.map(str::to_string),
+            step: 5,
+            total_steps,
+            evals,
+            ..TrainerSnapshot::default()
+        }
+    }
+
+    /// Given a trial that has recorded 10 total steps, a scrape that is another trial's, changes the total, lies
+    /// past the end of the run or carries a NaN objective is refused with the reason, and nothing of it is recorded.
+    #[test]
+    fn scrapes_that_are_not_the_trials_are_refused_and_not_recorded() {
+        let mut state = state();
+        trained(&mut state, 0, 2);
+        let before = state.clone();
+        let cases = [
+            (
+                scrape(Some("s-w2-d2"), 10, vec![eval(0, 5, 0.7)]),
+                "s-w1-d1: metrics refused: they are trial \"s-w2-d2\"'s",
+            ),
+            (
+                scrape(None, 12, vec![eval(0, 5, 0.7)]),
+                "s-w1-d1: metrics refused: 12 total steps, 10 recorded before",
+            ),
+            (
+                scrape(None, 10, vec![eval(0, 11, 0.7)]),
+                "s-w1-d1: metrics refused: evaluation 0 at step 11 is past the run's 10 steps",
+            ),
+            (
+                scrape(None, 10, vec![eval(0, 5, f64::NAN)]),
+                "s-w1-d1: metrics refused: evaluation 0: acc_and_f1 is NaN",
+            ),
+        ];
+        for (snap, why) in cases {
+            assert_eq!(state.observe(0, &snap), Err(Refused(why.into())));
+            assert_eq!(state, before);
+        }
+        assert_eq!(
+            state.observe(0, &scrape(Some("s-w1-d1"), 10, vec![eval(0, 5, 0.7)])),
+            Ok(true)
         );
+    }
+
+    /// A summary that is another trial's, reports other seeds or contradicts itself fails the trial saying why, and
+    /// none of its numbers are recorded.
+    #[test]
+    fn summaries_that_are_not_the_trials_fail_it_and_are_not_recorded() {
+        let summary = |f: &dyn Fn(&mut TrialSummary)| {
+            let mut s = TrialSummary {
+                sweep: "s".into(),
+                trial: "s-w1-d1".into(),
+                wi_seed: 1,
+                do_seed: 1,
+                outcome: Outcome::Completed,
+                reason: None,
+                steps_done: 10,
+                total_steps: 10,
+                majority_baseline: Metrics::default(),
+                final_metrics: Some(eval(1, 10, 0.8).metrics),
+                evals: vec![eval(0, 5, 0.7), eval(1, 10, 0.8)],
+                dropped_evals: 0,
+            };
+            f(&mut s);
+            s
+        };
+        let cases: [(TrialSummary, &str); 4] = [
+            (
+                summary(&|s| s.trial = "s-w2-d1".into()),
+                "it is trial \"s-w2-d1\" of sweep \"s\", not \"s-w1-d1\" of \"s\"",
+            ),
+            (
+                summary(&|s| s.do_seed = 7),
+                "it reports weight-init seed 1 and data-order seed 7, the trial has 1 and 1",
+            ),
+            (
+                summary(&|s| s.steps_done = 11),
+                "11 steps done of 10 in total",
+            ),
+            (
+                summary(&|s| s.evals[0].step = 12),
+                "evaluation 0 at step 12 is past the run's 10 steps",
+            ),
+        ];
+        for (s, why) in cases {
+            let mut state = state();
+            state.mark_started(0);
+            state.finish(0, Some(&s), "exit code 0");
+            assert_eq!(
+                state.trials[0].run,
+                RunState::Failed {
+                    reason: format!("the trainer's summary was refused: {why} (exit code 0)")
+                }
+            );
+            assert!(state.trials[0].evals.is_empty() && state.trials[0].final_metrics.is_none());
+        }
+        let mut state = state();
+        state.mark_started(0);
+        state.finish(0, Some(&summary(&|_| {})), "exit code 0");
+        assert_eq!(state.trials[0].run, RunState::Completed);
+        assert_eq!(state.trials[0].evals.len(), 2);
     }
 
     /// Only what a decision stopped counts as saved: a failed trial's unspent steps, or a running trial's, were

@@ -145,7 +145,9 @@ impl Replayer<'_> {
             Event::Eval(e) => {
                 let mut metrics = Metrics::default();
                 metrics.set(self.real.objective.metric, e.score);
-                self.state.observe(
+                // The record holds only evaluations the engine accepted, so the replay accepts them; one from an older
+                // state file that it would refuse now stays out, as it would now.
+                let _ = self.state.observe(
                     trial,
                     &TrainerSnapshot {
                         step: e.step,
@@ -335,16 +337,18 @@ pub mod lock_step {
                     progress: f64::from(index + 1) / f64::from(EVALS),
                     metrics,
                 };
-                state.observe(
-                    i,
-                    &TrainerSnapshot {
-                        step: point.step,
-                        total_steps: total,
-                        evals: vec![point],
-                        baseline: Some(Metrics::default()),
-                        ..TrainerSnapshot::default()
-                    },
-                );
+                state
+                    .observe(
+                        i,
+                        &TrainerSnapshot {
+                            step: point.step,
+                            total_steps: total,
+                            evals: vec![point],
+                            baseline: Some(Metrics::default()),
+                            ..TrainerSnapshot::default()
+                        },
+                    )
+                    .expect("a consistent scrape");
                 if index + 1 == EVALS {
                     let summary = TrialSummary {
                         sweep: name.into(),

@@ -240,12 +240,19 @@ impl SweepRuntime {
                     }
                 })
                 .or_insert_with(|| Endpoint::new(attempt));
+            // A refused scrape (another trial's metrics at this address, say) counts as a failed one.
+            let result = result.map_err(|e| e.to_string()).and_then(|snap| {
+                self.state
+                    .check_scrape(i, &snap)
+                    .map_err(|e| e.to_string())?;
+                Ok(snap)
+            });
             match result {
                 Ok(snap) => {
                     endpoint.answered = true;
                     endpoint.done = snap.done;
                     endpoint.failures = 0;
-                    self.state.observe(i, &snap);
+                    self.state.observe(i, &snap).expect("checked above");
                 }
                 // A trainer that is not listening yet, or has finished training and is exiting, is not unavailable.
                 Err(_) if endpoint.done || finishing => {}
@@ -256,7 +263,7 @@ impl SweepRuntime {
                         .with_label_values(&[ns, name])
                         .inc();
                     endpoint.failures += 1;
-                    endpoint.last_error = e.to_string();
+                    endpoint.last_error = e;
                 }
             }
         }

@@ -202,7 +202,10 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<RunEnd> {
                 continue;
             };
             match scrape::scrape(&client, &url, Duration::from_secs(5)).await {
-                Ok(snap) => changed |= state.observe(i, &snap),
+                Ok(snap) => match state.observe(i, &snap) {
+                    Ok(new) => changed |= new,
+                    Err(refused) => console.debug(refused.to_string()),
+                },
                 // A trainer between its last scrape and its exit stops answering; its summary covers the rest.
                 Err(e) => console.debug(format!("{}: {e}", state.plan.trials[i].name)),
             }
