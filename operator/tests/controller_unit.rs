@@ -605,6 +605,38 @@ fn a_complete_job_ends_with_the_trainers_summary() {
     assert_eq!(job_standing(&job, &[&succeeded, &failed], PORT), outcome);
 }
 
+/// A termination message that is not the trainer's summary (cut short, another program's output) is never dropped
+/// silently: the trial's exit says what it held.
+#[test]
+fn a_complete_job_with_an_unreadable_termination_message_says_so() {
+    let job = job_with(&[("Complete", "True", None)], 0);
+    let whole = message(&summary(Outcome::Completed));
+    let cut = &whole[..whole.len() / 2];
+    for (text, shown) in [
+        (cut, "EOF while parsing"),
+        ("Segmentation fault", "\"Segmentation fault\""),
+    ] {
+        let p = pod(
+            "Succeeded",
+            Some("10.0.0.2"),
+            Trainer::Ended(0, text),
+            Some(9090),
+        );
+        match job_standing(&job, &[&p], PORT) {
+            JobStanding::Ended {
+                summary: None,
+                exit,
+            } => assert!(
+                exit.starts_with(
+                    "exit code 0, but its termination message is not a trainer summary ("
+                ) && exit.contains(shown),
+                "{exit}"
+            ),
+            other => panic!("{other:?}"),
+        }
+    }
+}
+
 #[test]
 fn a_complete_job_whose_pods_are_gone_ends_without_a_summary() {
     let job = job_with(&[("Complete", "True", None)], 0);

@@ -83,9 +83,16 @@ pub fn job_standing(job: &Job, pods: &[&Pod], default_port: u16) -> JobStanding 
             .find(|p| pod_phase(p) == Some("Succeeded"))
             .or(pods.last());
         return match pod.and_then(|p| terminated(p)) {
-            Some(t) => JobStanding::Ended {
-                summary: parse_summary(t.message),
-                exit: format!("exit code {}", t.code),
+            Some(t) => match read_summary(t.message) {
+                Ok(summary) => JobStanding::Ended {
+                    summary,
+                    exit: format!("exit code {}", t.code),
+                },
+                // Never silently: the trial fails saying what the message was.
+                Err(why) => JobStanding::Ended {
+                    summary: None,
+                    exit: format!("exit code {}, but {why}", t.code),
+                },
             },
             None => JobStanding::Ended {
                 summary: None,
@@ -238,7 +245,24 @@ pub fn why_stuck(pods: &[&Pod]) -> Option<String> {
 }
 
 fn parse_summary(message: &str) -> Option<Box<TrialSummary>> {
-    serde_json::from_str(message.trim()).ok()
+    read_summary(message).ok().flatten()
+}
+
+/// The trainer's summary from a termination message: none when the message is empty, an error saying what the
+/// message holds when it is not a summary (truncated, another program's output).
+fn read_summary(message: &str) -> Result<Option<Box<TrialSummary>>, String> {
+    let message = message.trim();
+    if message.is_empty() {
+        return Ok(None);
+    }
+    serde_json::from_str(message).map(Some).map_err(|e| {
+        let mut start = message.to_string();
+        if start.len() > 120 {
+            start.truncate(start.floor_char_boundary(120));
+            start.push('…');
+        }
+        format!("its termination message is not a trainer summary ({e}): {start:?}")
+    })
 }
 
 /// A Job that has ended, one way or the other.

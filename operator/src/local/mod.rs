@@ -218,8 +218,10 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<RunEnd> {
             let mut proc = running.remove(&i).expect("ended trials are running");
             let status = proc.wait().await?;
             proc.drain_stderr().await;
-            let summary = read_summary(&proc.summary_path);
-            let exit = describe_exit(status, &proc);
+            let (summary, exit) = match read_summary(&proc.summary_path) {
+                Ok(summary) => (summary, describe_exit(status, &proc)),
+                Err(why) => (None, format!("{}, but {why}", describe_exit(status, &proc))),
+            };
             let name = state.plan.trials[i].name.clone();
             state.finish(i, summary.as_ref(), &exit);
             let trained_any = state
@@ -386,9 +388,16 @@ fn nvidia_gpus() -> usize {
         .unwrap_or(0)
 }
 
-fn read_summary(path: &Path) -> Option<TrialSummary> {
-    let bytes = std::fs::read(path).ok()?;
-    serde_json::from_slice(&bytes).ok()
+/// The trainer's summary file: none when it wrote none, an error saying so when the file is not a summary.
+fn read_summary(path: &Path) -> Result<Option<TrialSummary>, String> {
+    let bytes = match std::fs::read(path) {
+        Ok(bytes) => bytes,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(format!("cannot read {}: {e}", path.display())),
+    };
+    serde_json::from_slice(&bytes)
+        .map(Some)
+        .map_err(|e| format!("{} is not a trainer summary ({e})", path.display()))
 }
 
 fn describe_exit(status: std::process::ExitStatus, proc: &TrainerProcess) -> String {
