@@ -30,6 +30,7 @@ pub fn parse_metrics(text: &str) -> Result<TrainerSnapshot, ScrapeError> {
     let mut evals: BTreeMap<u32, (u64, Metrics, u8)> = BTreeMap::new();
     let mut baseline = Metrics::default();
     let mut baseline_seen = 0u8;
+    let mut seen: BTreeMap<String, usize> = BTreeMap::new();
     for (n, line) in text.lines().enumerate() {
         let trimmed = line.trim();
         if trimmed.is_empty() || trimmed.starts_with('#') {
@@ -46,6 +47,13 @@ pub fn parse_metrics(text: &str) -> Result<TrainerSnapshot, ScrapeError> {
         let [sample] = scrape.samples.as_slice() else {
             return Err(malformed("not a sample"));
         };
+        // One value per series: a repeated series would make the value read depend on the order of the lines.
+        let mut labels: Vec<(&String, &String)> = sample.labels.iter().collect();
+        labels.sort();
+        let series = format!("{}{labels:?}", sample.metric);
+        if let Some(first) = seen.insert(series, n + 1) {
+            return Err(malformed(&format!("the same series as line {first}")));
+        }
         let value = match sample.value {
             prometheus_parse::Value::Gauge(v)
             | prometheus_parse::Value::Untyped(v)
@@ -147,8 +155,24 @@ pub async fn scrape(
             status: response.status().as_u16(),
         });
     }
-    parse_metrics(&response.text().await.map_err(http)?)
+    // Read at most MAX_EXPOSITION bytes: a broken or hostile endpoint must not exhaust the operator's memory.
+    let mut body = Vec::new();
+    let mut response = response;
+    while let Some(chunk) = response.chunk().await.map_err(http)? {
+        if body.len() + chunk.len() > MAX_EXPOSITION {
+            return Err(ScrapeError::Invalid(format!(
+                "{url} answered more than {MAX_EXPOSITION} bytes (a trainer's metrics are a few KiB)"
+            )));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    let text = String::from_utf8(body)
+        .map_err(|e| ScrapeError::Invalid(format!("{url} answered text that is not UTF-8: {e}")))?;
+    parse_metrics(&text)
 }
+
+/// The largest `/metrics` answer read: 30 evaluations of 4 metrics take about 25 KiB.
+pub const MAX_EXPOSITION: usize = 4 << 20;
 
 #[cfg(test)]
 mod tests {

@@ -250,7 +250,7 @@ fn parse_summary(message: &str) -> Option<Box<TrialSummary>> {
 
 /// The trainer's summary from a termination message: none when the message is empty, an error saying what the
 /// message holds when it is not a summary (truncated, another program's output).
-fn read_summary(message: &str) -> Result<Option<Box<TrialSummary>>, String> {
+pub fn read_summary(message: &str) -> Result<Option<Box<TrialSummary>>, String> {
     let message = message.trim();
     if message.is_empty() {
         return Ok(None);
