@@ -379,7 +379,7 @@ impl Validator {
         };
         let before = self.errors.len();
         if let Some(from) = &list.from_sweeps {
-            self.from_sweeps(path, list, from, sweep);
+            self.seeds_from_sweeps(path, list, from, sweep);
             // The seeds are known once resolved (and the resolved spec is validated again then).
             return (self.errors.len() == before).then_some(SeedCount {
                 count: from.top as usize,
@@ -434,7 +434,7 @@ impl Validator {
         })
     }
 
-    fn from_sweeps(&mut self, path: &str, list: &SeedList, from: &FromSweeps, sweep: &str) {
+    fn seeds_from_sweeps(&mut self, path: &str, list: &SeedList, from: &FromSweeps, sweep: &str) {
         if !path.ends_with("weightInit") {
             self.push(
                 format!("{path}.fromSweeps"),

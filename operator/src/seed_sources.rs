@@ -9,9 +9,9 @@ use seedsweep_crds::sweep::{SeedSweep, SeedSweepSpec};
 
 /// One sweep `fromSweeps` names, as the executor found it.
 pub enum Source {
-    /// Its recorded state.
+    /// Its recorded state (the spec boxed: it is most of the size).
     Found {
-        spec: SeedSweepSpec,
+        spec: Box<SeedSweepSpec>,
         state: SweepState,
     },
     /// Not there yet (does not exist, or has not started): why, naming it.
@@ -142,7 +142,10 @@ spec:
         let state = lock_step::run_sweep("src", &spec, evals, |i, _| {
             plan.trials[i].weight_init as f64
         });
-        Source::Found { spec, state }
+        Source::Found {
+            spec: Box::new(spec),
+            state,
+        }
     }
 
     fn new_sweep(name: &str, top: u32) -> SeedSweep {

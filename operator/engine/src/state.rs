@@ -259,7 +259,7 @@ impl SweepState {
             ));
         }
         self.check_evals(&snap.evals, snap.total_steps)
-            .or_else(|why| refuse(why))
+            .or_else(refuse)
     }
 
     /// Evaluations within `total` steps whose objective is a finite number.

@@ -126,7 +126,10 @@ async fn planned_spec(
                         let state = snapshot.restore().map_err(|e| e.to_string())?;
                         Ok((snapshot.spec, state))
                     }) {
-                    Ok((spec, state)) => Source::Found { spec, state },
+                    Ok((spec, state)) => Source::Found {
+                        spec: Box::new(spec),
+                        state,
+                    },
                     Err(e) => Source::Unreadable(format!(
                         "the recorded state of SeedSweep {ns}/{name} cannot be read: {e}"
                     )),

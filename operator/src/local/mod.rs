@@ -319,7 +319,10 @@ fn planned_spec(store: &Store, sweep: &SeedSweep) -> anyhow::Result<SeedSweepSpe
         .map(|name| {
             let dir = root.join(&name);
             let source = match store::read(&dir) {
-                Ok(Some((spec, state))) => Source::Found { spec, state },
+                Ok(Some((spec, state))) => Source::Found {
+                    spec: Box::new(spec),
+                    state,
+                },
                 Ok(None) => Source::Absent(format!(
                     "sweep {name} has no state directory {} (run it first with `seedsweep run`;                      the state directories of the sweeps fromSweeps names must be beside this sweep's)",
                     dir.display()
