@@ -1,8 +1,9 @@
 //! `seedsweep report`: a sweep's analyses as pictures and tables — expected best score vs trials, the WI × DO grid,
 //! seed effects, learning curves, compute and what-if discarding — for a local state directory or a SeedSweep in a
-//! cluster. Every number comes from the engine ([`model`]); figures ([`figures`]) and pages ([`page`]) only draw
-//! and format them.
+//! cluster. Every number comes from the engine ([`model`]); figures ([`figures`]) and pages ([`page`], rendered by
+//! [`document`]) only draw and format them.
 
+pub mod document;
 pub mod figures;
 pub mod findings;
 pub mod model;
@@ -11,6 +12,8 @@ pub mod source;
 
 use anyhow::Context;
 use clap::{ArgGroup, ValueEnum};
+use figures::Figure;
+use source::SweepSource;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -48,24 +51,15 @@ pub enum Format {
 /// Reads the sweep, writes its report, and says where. Exit status 1 for a partial report (no trial trained to
 /// completion yet), after writing what the data allow.
 pub fn run(args: ReportArgs, out: &mut impl Write) -> anyhow::Result<ExitCode> {
-    let loaded = match (&args.state_dir, &args.sweep) {
-        (Some(dir), _) => source::from_state_dir(dir)?,
-        (None, Some(name)) => {
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()?;
-            runtime.block_on(source::from_cluster(
-                name,
-                args.namespace.as_deref(),
-                args.kubeconfig.as_deref(),
-            ))?
-        }
+    let source = match (&args.state_dir, &args.sweep) {
+        (Some(dir), _) => SweepSource::StateDir(dir.clone()),
+        (None, Some(name)) => SweepSource::Cluster(name.clone()),
         (None, None) => anyhow::bail!("pass --state-dir DIR or --sweep NAME"),
     };
+    let loaded = source.load(args.namespace.as_deref(), args.kubeconfig.as_deref())?;
     let report = model::build(&loaded);
-    let dir = args
-        .out
-        .unwrap_or_else(|| PathBuf::from(format!("report-{}", report.sweep)));
+    let dir =
+        (args.out.clone()).unwrap_or_else(|| PathBuf::from(format!("report-{}", report.sweep)));
     let written = write(&report, &dir, args.format)?;
     writeln!(
         out,
@@ -85,43 +79,61 @@ pub fn run(args: ReportArgs, out: &mut impl Write) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::from(1))
 }
 
-/// Writes the pages (all, or the one `format` names) and the figures they show; returns the files' names.
+/// Writes the report's pages (all, or the one `format` names) and the figures they show; returns the files' names.
 pub fn write(
     report: &model::SweepReport,
     dir: &Path,
     format: Option<Format>,
 ) -> anyhow::Result<Vec<String>> {
-    std::fs::create_dir_all(dir)
-        .with_context(|| format!("cannot create the report directory {}", dir.display()))?;
-    let mut written = Vec::new();
-    let mut put = |name: String, bytes: &[u8]| -> anyhow::Result<()> {
-        let path = dir.join(&name);
-        std::fs::write(&path, bytes).with_context(|| format!("cannot write {}", path.display()))?;
-        written.push(name);
-        Ok(())
+    let pages = Pages {
+        stem: "report",
+        figures: &|| figures::all(report),
+        html: &|f| page::html(report, f),
+        markdown: &|f| page::markdown(report, f),
+        json: &|| serde_json::to_vec_pretty(report),
     };
-    let wants = |f: Format| format.is_none_or(|only| only == f);
-    if wants(Format::Html) || wants(Format::Md) {
-        let figures = figures::all(report)?;
-        for f in &figures {
-            put(format!("{}.svg", f.name), f.svg.as_bytes())?;
-            put(format!("{}.png", f.name), &f.png)?;
+    pages.write(dir, format)
+}
+
+/// What a report writes: `<stem>.html`, `<stem>.md`, `<stem>.json`, and the figures the first two show.
+struct Pages<'a> {
+    stem: &'a str,
+    figures: &'a dyn Fn() -> anyhow::Result<Vec<Figure>>,
+    html: &'a dyn Fn(&[Figure]) -> String,
+    markdown: &'a dyn Fn(&[Figure]) -> String,
+    json: &'a dyn Fn() -> serde_json::Result<Vec<u8>>,
+}
+
+impl Pages<'_> {
+    fn write(&self, dir: &Path, format: Option<Format>) -> anyhow::Result<Vec<String>> {
+        std::fs::create_dir_all(dir)
+            .with_context(|| format!("cannot create the report directory {}", dir.display()))?;
+        let mut written = Vec::new();
+        let mut put = |name: String, bytes: &[u8]| -> anyhow::Result<()> {
+            let path = dir.join(&name);
+            std::fs::write(&path, bytes)
+                .with_context(|| format!("cannot write {}", path.display()))?;
+            written.push(name);
+            Ok(())
+        };
+        let wants = |f: Format| format.is_none_or(|only| only == f);
+        let stem = self.stem;
+        if wants(Format::Html) || wants(Format::Md) {
+            let figures = (self.figures)()?;
+            for f in &figures {
+                put(format!("{}.svg", f.name), f.svg.as_bytes())?;
+                put(format!("{}.png", f.name), &f.png)?;
+            }
+            if wants(Format::Html) {
+                put(format!("{stem}.html"), (self.html)(&figures).as_bytes())?;
+            }
+            if wants(Format::Md) {
+                put(format!("{stem}.md"), (self.markdown)(&figures).as_bytes())?;
+            }
         }
-        if wants(Format::Html) {
-            put(
-                "report.html".into(),
-                page::html(report, &figures).as_bytes(),
-            )?;
+        if wants(Format::Json) {
+            put(format!("{stem}.json"), &(self.json)()?)?;
         }
-        if wants(Format::Md) {
-            put(
-                "report.md".into(),
-                page::markdown(report, &figures).as_bytes(),
-            )?;
-        }
+        Ok(written)
     }
-    if wants(Format::Json) {
-        put("report.json".into(), &serde_json::to_vec_pretty(report)?)?;
-    }
-    Ok(written)
 }
