@@ -57,8 +57,9 @@ pub enum Command {
     /// Run the Kubernetes operator: every SeedSweep in the cluster (or one namespace) becomes trial Jobs, scraped
     /// and early-discarded. Needs the CRD installed (`seedsweep crd | kubectl apply -f -`).
     Operator(crate::controller::OperatorArgs),
-    /// Write a sweep's report (local or in a cluster): figures as SVG and PNG, an HTML page, Markdown and JSON.
-    /// Exit status 1 when no trial has trained to completion yet (the report is then partial).
+    /// Write a sweep's report (local or in a cluster): figures as SVG and PNG, an HTML page, Markdown and JSON; with
+    /// --compare, a comparison of several sweeps. Exit status 1 when a sweep has no trial trained to completion yet
+    /// (the report is then partial).
     Report(crate::sweep_report::ReportArgs),
     /// Summarize a local sweep, running or finished.
     Status {

@@ -1,6 +1,9 @@
 //! `seedsweep report` end to end: reports of synthetic sweeps with known numbers, every figure well-formed, the
 //! what-if replay of the sweep's own setting, a sweep read from a (fake) apiserver, and every bad input.
 
+mod report_support;
+
+use report_support::*;
 use seedsweep_crds::sweep::{SeedSweep, SeedSweepSpec};
 use seedsweep_operator::engine::policy::RunState;
 use seedsweep_operator::engine::snapshot::Snapshot;
@@ -8,7 +11,6 @@ use seedsweep_operator::engine::state::SweepState;
 use seedsweep_operator::engine::whatif::lock_step::{self, EVALS};
 use seedsweep_operator::local::store::Store;
 use serde_json::Value;
-use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -57,17 +59,6 @@ fn saved_sweep(
     (state, state_dir)
 }
 
-fn seedsweep(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_seedsweep"))
-        .args(args)
-        .output()
-        .unwrap()
-}
-
-fn path(p: &Path) -> &str {
-    p.to_str().unwrap()
-}
-
 fn report_json(out: &Path) -> Value {
     serde_json::from_slice(&std::fs::read(out.join("report.json")).unwrap()).unwrap()
 }
@@ -76,45 +67,6 @@ fn report_json(out: &Path) -> Value {
 fn report(state_dir: &Path, out: &Path, extra: &[&str]) -> Output {
     let args = ["report", "--state-dir", path(state_dir), "--out", path(out)];
     seedsweep(&[&args[..], extra].concat())
-}
-
-fn stderr(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stderr).into_owned()
-}
-
-fn assert_succeeded(out: &Output) {
-    assert!(out.status.success(), "{}", stderr(out));
-}
-
-/// A clear message, a non-zero exit, no panic.
-fn assert_refused(out: &Output, expected: &[&str]) {
-    let e = stderr(out);
-    assert!(!out.status.success(), "succeeded: {e}");
-    assert!(!e.contains("panicked"), "{e}");
-    for part in expected {
-        assert!(e.contains(part), "{part:?} not in: {e}");
-    }
-}
-
-fn assert_figures_well_formed(out: &Path) {
-    for name in FIGURES {
-        let png = std::fs::File::open(out.join(format!("{name}.png"))).unwrap();
-        let mut reader = png::Decoder::new(std::io::BufReader::new(png))
-            .read_info()
-            .unwrap();
-        let mut pixels = vec![0; reader.output_buffer_size().unwrap()];
-        let info = reader.next_frame(&mut pixels).unwrap();
-        assert_eq!((info.width, info.height), (900, 500), "{name}.png");
-        // Something was drawn: not every pixel is the white background.
-        assert!(pixels.iter().any(|&b| b < 200), "{name}.png is blank");
-        let svg = std::fs::read_to_string(out.join(format!("{name}.svg"))).unwrap();
-        let doc = roxmltree::Document::parse(&svg).unwrap_or_else(|e| panic!("{name}.svg: {e}"));
-        assert_eq!(doc.root_element().tag_name().name(), "svg", "{name}.svg");
-        assert!(
-            doc.descendants().any(|n| n.has_tag_name("text")),
-            "{name}.svg has no text"
-        );
-    }
 }
 
 /// Given a sweep where every trial trained to completion, when its report is built, then every number in
@@ -193,7 +145,7 @@ fn a_complete_sweep_reports_the_engines_numbers() {
         json["missing"]
     );
 
-    assert_figures_well_formed(&out);
+    assert_figures_well_formed(&out, &FIGURES);
     let html = std::fs::read_to_string(out.join("report.html")).unwrap();
     assert_eq!(
         html.matches("<svg").count(),
@@ -267,7 +219,7 @@ fn a_discarding_sweep_replays_its_own_decisions() {
         cells.iter().filter(|c| c["phase"] == "Discarded").count(),
         6
     );
-    assert_figures_well_formed(&out);
+    assert_figures_well_formed(&out, &FIGURES);
 
     // --format json writes report.json alone.
     let only = dir.path().join("json-only");
@@ -304,7 +256,7 @@ fn a_sweep_with_no_finished_trial_gets_a_partial_report() {
         "{}",
         json["missing"]
     );
-    assert_figures_well_formed(&out);
+    assert_figures_well_formed(&out, &FIGURES);
     assert!(out.join("report.html").is_file() && out.join("report.md").is_file());
 }
 
@@ -340,61 +292,6 @@ fn bad_state_directories_are_refused_clearly() {
 
     let run = seedsweep(&["report", "--out", path(&out)]);
     assert_refused(&run, &["--state-dir", "--sweep"]);
-}
-
-/// A stand-in for the apiserver: answers every GET of a SeedSweep with `sweep` (404 when `None`).
-fn fake_apiserver(sweep: Option<Value>) -> (String, std::thread::JoinHandle<()>) {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let handle = std::thread::spawn(move || {
-        // One request is all a report makes.
-        let (stream, _) = listener.accept().unwrap();
-        let mut reader = BufReader::new(stream.try_clone().unwrap());
-        let mut line = String::new();
-        reader.read_line(&mut line).unwrap();
-        assert!(
-            line.starts_with("GET /apis/seedsweep.dev/v1alpha1/namespaces/ml/seedsweeps/"),
-            "{line}"
-        );
-        loop {
-            let mut header = String::new();
-            reader.read_line(&mut header).unwrap();
-            if header.trim().is_empty() {
-                break;
-            }
-        }
-        let (code, body) = match &sweep {
-            Some(s) => ("200 OK", s.to_string()),
-            None => (
-                "404 Not Found",
-                serde_json::json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
-                    "message": "seedsweeps.seedsweep.dev \"gone\" not found", "reason": "NotFound", "code": 404})
-                .to_string(),
-            ),
-        };
-        let mut stream = stream;
-        write!(
-            stream,
-            "HTTP/1.1 {code}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-            body.len()
-        )
-        .unwrap();
-    });
-    (format!("http://127.0.0.1:{port}"), handle)
-}
-
-fn kubeconfig(dir: &Path, server: &str) -> PathBuf {
-    let path = dir.join("kubeconfig");
-    std::fs::write(
-        &path,
-        format!(
-            "apiVersion: v1\nkind: Config\nclusters: [{{name: fake, cluster: {{server: \"{server}\"}}}}]\nusers: \
-             [{{name: u, user: {{}}}}]\ncontexts: [{{name: c, context: {{cluster: fake, user: u, namespace: \
-             default}}}}]\ncurrent-context: c\n"
-        ),
-    )
-    .unwrap();
-    path
 }
 
 fn cluster_report(dir: &Path, sweep: Option<Value>, name: &str) -> Output {

@@ -26,22 +26,17 @@ pub struct Figure {
     pub png: Vec<u8>,
 }
 
-type Drawn = Result<(), Box<dyn Error>>;
+pub(super) type Drawn = Result<(), Box<dyn Error>>;
 
-/// A figure drawn the same way on any backend.
-trait Draw {
-    fn draw<DB: DrawingBackend>(
-        &self,
-        area: &DrawingArea<DB, Shift>,
-        report: &SweepReport,
-    ) -> Drawn
+/// A figure of an `R` (a report, a comparison), drawn the same way on any backend.
+pub(super) trait Draw<R> {
+    fn draw<DB: DrawingBackend>(&self, area: &DrawingArea<DB, Shift>, of: &R) -> Drawn
     where
         DB::ErrorType: 'static;
 }
 
 /// Every figure of a report.
 pub fn all(report: &SweepReport) -> anyhow::Result<Vec<Figure>> {
-    register_font()?;
     let metric = report.objective.metric.as_str();
     let finished = report.statistics().finished_trials;
     Ok(vec![
@@ -102,19 +97,21 @@ pub fn all(report: &SweepReport) -> anyhow::Result<Vec<Figure>> {
     ])
 }
 
-fn render(
+/// `figure` of `of`, drawn as SVG and as PNG.
+pub(super) fn render<R>(
     name: &'static str,
     title: String,
     caption: String,
-    figure: impl Draw,
-    report: &SweepReport,
+    figure: impl Draw<R>,
+    of: &R,
 ) -> anyhow::Result<Figure> {
+    register_font()?;
     let failed = |e: Box<dyn Error>| anyhow!("drawing {name}: {e}");
     let mut svg = String::new();
     {
         let root = SVGBackend::with_string(&mut svg, SIZE).into_drawing_area();
         root.fill(&WHITE).map_err(|e| failed(e.into()))?;
-        figure.draw(&root, report).map_err(failed)?;
+        figure.draw(&root, of).map_err(failed)?;
         root.present().map_err(|e| failed(e.into()))?;
     }
     let (w, h) = SIZE;
@@ -122,7 +119,7 @@ fn render(
     {
         let root = BitMapBackend::with_buffer(&mut pixels, SIZE).into_drawing_area();
         root.fill(&WHITE).map_err(|e| failed(e.into()))?;
-        figure.draw(&root, report).map_err(failed)?;
+        figure.draw(&root, of).map_err(failed)?;
         root.present().map_err(|e| failed(e.into()))?;
     }
     Ok(Figure {
@@ -164,7 +161,7 @@ fn register_font() -> anyhow::Result<()> {
     }
 }
 
-fn font(size: u32) -> TextStyle<'static> {
+pub(super) fn font(size: u32) -> TextStyle<'static> {
     (FONT_FAMILY, size).into_font().color(&BLACK)
 }
 
@@ -184,7 +181,7 @@ fn phase_color(phase: TrialPhase) -> RGBColor {
 }
 
 /// A score axis around `values` with a little room, never empty.
-fn score_range(values: impl Iterator<Item = f64>) -> std::ops::Range<f64> {
+pub(super) fn score_range(values: impl Iterator<Item = f64>) -> std::ops::Range<f64> {
     let (lo, hi) = values
         .filter(|v| v.is_finite())
         .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| {
@@ -198,7 +195,7 @@ fn score_range(values: impl Iterator<Item = f64>) -> std::ops::Range<f64> {
 }
 
 /// A message in the middle of an empty figure.
-fn empty<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, message: &str) -> Drawn
+pub(super) fn empty<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, message: &str) -> Drawn
 where
     DB::ErrorType: 'static,
 {
@@ -212,14 +209,14 @@ where
 }
 
 /// A chart whose axes are the ranges `X` and `Y`.
-type Chart<'a, DB, X, Y> = ChartContext<
+pub(super) type Chart<'a, DB, X, Y> = ChartContext<
     'a,
     DB,
     Cartesian2d<<X as AsRangedCoord>::CoordDescType, <Y as AsRangedCoord>::CoordDescType>,
 >;
 
 /// A chart on `area` in the frame the figures share: their margin, and `(x, y)` pixels for each axis' labels.
-fn frame<'a, DB: DrawingBackend, X: AsRangedCoord, Y: AsRangedCoord>(
+pub(super) fn frame<'a, DB: DrawingBackend, X: AsRangedCoord, Y: AsRangedCoord>(
     area: &'a DrawingArea<DB, Shift>,
     (x_labels, y_labels): (u32, u32),
     x: X,
@@ -233,7 +230,7 @@ fn frame<'a, DB: DrawingBackend, X: AsRangedCoord, Y: AsRangedCoord>(
 }
 
 /// The chart's axes in the figures' fonts, `label_size` for the tick labels; the caller adds what its axes say.
-fn mesh<'a, 'b, DB, X, Y>(
+pub(super) fn mesh<'a, 'b, DB, X, Y>(
     chart: &'b mut ChartContext<'a, DB, Cartesian2d<X, Y>>,
     label_size: u32,
 ) -> MeshStyle<'a, 'b, X, Y, DB>
@@ -248,7 +245,7 @@ where
 }
 
 /// The legend of the chart's labelled series, boxed in its lower right corner, `label_size` for its text.
-fn draw_legend<'a, DB: DrawingBackend + 'a, CT: CoordTranslate>(
+pub(super) fn draw_legend<'a, DB: DrawingBackend + 'a, CT: CoordTranslate>(
     chart: &mut ChartContext<'a, DB, CT>,
     label_size: u32,
 ) -> Result<(), DrawingAreaErrorKind<DB::ErrorType>> {
@@ -263,7 +260,7 @@ fn draw_legend<'a, DB: DrawingBackend + 'a, CT: CoordTranslate>(
 
 struct ExpectedMax;
 
-impl Draw for ExpectedMax {
+impl Draw<SweepReport> for ExpectedMax {
     fn draw<DB: DrawingBackend>(&self, area: &DrawingArea<DB, Shift>, report: &SweepReport) -> Drawn
     where
         DB::ErrorType: 'static,
@@ -321,7 +318,7 @@ impl Draw for ExpectedMax {
 
 struct Heatmap;
 
-impl Draw for Heatmap {
+impl Draw<SweepReport> for Heatmap {
     fn draw<DB: DrawingBackend>(&self, area: &DrawingArea<DB, Shift>, report: &SweepReport) -> Drawn
     where
         DB::ErrorType: 'static,
@@ -435,7 +432,7 @@ impl Draw for Heatmap {
 
 struct SeedEffects;
 
-impl Draw for SeedEffects {
+impl Draw<SweepReport> for SeedEffects {
     fn draw<DB: DrawingBackend>(&self, area: &DrawingArea<DB, Shift>, report: &SweepReport) -> Drawn
     where
         DB::ErrorType: 'static,
@@ -521,7 +518,7 @@ impl Draw for SeedEffects {
 
 struct LearningCurves;
 
-impl Draw for LearningCurves {
+impl Draw<SweepReport> for LearningCurves {
     fn draw<DB: DrawingBackend>(&self, area: &DrawingArea<DB, Shift>, report: &SweepReport) -> Drawn
     where
         DB::ErrorType: 'static,
@@ -608,7 +605,7 @@ impl Draw for LearningCurves {
 
 struct WhatIf;
 
-impl Draw for WhatIf {
+impl Draw<SweepReport> for WhatIf {
     fn draw<DB: DrawingBackend>(&self, area: &DrawingArea<DB, Shift>, report: &SweepReport) -> Drawn
     where
         DB::ErrorType: 'static,

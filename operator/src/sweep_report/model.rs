@@ -133,8 +133,7 @@ impl SweepReport {
 /// Builds the report of a loaded sweep.
 pub fn build(loaded: &Loaded) -> SweepReport {
     let (spec, state) = (&loaded.spec, &loaded.state);
-    let rules = state.rules(spec, spec.parallelism as usize);
-    let status = report::status(state, &state.decide(&rules));
+    let status = engine_status(loaded);
     let statistics = status
         .statistics
         .clone()
@@ -172,6 +171,13 @@ pub fn build(loaded: &Loaded) -> SweepReport {
     };
     report.missing = missing(&report);
     report
+}
+
+/// The engine's status of a loaded sweep, statistics included: what the executors would publish for it now.
+pub fn engine_status(loaded: &Loaded) -> SeedSweepStatus {
+    let (spec, state) = (&loaded.spec, &loaded.state);
+    let rules = state.rules(spec, spec.parallelism as usize);
+    report::status(state, &state.decide(&rules))
 }
 
 fn heat_grid(state: &SweepState, status: &SeedSweepStatus) -> HeatGrid {
@@ -393,7 +399,7 @@ fn missing(report: &SweepReport) -> Vec<String> {
 }
 
 /// Whether a sweep has ended (or never will run).
-fn ended(phase: SweepPhase) -> bool {
+pub(super) fn ended(phase: SweepPhase) -> bool {
     matches!(
         phase,
         SweepPhase::Succeeded | SweepPhase::Failed | SweepPhase::Invalid
