@@ -7,6 +7,7 @@ pub mod cli;
 pub mod curves;
 pub mod extract;
 pub mod metrics;
+pub mod offline;
 pub mod replay;
 pub mod schedule;
 

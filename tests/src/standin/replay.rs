@@ -2,9 +2,9 @@
 //! takes `--standin-seconds`, serving the curve `curves::serve_curve` picks for the seed pair.
 
 use super::cli::Cli;
-use super::curves::{CurveFile, serve_curve};
+use super::curves::CurveFile;
 use super::metrics::{Identity, TrialMetrics};
-use super::schedule;
+use super::offline::{Schedule, served_evals};
 use seedsweep_crds::Metrics;
 use seedsweep_crds::trainer::{EvalPoint, Outcome, TrialSummary};
 use serde::Serialize;
@@ -169,18 +169,18 @@ fn replay(
     metrics: &TrialMetrics,
     curves_path: &std::path::Path,
 ) -> Ending {
-    let per_epoch = match cli.train_subset {
-        Some(k) => schedule::steps_per_epoch(k, cli.batch_size),
-        None => file.steps_per_epoch(),
+    let plan = Schedule {
+        epochs: cli.epochs,
+        batch_size: cli.batch_size,
+        evals_per_epoch: cli.evals_per_epoch,
+        train_subset: cli.train_subset,
     };
-    let total = per_epoch * cli.epochs;
-    let eval_at = schedule::eval_steps(per_epoch, cli.epochs, cli.evals_per_epoch);
-    let progress: Vec<f64> = eval_at.iter().map(|&s| s as f64 / total as f64).collect();
-    let served = serve_curve(
+    let (per_epoch, total, _) = plan.steps(file);
+    let (evals, served) = served_evals(
         file,
+        &plan,
         id.wi_seed,
         id.do_seed,
-        &progress,
         cli.standin_diverge_fraction,
     );
     record.total_steps = total;
@@ -194,6 +194,9 @@ fn replay(
     });
     metrics.total_steps.set(total as f64);
     metrics.set_majority_baseline(&served.majority_baseline);
+    if let Some(loss) = served.train_loss.first().copied().flatten() {
+        metrics.train_loss.set(loss);
+    }
     events.log(
         "start",
         serde_json::json!({"totalSteps": total, "recordedTrial": served.recorded_trial}),
@@ -221,17 +224,12 @@ fn replay(
             .learning_rate
             .set(learning_rate(cli, step - 1, total));
         metrics.examples_per_second.set(examples_per_second);
-        if eval_at.get(next_eval) == Some(&step) {
-            let m = served.evals[next_eval];
+        if let Some(point) = evals.get(next_eval).filter(|e| e.step == step) {
+            let point = point.clone();
+            let m = point.metrics;
             if let Some(loss) = served.train_loss[next_eval] {
                 metrics.train_loss.set(loss);
             }
-            let point = EvalPoint {
-                index: next_eval as u32,
-                step,
-                progress: step as f64 / total as f64,
-                metrics: m,
-            };
             metrics.record_eval(point.index, point.step, point.progress, &m);
             events.log(
                 "eval",
