@@ -3,6 +3,7 @@
 //! a trial stand-in replaying recorded learning curves for scale tests ([`standin`]).
 //! See tests/README.md.
 
+pub mod bench;
 pub mod cluster;
 pub mod helpers;
 pub mod sim;
