@@ -1,0 +1,108 @@
+//! The apiserver's own request counter, `apiserver_request_total`, read from its `/metrics` and summed by verb and
+//! resource (with subresource), so two readings give the requests made in between.
+
+use std::collections::BTreeMap;
+
+/// Requests by (verb, resource[/subresource]).
+pub type RequestCounts = BTreeMap<(String, String), f64>;
+
+/// Sums `apiserver_request_total` over every label but verb, resource and subresource. Lines of other metrics are
+/// ignored; a sample of this one that does not parse is an error naming it.
+pub fn request_counts(exposition: &str) -> Result<RequestCounts, String> {
+    let mut counts = RequestCounts::new();
+    for line in exposition.lines() {
+        let Some(rest) = line.strip_prefix("apiserver_request_total{") else {
+            continue;
+        };
+        let bad = || format!("cannot read this apiserver_request_total sample: {line:?}");
+        let (labels, value) = rest.rsplit_once("} ").ok_or_else(bad)?;
+        let value: f64 = value.trim().parse().map_err(|_| bad())?;
+        let mut verb = None;
+        let mut resource = String::new();
+        let mut subresource = String::new();
+        for pair in split_labels(labels) {
+            let (k, v) = pair.split_once('=').ok_or_else(bad)?;
+            let v = v.trim_matches('"').to_string();
+            match k {
+                "verb" => verb = Some(v),
+                "resource" => resource = v,
+                "subresource" => subresource = v,
+                _ => {}
+            }
+        }
+        let verb = verb.ok_or_else(bad)?;
+        let key = if subresource.is_empty() {
+            resource
+        } else {
+            format!("{resource}/{subresource}")
+        };
+        *counts.entry((verb, key)).or_default() += value;
+    }
+    Ok(counts)
+}
+
+/// Splits `a="x",b="y,z"` at the commas between labels (values may hold commas).
+fn split_labels(labels: &str) -> Vec<&str> {
+    let mut out = Vec::new();
+    let (mut start, mut quoted, mut escaped) = (0, false, false);
+    for (i, c) in labels.char_indices() {
+        match c {
+            '\\' if quoted => escaped = !escaped,
+            '"' if !escaped => quoted = !quoted,
+            ',' if !quoted => {
+                out.push(&labels[start..i]);
+                start = i + 1;
+            }
+            _ => escaped = false,
+        }
+        if c != '\\' {
+            escaped = false;
+        }
+    }
+    if start < labels.len() {
+        out.push(&labels[start..]);
+    }
+    out
+}
+
+/// `after - before`, dropping what did not change.
+pub fn difference(before: &RequestCounts, after: &RequestCounts) -> RequestCounts {
+    after
+        .iter()
+        .map(|(k, v)| (k.clone(), v - before.get(k).copied().unwrap_or(0.0)))
+        .filter(|(_, d)| *d > 0.0)
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SAMPLE: &str = r#"# HELP apiserver_request_total [STABLE] Counter of apiserver requests
+apiserver_request_total{code="200",component="apiserver",contentType="application/json",dry_run="",group="batch",resource="jobs",scope="namespace",subresource="",verb="POST",version="v1"} 3
+apiserver_request_total{code="409",component="apiserver",contentType="application/json",dry_run="",group="batch",resource="jobs",scope="namespace",subresource="",verb="POST",version="v1"} 1
+apiserver_request_total{code="200",component="apiserver",contentType="application/json",dry_run="",group="seedsweep.dev",resource="seedsweeps",scope="resource",subresource="status",verb="PATCH",version="v1alpha1"} 7
+apiserver_request_count{verb="GET"} 99
+"#;
+
+    #[test]
+    fn counts_are_summed_by_verb_and_resource() {
+        let c = request_counts(SAMPLE).unwrap();
+        assert_eq!(c[&("POST".into(), "jobs".into())], 4.0);
+        assert_eq!(c[&("PATCH".into(), "seedsweeps/status".into())], 7.0);
+        assert_eq!(c.len(), 2);
+        let before = c.clone();
+        let after = request_counts(&SAMPLE.replace("} 7", "} 10")).unwrap();
+        let d = difference(&before, &after);
+        assert_eq!(d.len(), 1);
+        assert_eq!(d[&("PATCH".into(), "seedsweeps/status".into())], 3.0);
+    }
+
+    #[test]
+    fn a_sample_that_does_not_parse_is_named() {
+        let e = request_counts("apiserver_request_total{verb=\"GET\"} x\n").unwrap_err();
+        assert!(e.contains("verb=\\\"GET\\\""), "{e}");
+        let labels = split_labels(r#"a="x,y",b="\"q\"",c="""#);
+        assert_eq!(labels, vec![r#"a="x,y""#, r#"b="\"q\"""#, r#"c="""#]);
+    }
+}

@@ -1,0 +1,128 @@
+//! `seedsweep-standin`: a trial stand-in for scale tests. It takes the trainer's command line and honours its
+//! contract — the `/metrics` series, the `TrialSummary` in `--termination-log` (compacted) and `--output`, the exit
+//! codes, stopping on SIGTERM with a summary — but instead of training it replays a recorded real learning curve
+//! (`curves`) on an accelerated clock, so hundreds of trials fit on one machine. See docs/benchmarks.md.
+
+pub mod cli;
+pub mod curves;
+pub mod extract;
+pub mod metrics;
+pub mod offline;
+pub mod replay;
+pub mod schedule;
+
+use clap::Parser;
+use seedsweep_crds::trainer::{Outcome, TERMINATION_LOG_LIMIT, exit_code};
+use std::io::Write as _;
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+
+/// Runs the stand-in with the process's arguments; returns its exit code.
+pub fn main() -> i32 {
+    let args: Vec<String> = std::env::args().collect();
+    let cli = match cli::Cli::try_parse_from(&args) {
+        Ok(cli) => cli,
+        Err(e) => {
+            let code = e.exit_code();
+            let _ = e.print();
+            if code == exit_code::USAGE {
+                // No identity yet, so no summary: the plain message, as the trainer leaves it.
+                let _ =
+                    write_termination_log(&cli::termination_log_from_args(&args), &e.to_string());
+            }
+            return code;
+        }
+    };
+    let id = metrics::Identity {
+        sweep: cli.sweep.clone(),
+        trial: cli.trial_name(),
+        wi_seed: cli.wi_seed,
+        do_seed: cli.do_seed,
+    };
+    let stop = Arc::new(AtomicBool::new(false));
+    for signal in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
+        if let Err(e) = signal_hook::flag::register(signal, Arc::clone(&stop)) {
+            eprintln!("error: cannot install the handler for signal {signal}: {e}");
+            return exit_code::ERROR;
+        }
+    }
+    let events = replay::EventLog::new(cli.standin_events.clone(), &id.trial);
+    let mut record = replay::RunRecord::default();
+    let (outcome, reason, mut code) = match replay::run(&cli, &id, &stop, &mut record, &events) {
+        Ok(ending) => {
+            let code = match ending.outcome {
+                Outcome::Completed => exit_code::COMPLETED,
+                Outcome::Diverged => exit_code::DIVERGED,
+                Outcome::Terminated => exit_code::TERMINATED,
+                Outcome::Failed => exit_code::ERROR,
+            };
+            if let Some(reason) = &ending.reason {
+                eprintln!("{reason}");
+            }
+            (ending.outcome, ending.reason, code)
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            (Outcome::Failed, Some(e), exit_code::ERROR)
+        }
+    };
+    let summary = record.summary(&id, outcome, reason);
+    if let Err(e) = write_termination_log(
+        &cli.termination_log,
+        &summary.to_compact_json(TERMINATION_LOG_LIMIT),
+    ) {
+        eprintln!("error: {e}");
+        code = exit_code::ERROR;
+    }
+    if let Some(output) = &cli.output {
+        let mut full = serde_json::to_value(&summary).expect("the summary serializes");
+        if let (Some(obj), Ok(serde_json::Value::Object(extra))) =
+            (full.as_object_mut(), serde_json::to_value(&record))
+        {
+            obj.extend(extra);
+        }
+        let text = serde_json::to_string_pretty(&full).expect("the summary serializes");
+        if let Err(e) = write_atomically(output, &text) {
+            eprintln!("error: {e}");
+            code = exit_code::ERROR;
+        }
+    }
+    events.log(
+        "end",
+        serde_json::json!({"outcome": summary.outcome, "stepsDone": summary.steps_done, "exitCode": code}),
+    );
+    code
+}
+
+/// Kubernetes provides /dev/termination-log only inside a pod, so failing to write the default path elsewhere is
+/// only a warning; an explicitly requested path must work (the trainer's rule).
+fn write_termination_log(path: &Path, text: &str) -> Result<(), String> {
+    match std::fs::write(path, text) {
+        Ok(()) => Ok(()),
+        Err(e) if path == Path::new(cli::DEFAULT_TERMINATION_LOG) => {
+            eprintln!(
+                "warning: cannot write the termination log {}: {e}",
+                path.display()
+            );
+            Ok(())
+        }
+        Err(e) => Err(format!(
+            "cannot write the termination log {}: {e}",
+            path.display()
+        )),
+    }
+}
+
+/// Through a temporary file in the same directory and a rename, so a reader never sees half a summary.
+fn write_atomically(path: &Path, text: &str) -> Result<(), String> {
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let fail = |e: std::io::Error| format!("cannot write the summary to {}: {e}", path.display());
+    let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(fail)?;
+    tmp.write_all(text.as_bytes()).map_err(fail)?;
+    tmp.persist(path).map_err(|e| fail(e.error))?;
+    Ok(())
+}
