@@ -7,6 +7,8 @@ pub mod statistics;
 pub mod sweep;
 pub mod task;
 pub mod trainer;
+#[cfg(feature = "serve")]
+pub mod trial_metrics;
 
 pub use sweep::*;
 pub use task::{MetricName, Metrics, Task};

@@ -7,7 +7,6 @@ pub mod data;
 pub mod metrics;
 pub mod model;
 pub mod optim;
-pub mod prom;
 pub mod run;
 pub mod schedule;
 pub mod seeds;

@@ -1,7 +1,7 @@
 use clap::Parser;
 use seedsweep_crds::trainer::{Outcome, TERMINATION_LOG_LIMIT, exit_code};
+use seedsweep_crds::trial_metrics::Identity;
 use seedsweep_trainer::cli::{self, Cli, DEFAULT_TERMINATION_LOG};
-use seedsweep_trainer::prom::Identity;
 use seedsweep_trainer::run::{self, FullSummary, RunRecord};
 use std::io::Write;
 use std::path::Path;

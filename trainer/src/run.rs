@@ -3,13 +3,13 @@
 use crate::cli::{Cli, DeviceChoice};
 use crate::data::{self, Example};
 use crate::model::{self, Bert, PoolerSource};
-use crate::prom::{self, Identity, TrialMetrics};
 use crate::schedule::{self, LinearSchedule};
 use crate::tokenize::{BertTokenizer, Encoded};
 use crate::{config::BertConfig, metrics, optim, seeds};
 use anyhow::{Context, Result, bail};
 use seedsweep_crds::Metrics;
 use seedsweep_crds::trainer::{EvalPoint, Outcome, TrialSummary};
+use seedsweep_crds::trial_metrics::{Identity, TrialMetrics};
 use serde::Serialize;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -170,7 +170,9 @@ fn predict(
 pub fn run(cli: &Cli, id: &Identity, stop: &AtomicBool, state: &mut RunRecord) -> Result<Ending> {
     state.task = cli.task.to_string();
     let metrics = Arc::new(TrialMetrics::new(id)?);
-    let addr = prom::serve(&cli.metrics_addr, &metrics)?;
+    let addr = metrics
+        .serve(&cli.metrics_addr)
+        .map_err(anyhow::Error::msg)?;
     eprintln!("metrics listening on http://{addr}/metrics");
     let ending = train(cli, id, stop, state, &metrics);
     metrics.done.set(1.0);

@@ -6,7 +6,6 @@
 pub mod cli;
 pub mod curves;
 pub mod extract;
-pub mod metrics;
 pub mod offline;
 pub mod replay;
 pub mod schedule;
@@ -34,7 +33,7 @@ pub fn main() -> i32 {
             return code;
         }
     };
-    let id = metrics::Identity {
+    let id = seedsweep_crds::trial_metrics::Identity {
         sweep: cli.sweep.clone(),
         trial: cli.trial_name(),
         wi_seed: cli.wi_seed,

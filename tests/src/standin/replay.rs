@@ -3,10 +3,10 @@
 
 use super::cli::Cli;
 use super::curves::CurveFile;
-use super::metrics::{Identity, TrialMetrics};
 use super::offline::{Schedule, served_evals};
 use seedsweep_crds::Metrics;
 use seedsweep_crds::trainer::{EvalPoint, Outcome, TrialSummary};
+use seedsweep_crds::trial_metrics::{Identity, TrialMetrics};
 use serde::Serialize;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};

@@ -1,10 +1,10 @@
-//! The Prometheus metrics of a trial (names and labels from `seedsweep_crds::trainer`), served by the HTTP server
-//! the operator uses too (`seedsweep_crds::serve`), on its own thread so it cannot stall the training loop.
+//! A trial's Prometheus metrics, the trainer's side of the contract in [`crate::trainer`]: every series with the
+//! trial's identity as labels, served by [`crate::serve`] on its own thread so it cannot stall training. The trainer
+//! and its stand-in (tests crate) both serve these.
 
-use anyhow::{Result, anyhow};
+use crate::trainer::{label, metric};
+use crate::{MetricName, Metrics};
 use prometheus::{Gauge, GaugeVec, Opts, Registry};
-use seedsweep_crds::trainer::{label, metric};
-use seedsweep_crds::{MetricName, Metrics};
 use std::net::SocketAddr;
 
 /// Who the trial is; every series carries these as labels.
@@ -17,7 +17,7 @@ pub struct Identity {
 }
 
 pub struct TrialMetrics {
-    pub registry: Registry,
+    registry: Registry,
     pub progress: Gauge,
     pub epoch: Gauge,
     pub step: Gauge,
@@ -31,7 +31,7 @@ pub struct TrialMetrics {
 }
 
 impl TrialMetrics {
-    pub fn new(id: &Identity) -> Result<Self> {
+    pub fn new(id: &Identity) -> Result<Self, prometheus::Error> {
         let registry = Registry::new();
         let opts = |name: &str, help: &str| {
             Opts::new(name, help)
@@ -40,7 +40,7 @@ impl TrialMetrics {
                 .const_label(label::WI_SEED, id.wi_seed.to_string())
                 .const_label(label::DO_SEED, id.do_seed.to_string())
         };
-        let gauge = |name: &str, help: &str| -> Result<Gauge> {
+        let gauge = |name: &str, help: &str| -> Result<Gauge, prometheus::Error> {
             let g = Gauge::with_opts(opts(name, help))?;
             registry.register(Box::new(g.clone()))?;
             Ok(g)
@@ -108,19 +108,18 @@ impl TrialMetrics {
     }
 
     pub fn render(&self) -> String {
-        seedsweep_crds::serve::render(&self.registry)
+        crate::serve::render(&self.registry)
     }
-}
 
-/// Serves `/metrics`, `/healthz` and `/readyz` on `addr` from a background thread; returns the bound address (`:0`
-/// picks a port).
-pub fn serve(addr: &str, metrics: &TrialMetrics) -> Result<SocketAddr> {
-    let endpoints = seedsweep_crds::serve::Endpoints {
-        registry: metrics.registry.clone(),
-        ready: None,
-    };
-    seedsweep_crds::serve::serve(addr, "metrics", endpoints)
-        .map_err(|e| anyhow!("--metrics-addr {addr}: {e}"))
+    /// Serves `/metrics` on `addr` from a background thread; the bound address (`:0` picks a port).
+    pub fn serve(&self, addr: &str) -> Result<SocketAddr, String> {
+        let endpoints = crate::serve::Endpoints {
+            registry: self.registry.clone(),
+            ready: None,
+        };
+        crate::serve::serve(addr, "metrics", endpoints)
+            .map_err(|e| format!("--metrics-addr {addr}: {e}"))
+    }
 }
 
 #[cfg(test)]
