@@ -140,9 +140,48 @@ impl TrialSummary {
     }
 }
 
+/// The steps (1-based counts of optimizer steps done) after which to evaluate: `per_epoch` evenly spaced points in
+/// every epoch, the last at the epoch's end, and always the final step. The trainer evaluates there, and its
+/// stand-in (tests crate) serves evaluations there too.
+pub fn eval_steps(steps_per_epoch: u64, epochs: u64, per_epoch: u64) -> Vec<u64> {
+    let mut steps: Vec<u64> = (0..epochs)
+        .flat_map(|e| {
+            (1..=per_epoch).map(move |k| {
+                e * steps_per_epoch + (k * steps_per_epoch + per_epoch / 2) / per_epoch
+            })
+        })
+        .filter(|&s| s > 0)
+        .collect();
+    steps.push(epochs * steps_per_epoch);
+    steps.sort_unstable();
+    steps.dedup();
+    steps
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn evals_are_evenly_spaced_and_end_at_the_last_step() {
+        assert_eq!(eval_steps(10, 2, 2), vec![5, 10, 15, 20]);
+        let mrpc = eval_steps(115, 3, 10);
+        assert_eq!(mrpc.len(), 30);
+        assert_eq!(mrpc[..3], [12, 23, 35]);
+        assert_eq!(*mrpc.last().unwrap(), 345);
+        assert_eq!(
+            eval_steps(3, 1, 10),
+            vec![1, 2, 3],
+            "more points than steps collapse to every step"
+        );
+        assert_eq!(
+            eval_steps(7, 2, 0),
+            vec![14],
+            "no periodic evals still evaluates at the end"
+        );
+        // The recorded SST-2 sweep: 1000 examples, batch 16 (63 steps an epoch), 2 epochs, 4 evaluations each.
+        assert_eq!(eval_steps(63, 2, 4), vec![16, 32, 47, 63, 79, 95, 110, 126]);
+    }
 
     fn summary(evals: u32) -> TrialSummary {
         TrialSummary {

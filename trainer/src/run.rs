@@ -238,7 +238,8 @@ fn train(
         cli.adam_epsilon,
     )?;
     let lr_schedule = LinearSchedule::new(cli.learning_rate, cli.warmup_ratio, state.total_steps);
-    let eval_at = schedule::eval_steps(steps_per_epoch, cli.epochs, cli.evals_per_epoch);
+    let eval_at =
+        seedsweep_crds::trainer::eval_steps(steps_per_epoch, cli.epochs, cli.evals_per_epoch);
     let pad_to = cli.pad_to_max.then_some(max_len);
 
     state.dropout_seed = seeds::dropout_seed(

@@ -1,4 +1,5 @@
-//! Step arithmetic: total steps, the warmup/decay learning-rate schedule and when to evaluate.
+//! Step arithmetic: total steps and the warmup/decay learning-rate schedule. When to evaluate is part of the
+//! trainer's contract: `seedsweep_crds::trainer::eval_steps`.
 
 /// Optimizer steps of a run: `epochs · ceil(n_train / batch)` (the last batch of an epoch may be short).
 pub fn steps_per_epoch(n_train: usize, batch_size: usize) -> u64 {
@@ -34,23 +35,6 @@ impl LinearSchedule {
     }
 }
 
-/// The steps (1-based counts of optimizer steps done) after which to evaluate: `per_epoch` evenly spaced points in
-/// every epoch, the last at the epoch's end, and always the final step.
-pub fn eval_steps(steps_per_epoch: u64, epochs: u64, per_epoch: u64) -> Vec<u64> {
-    let mut steps: Vec<u64> = (0..epochs)
-        .flat_map(|e| {
-            (1..=per_epoch).map(move |k| {
-                e * steps_per_epoch + (k * steps_per_epoch + per_epoch / 2) / per_epoch
-            })
-        })
-        .filter(|&s| s > 0)
-        .collect();
-    steps.push(epochs * steps_per_epoch);
-    steps.sort_unstable();
-    steps.dedup();
-    steps
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -70,22 +54,7 @@ mod tests {
     }
 
     #[test]
-    fn evals_are_evenly_spaced_and_end_at_the_last_step() {
-        assert_eq!(eval_steps(10, 2, 2), vec![5, 10, 15, 20]);
-        let mrpc = eval_steps(115, 3, 10);
-        assert_eq!(mrpc.len(), 30);
-        assert_eq!(mrpc[..3], [12, 23, 35]);
-        assert_eq!(*mrpc.last().unwrap(), 345);
-        assert_eq!(
-            eval_steps(3, 1, 10),
-            vec![1, 2, 3],
-            "more points than steps collapse to every step"
-        );
-        assert_eq!(
-            eval_steps(7, 2, 0),
-            vec![14],
-            "no periodic evals still evaluates at the end"
-        );
+    fn an_epoch_is_the_batches_rounded_up() {
         assert_eq!(steps_per_epoch(3668, 32), 115);
     }
 }

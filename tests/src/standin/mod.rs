@@ -8,7 +8,6 @@ pub mod curves;
 pub mod extract;
 pub mod offline;
 pub mod replay;
-pub mod schedule;
 
 use clap::Parser;
 use seedsweep_crds::trainer::{Outcome, TERMINATION_LOG_LIMIT, exit_code};

@@ -2,9 +2,9 @@
 //! training settings. Tests and the scale benchmark rank these offline and compare with the engine's decisions.
 
 use super::curves::{CurveFile, ServedCurve, serve_curve};
-use super::schedule;
 use seedsweep_crds::MetricName;
 use seedsweep_crds::trainer::EvalPoint;
+use seedsweep_crds::trainer::eval_steps;
 use std::collections::BTreeSet;
 
 /// The sweep settings that decide where a trial evaluates.
@@ -21,10 +21,11 @@ impl Schedule {
     /// the recorded runs' steps per epoch stand in for the dataset's size.
     pub fn steps(&self, file: &CurveFile) -> (u64, u64, Vec<u64>) {
         let per_epoch = match self.train_subset {
-            Some(k) => schedule::steps_per_epoch(k, self.batch_size),
+            // The trainer's epoch: ceil(examples / batch), the last batch short.
+            Some(k) => k.div_ceil(self.batch_size.max(1)),
             None => file.steps_per_epoch(),
         };
-        let evals = schedule::eval_steps(per_epoch, self.epochs, self.evals_per_epoch);
+        let evals = eval_steps(per_epoch, self.epochs, self.evals_per_epoch);
         (per_epoch, per_epoch * self.epochs, evals)
     }
 }
