@@ -29,6 +29,9 @@ pub mod metric {
     pub const MAJORITY_BASELINE: &str = "seedsweep_trial_majority_baseline";
     /// 1 once the run has ended (any outcome), else 0.
     pub const DONE: &str = "seedsweep_trial_done";
+    /// The step this run resumed from (a checkpoint), 0 when it trained from the beginning. Steps before it were
+    /// spent by an earlier attempt.
+    pub const RESUMED_FROM_STEP: &str = "seedsweep_trial_resumed_from_step";
 }
 
 /// Label names. Every trainer metric carries the identity labels.
@@ -53,6 +56,9 @@ pub mod exit_code {
     pub const USAGE: i32 = 2;
     /// The training loss became NaN or infinite.
     pub const DIVERGED: i32 = 3;
+    /// Paused at a rung (`--pause-at-rungs`): the rung's checkpoint is written and the run waits for the rung's
+    /// decision outside the process; `--resume-from` continues it.
+    pub const PAUSED: i32 = 4;
     /// Stopped by SIGTERM/SIGINT; the summary was still written. 128 + 15, as a shell reports it.
     pub const TERMINATED: i32 = 143;
 }
@@ -68,6 +74,21 @@ pub enum Outcome {
     Diverged,
     Terminated,
     Failed,
+    /// Stopped at a rung after writing its checkpoint ([`exit_code::PAUSED`]).
+    Paused,
+}
+
+impl Outcome {
+    /// The trainer's exit code for a run that ended this way.
+    pub fn exit_code(self) -> i32 {
+        match self {
+            Outcome::Completed => exit_code::COMPLETED,
+            Outcome::Diverged => exit_code::DIVERGED,
+            Outcome::Terminated => exit_code::TERMINATED,
+            Outcome::Failed => exit_code::ERROR,
+            Outcome::Paused => exit_code::PAUSED,
+        }
+    }
 }
 
 /// One evaluation on the full dev set.
@@ -106,10 +127,38 @@ pub struct TrialSummary {
     /// How many of the oldest evaluations were dropped from `evals` to fit the termination log.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub dropped_evals: u32,
+    /// The step this run resumed from (a checkpoint); 0 when it trained from the beginning. `stepsDone` counts
+    /// from the run's beginning, so this attempt trained `stepsDone - resumedFromStep` steps.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub resumed_from_step: u64,
 }
 
-fn is_zero(n: &u32) -> bool {
-    *n == 0
+fn is_zero<T: Default + PartialEq>(n: &T) -> bool {
+    *n == T::default()
+}
+
+/// Whether an evaluation at `progress` counts as reaching a rung at `fraction`, despite rounding in
+/// `step / total_steps`. The engine ranks a trial at a rung by its first evaluation that does; the trainer writes its
+/// rung checkpoint right after that same evaluation.
+pub fn reaches(progress: f64, fraction: f64) -> bool {
+    progress + 1e-9 >= fraction
+}
+
+/// The steps of `eval_at` after which a trainer checkpoints for rungs at `fractions`: each rung's first evaluation
+/// that [`reaches`] it, over a run of `total_steps`.
+pub fn rung_steps(eval_at: &[u64], total_steps: u64, fractions: &[f64]) -> Vec<u64> {
+    let mut steps: Vec<u64> = fractions
+        .iter()
+        .filter_map(|&f| {
+            eval_at
+                .iter()
+                .copied()
+                .find(|&s| reaches(s as f64 / total_steps.max(1) as f64, f))
+        })
+        .collect();
+    steps.sort_unstable();
+    steps.dedup();
+    steps
 }
 
 impl TrialSummary {
@@ -219,6 +268,7 @@ mod tests {
                 })
                 .collect(),
             dropped_evals: 0,
+            resumed_from_step: 0,
         }
     }
 

@@ -26,6 +26,7 @@ pub struct TrialMetrics {
     pub learning_rate: Gauge,
     pub examples_per_second: Gauge,
     pub done: Gauge,
+    pub resumed_from_step: Gauge,
     eval: GaugeVec,
     majority_baseline: GaugeVec,
 }
@@ -75,6 +76,10 @@ impl TrialMetrics {
                 "Training examples per second over the latest logging window",
             )?,
             done: gauge(metric::DONE, "1 once the run has ended")?,
+            resumed_from_step: gauge(
+                metric::RESUMED_FROM_STEP,
+                "The step this run resumed from (a checkpoint), 0 when it trained from the beginning",
+            )?,
             eval,
             majority_baseline,
             registry,

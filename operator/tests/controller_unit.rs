@@ -518,6 +518,7 @@ fn summary(outcome: Outcome) -> TrialSummary {
             })
             .collect(),
         dropped_evals: 0,
+        resumed_from_step: 0,
     }
 }
 

@@ -627,6 +627,7 @@ fn completed_pod(job: &Job) -> Value {
             })
             .collect(),
         dropped_evals: 0,
+        resumed_from_step: 0,
     };
     let pod = Pod {
         metadata: ObjectMeta {

@@ -95,9 +95,38 @@ pub struct Cli {
     /// The full summary (every evaluation, the loss curve) goes here, written atomically.
     #[arg(long)]
     pub output: Option<PathBuf>,
+    /// Write checkpoints here (model, optimizer state, evaluations so far; the newest only): at each --checkpoint-at
+    /// rung and, with --checkpoint-on-stop, when stopped by a signal.
+    #[arg(long)]
+    pub checkpoint_dir: Option<PathBuf>,
+    /// Rung fractions of training (comma-separated, each in (0, 1]) after whose evaluation to checkpoint: the first
+    /// evaluation at or past each, the one a sweep's rung ranks the trial by.
+    #[arg(long, value_delimiter = ',', requires = "checkpoint_dir", value_parser = fraction)]
+    pub checkpoint_at: Vec<f64>,
+    /// Exit with code 4 (paused) right after writing a --checkpoint-at checkpoint: the trial waits for an
+    /// exact-mode rung's decision outside the process, and --resume-from continues it.
+    #[arg(long, requires = "checkpoint_at")]
+    pub pause_at_rungs: bool,
+    /// On SIGTERM/SIGINT, checkpoint the steps done before exiting.
+    #[arg(long, requires = "checkpoint_dir")]
+    pub checkpoint_on_stop: bool,
+    /// Continue from a checkpoint file, or from the newest usable one in a directory. A checkpoint of another run
+    /// (model, data, seeds, settings, format) or a damaged one is refused with the reason, and the run starts from
+    /// the beginning; so does a path that does not exist yet.
+    #[arg(long)]
+    pub resume_from: Option<PathBuf>,
     /// Log a training line on stderr every N steps.
     #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..))]
     pub log_every: u64,
+}
+
+fn fraction(s: &str) -> Result<f64, String> {
+    let f: f64 = s.parse().map_err(|e| format!("{s:?}: {e}"))?;
+    if f > 0.0 && f <= 1.0 {
+        Ok(f)
+    } else {
+        Err(format!("{s} is not a fraction of training in (0, 1]"))
+    }
 }
 
 impl Cli {

@@ -78,12 +78,7 @@ fn real_main() -> i32 {
     let mut state = RunRecord::default();
     let (outcome, reason, mut code) = match run::run(&cli, &id, &stop, &mut state) {
         Ok(ending) => {
-            let code = match ending.outcome {
-                Outcome::Completed => exit_code::COMPLETED,
-                Outcome::Diverged => exit_code::DIVERGED,
-                Outcome::Terminated => exit_code::TERMINATED,
-                Outcome::Failed => exit_code::ERROR,
-            };
+            let code = ending.outcome.exit_code();
             if let Some(reason) = &ending.reason {
                 eprintln!("{reason}");
             }

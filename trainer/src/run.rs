@@ -1,5 +1,6 @@
 //! One trial: load, train, evaluate, report.
 
+use crate::checkpoint::{self, RunKey};
 use crate::cli::{Cli, DeviceChoice};
 use crate::data::{self, Example};
 use crate::model::{self, Bert, PoolerSource};
@@ -52,6 +53,15 @@ pub struct RunRecord {
     pub eval_seconds: f64,
     /// Peak resident memory (VmHWM) at the end of the run.
     pub peak_rss_bytes: Option<u64>,
+    /// The step this run resumed from (0: from the beginning); the losses and evaluations before it came from the
+    /// checkpoint. (In the summary as the contract's `resumedFromStep`.)
+    #[serde(skip)]
+    pub resumed_from_step: u64,
+    pub resumed_from: Option<std::path::PathBuf>,
+    /// Checkpoints that were refused, each with the reason.
+    pub resume_refused: Vec<String>,
+    /// Checkpoints this run wrote.
+    pub checkpoints: Vec<std::path::PathBuf>,
 }
 
 /// The `--output` file: the contract's summary plus the run's details.
@@ -81,6 +91,7 @@ impl RunRecord {
             },
             evals: self.evals.clone(),
             dropped_evals: 0,
+            resumed_from_step: self.resumed_from_step,
         }
     }
 }
@@ -231,15 +242,12 @@ fn train(
     state.head_init_digest = Some(seeds::digest(&model.head_weight(), |x: f32| {
         u64::from(x.to_bits())
     }));
-    let mut opt = optim::adamw(
-        model.var_store(),
-        cli.learning_rate,
-        cli.weight_decay,
-        cli.adam_epsilon,
-    )?;
+    let mut opt = optim::AdamW::new(model.var_store(), cli.weight_decay, cli.adam_epsilon);
     let lr_schedule = LinearSchedule::new(cli.learning_rate, cli.warmup_ratio, state.total_steps);
     let eval_at =
         seedsweep_crds::trainer::eval_steps(steps_per_epoch, cli.epochs, cli.evals_per_epoch);
+    let rung_steps =
+        seedsweep_crds::trainer::rung_steps(&eval_at, state.total_steps, &cli.checkpoint_at);
     let pad_to = cli.pad_to_max.then_some(max_len);
 
     state.dropout_seed = seeds::dropout_seed(
@@ -248,25 +256,98 @@ fn train(
         id.wi_seed,
         id.do_seed,
     );
-    let torch_seed = state.dropout_seed.unwrap_or_else(|| {
+    let mut dropout_base = state.dropout_seed.unwrap_or_else(|| {
         // Not reproducible on purpose (--dropout-seed-from none): any varying value will do.
         let nanos = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_nanos() as u64);
         nanos ^ u64::from(std::process::id()).rotate_left(32)
     });
-    // torch takes an i64; the bits are what matter.
-    tch::manual_seed(torch_seed as i64);
+
+    let key = if cli.checkpoint_dir.is_some() || cli.resume_from.is_some() {
+        Some(run_key(cli, id, state)?)
+    } else {
+        None
+    };
+    if let (Some(from), Some(key)) = (&cli.resume_from, &key)
+        && let Some(loaded) = resume(from, key, &mut model, &mut opt, state)?
+    {
+        dropout_base = loaded.dropout_base_seed;
+        for e in &state.evals {
+            metrics.record_eval(e.index, e.step, e.progress, &e.metrics);
+        }
+        metrics.step.set(state.steps_done as f64);
+        metrics
+            .progress
+            .set(state.steps_done as f64 / state.total_steps as f64);
+        metrics.resumed_from_step.set(state.steps_done as f64);
+    }
+    let mut checkpointed = state.resumed_from_step;
+    let save = |state: &mut RunRecord, model: &Bert, opt: &optim::AdamW| -> Result<()> {
+        let (Some(dir), Some(key)) = (&cli.checkpoint_dir, &key) else {
+            return Ok(());
+        };
+        let started = Instant::now();
+        let path = save_checkpoint(dir, key, dropout_base, state, model, opt)?;
+        eprintln!(
+            "checkpoint at step {} written to {} in {:.1} s",
+            state.steps_done,
+            path.display(),
+            started.elapsed().as_secs_f64()
+        );
+        state.checkpoints.push(path);
+        Ok(())
+    };
+
+    let eval = Evaluation {
+        model: &model,
+        dev: &dev,
+        batch_size,
+        pad_id: tokenizer.pad_id,
+        pad_to,
+        stop,
+        metrics,
+    };
+    // A checkpoint written on a stop that interrupted an evaluation: make it before training on.
+    let step = state.steps_done;
+    if eval_at.binary_search(&step).is_ok() && state.evals.last().is_none_or(|e| e.step < step) {
+        let eval_start = Instant::now();
+        let finished = evaluate(&eval, state)?;
+        state.eval_seconds += eval_start.elapsed().as_secs_f64();
+        if !finished {
+            return Ok(Ending {
+                outcome: Outcome::Terminated,
+                reason: Some(format!(
+                    "stopped by a signal after {step} steps, during an evaluation"
+                )),
+            });
+        }
+        if rung_steps.binary_search(&step).is_ok() && step < state.total_steps {
+            save(state, &model, &opt)?;
+            checkpointed = step;
+            if cli.pause_at_rungs {
+                return Ok(paused_at(step));
+            }
+        }
+    }
 
     let mut window = (Instant::now(), 0usize);
-    for epoch in 0..cli.epochs {
+    let first_epoch = state.steps_done / steps_per_epoch;
+    for epoch in first_epoch..cli.epochs {
         metrics.epoch.set(epoch as f64);
         let order = seeds::epoch_order(id.do_seed, epoch, train.len());
-        state
-            .epoch_order_digests
-            .push(seeds::digest(&order, |i: usize| i as u64));
-        for chunk in order.chunks(batch_size) {
+        // A run resumed mid-epoch has this epoch's digest from its checkpoint.
+        if state.epoch_order_digests.len() as u64 <= epoch {
+            state
+                .epoch_order_digests
+                .push(seeds::digest(&order, |i: usize| i as u64));
+        }
+        let done_in_epoch = (state.steps_done - epoch * steps_per_epoch) as usize;
+        for chunk in order.chunks(batch_size).skip(done_in_epoch) {
             if stop.load(Ordering::Relaxed) {
+                if cli.checkpoint_on_stop && state.steps_done > checkpointed {
+                    save(state, &model, &opt)?;
+                }
                 return Ok(Ending {
                     outcome: Outcome::Terminated,
                     reason: Some(format!(
@@ -277,7 +358,7 @@ fn train(
             }
             let step_start = Instant::now();
             let lr = lr_schedule.lr(state.steps_done);
-            opt.set_lr(lr);
+            tch::manual_seed(seeds::dropout_step_seed(dropout_base, state.steps_done));
             let batch = data::collate(
                 &train_encoded,
                 &train_labels,
@@ -303,7 +384,7 @@ fn train(
             if cli.max_grad_norm > 0.0 {
                 opt.clip_grad_norm(cli.max_grad_norm);
             }
-            opt.step();
+            opt.step(lr);
             state.steps_done += 1;
             state.train_loss.push(loss_value as f32);
             state.step_seconds.push(step_start.elapsed().as_secs_f64());
@@ -328,33 +409,32 @@ fn train(
 
             if eval_at.binary_search(&step).is_ok() {
                 let eval_start = Instant::now();
-                let Some(predictions) =
-                    predict(&model, &dev, batch_size, tokenizer.pad_id, pad_to, stop)?
-                else {
+                let finished = evaluate(&eval, state)?;
+                // The examples/s window should measure training only.
+                let spent = eval_start.elapsed();
+                state.eval_seconds += spent.as_secs_f64();
+                window.0 += spent;
+                if !finished {
+                    // The checkpoint lacks this step's evaluation; a run resumed from it evaluates first.
+                    if cli.checkpoint_on_stop {
+                        save(state, &model, &opt)?;
+                    }
                     return Ok(Ending {
                         outcome: Outcome::Terminated,
                         reason: Some(format!(
                             "stopped by a signal after {step} steps, during an evaluation"
                         )),
                     });
-                };
-                let m = metrics::compute(&predictions, &dev.labels);
-                let point = EvalPoint {
-                    index: state.evals.len() as u32,
-                    step,
-                    progress: step as f64 / state.total_steps as f64,
-                    metrics: m,
-                };
-                metrics.record_eval(point.index, point.step, point.progress, &m);
-                eprintln!(
-                    "eval {} at step {step}: accuracy {:.4} f1 {:.4} mcc {:.4} acc_and_f1 {:.4}",
-                    point.index, m.accuracy, m.f1, m.mcc, m.acc_and_f1
-                );
-                state.evals.push(point);
-                // The examples/s window should measure training only.
-                let spent = eval_start.elapsed();
-                state.eval_seconds += spent.as_secs_f64();
-                window.0 += spent;
+                }
+            }
+            if rung_steps.binary_search(&step).is_ok() && step < state.total_steps {
+                let paused = Instant::now();
+                save(state, &model, &opt)?;
+                checkpointed = step;
+                window.0 += paused.elapsed();
+                if cli.pause_at_rungs {
+                    return Ok(paused_at(step));
+                }
             }
         }
     }
@@ -362,4 +442,188 @@ fn train(
         outcome: Outcome::Completed,
         reason: None,
     })
+}
+
+fn paused_at(step: u64) -> Ending {
+    Ending {
+        outcome: Outcome::Paused,
+        reason: Some(format!(
+            "paused at the rung after step {step}; --resume-from continues it"
+        )),
+    }
+}
+
+/// What evaluating the dev set needs besides the run's record.
+struct Evaluation<'a> {
+    model: &'a Bert,
+    dev: &'a Dev,
+    batch_size: usize,
+    pad_id: i64,
+    pad_to: Option<usize>,
+    stop: &'a AtomicBool,
+    metrics: &'a TrialMetrics,
+}
+
+/// Evaluates at the step done and records it; false when a stop was requested part-way (nothing recorded).
+fn evaluate(e: &Evaluation, state: &mut RunRecord) -> Result<bool> {
+    let Some(predictions) = predict(e.model, e.dev, e.batch_size, e.pad_id, e.pad_to, e.stop)?
+    else {
+        return Ok(false);
+    };
+    let step = state.steps_done;
+    let m = metrics::compute(&predictions, &e.dev.labels);
+    let point = EvalPoint {
+        index: state.evals.len() as u32,
+        step,
+        progress: step as f64 / state.total_steps as f64,
+        metrics: m,
+    };
+    e.metrics
+        .record_eval(point.index, point.step, point.progress, &m);
+    eprintln!(
+        "eval {} at step {step}: accuracy {:.4} f1 {:.4} mcc {:.4} acc_and_f1 {:.4}",
+        point.index, m.accuracy, m.f1, m.mcc, m.acc_and_f1
+    );
+    state.evals.push(point);
+    Ok(true)
+}
+
+/// This run's identity for checkpoints: the model and data by content, the seeds and every training setting.
+fn run_key(cli: &Cli, id: &Identity, state: &RunRecord) -> Result<RunKey> {
+    Ok(RunKey {
+        model_sha256: checkpoint::file_sha256(&model::weights_path(&cli.model_dir)?)?,
+        train_sha256: checkpoint::file_sha256(&cli.data_dir.join("train.tsv"))?,
+        dev_sha256: checkpoint::file_sha256(&cli.data_dir.join("dev.tsv"))?,
+        task: cli.task.to_string(),
+        wi_seed: id.wi_seed,
+        do_seed: id.do_seed,
+        dropout_seed: state.dropout_seed,
+        epochs: cli.epochs,
+        batch_size: cli.batch_size,
+        learning_rate: cli.learning_rate,
+        max_seq_length: cli.max_seq_length,
+        warmup_ratio: cli.warmup_ratio,
+        weight_decay: cli.weight_decay,
+        adam_epsilon: cli.adam_epsilon,
+        max_grad_norm: cli.max_grad_norm,
+        evals_per_epoch: cli.evals_per_epoch,
+        train_subset: cli.train_subset,
+        dev_subset: cli.dev_subset,
+        pad_to_max: cli.pad_to_max,
+        total_steps: state.total_steps,
+    })
+}
+
+const MODEL_PREFIX: &str = "model.";
+
+fn save_checkpoint(
+    dir: &std::path::Path,
+    key: &RunKey,
+    dropout_base_seed: u64,
+    state: &RunRecord,
+    model: &Bert,
+    opt: &optim::AdamW,
+) -> Result<std::path::PathBuf> {
+    let params: Vec<(String, tch::Tensor)> = model.var_store().variables().into_iter().collect();
+    let mut tensors: Vec<(String, &tch::Tensor)> = params
+        .iter()
+        .map(|(name, t)| (format!("{MODEL_PREFIX}{name}"), t))
+        .collect();
+    tensors.extend(opt.state());
+    let meta = checkpoint::Meta {
+        format_version: checkpoint::FORMAT_VERSION,
+        key: key.clone(),
+        step: state.steps_done,
+        dropout_base_seed,
+        evals: state.evals.clone(),
+        train_loss: state.train_loss.clone(),
+        step_widths: state.step_widths.clone(),
+        epoch_order_digests: state.epoch_order_digests.clone(),
+        examples_trained: state.examples_trained,
+        data_sha256: String::new(),
+    };
+    checkpoint::save(dir, meta, &tensors)
+        .with_context(|| format!("writing a checkpoint in {}", dir.display()))
+}
+
+/// Restores the newest usable checkpoint at `from` (a file, or a directory of them) into the model, the optimizer
+/// and the record; `None` when there is none, the refusals noted in the record.
+fn resume(
+    from: &std::path::Path,
+    key: &RunKey,
+    model: &mut Bert,
+    opt: &mut optim::AdamW,
+    state: &mut RunRecord,
+) -> Result<Option<checkpoint::Meta>> {
+    let candidates = if from.is_dir() {
+        checkpoint::list(from)?
+            .into_iter()
+            .map(|(_, p)| p)
+            .collect()
+    } else if from.exists() {
+        vec![from.to_path_buf()]
+    } else {
+        Vec::new()
+    };
+    if candidates.is_empty() {
+        eprintln!(
+            "no checkpoint at {}: training from the beginning",
+            from.display()
+        );
+    }
+    for path in candidates {
+        let restored = checkpoint::load(&path, key)
+            .and_then(|loaded| restore(&loaded, model, opt).map(|()| loaded));
+        match restored {
+            Ok(loaded) => {
+                let meta = loaded.meta;
+                eprintln!(
+                    "resumed from {} at step {} of {}",
+                    path.display(),
+                    meta.step,
+                    state.total_steps
+                );
+                state.steps_done = meta.step;
+                state.resumed_from_step = meta.step;
+                state.resumed_from = Some(path);
+                state.evals = meta.evals.clone();
+                state.train_loss = meta.train_loss.clone();
+                state.step_widths = meta.step_widths.clone();
+                state.epoch_order_digests = meta.epoch_order_digests.clone();
+                state.examples_trained = meta.examples_trained;
+                return Ok(Some(meta));
+            }
+            Err(e) => {
+                let why = format!("{}: {e:#}", path.display());
+                eprintln!("checkpoint refused, not loaded: {why}");
+                state.resume_refused.push(why);
+            }
+        }
+    }
+    Ok(None)
+}
+
+/// Copies a checked checkpoint's tensors into the model and the optimizer, after making sure every one is there
+/// with the right shape (so a refusal leaves the fresh model untouched).
+fn restore(loaded: &checkpoint::Loaded, model: &mut Bert, opt: &mut optim::AdamW) -> Result<()> {
+    let mut vars: Vec<(String, tch::Tensor)> = model.var_store().variables().into_iter().collect();
+    vars.sort_by(|a, b| a.0.cmp(&b.0));
+    for (name, var) in &vars {
+        let key = format!("{MODEL_PREFIX}{name}");
+        match loaded.tensors.get(&key) {
+            Some(t) if t.size() == var.size() => {}
+            Some(t) => bail!(
+                "tensor {key} has shape {:?}, the model has {:?}",
+                t.size(),
+                var.size()
+            ),
+            None => bail!("it has no tensor {key}"),
+        }
+    }
+    opt.load_state(loaded.meta.step, &loaded.tensors)?;
+    for (name, var) in &mut vars {
+        let src = &loaded.tensors[&format!("{MODEL_PREFIX}{name}")];
+        tch::no_grad(|| var.copy_(src));
+    }
+    Ok(())
 }

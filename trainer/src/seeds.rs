@@ -77,6 +77,18 @@ pub fn digest<T: Copy, F: Fn(T) -> u64>(values: &[T], bits: F) -> String {
     format!("{h:016x}")
 }
 
+/// The seed of torch's generator for the dropout masks of optimizer step `step` (0-based). Reseeding every step
+/// makes the masks a function of (seed, step) alone, so a run resumed from a checkpoint draws the same masks as
+/// one that never stopped (tch cannot save the generator's state). SplitMix64's finalizer spreads neighbouring
+/// steps over unrelated seeds.
+pub fn dropout_step_seed(seed: u64, step: u64) -> i64 {
+    let mut z = seed.wrapping_add(step.wrapping_add(1).wrapping_mul(0x9e37_79b9_7f4a_7c15));
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    // torch takes an i64; the bits are what matter.
+    (z ^ (z >> 31)) as i64
+}
+
 /// How the dropout seed is chosen.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum DropoutSeedFrom {
@@ -144,6 +156,15 @@ mod tests {
             w[..4],
             "pooler and head draw from separate streams"
         );
+    }
+
+    #[test]
+    fn dropout_step_seeds_differ_by_step_and_seed() {
+        let seeds: std::collections::HashSet<i64> = (0..1000)
+            .flat_map(|step| [dropout_step_seed(1, step), dropout_step_seed(2, step)])
+            .collect();
+        assert_eq!(seeds.len(), 2000);
+        assert_eq!(dropout_step_seed(5, 7), dropout_step_seed(5, 7));
     }
 
     #[test]

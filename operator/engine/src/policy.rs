@@ -28,11 +28,9 @@ use crate::plan::Plan;
 use seedsweep_crds::sweep::{
     Direction, DiscardMode, DivergenceSpec, RungDecision, RungRecord, TrialPhase,
 };
+use seedsweep_crds::trainer::reaches;
 use serde::{Deserialize, Serialize};
 use std::cmp::Ordering;
-
-/// Evaluations count as reaching a fraction despite rounding in `step / total_steps`.
-const PROGRESS_EPS: f64 = 1e-9;
 
 /// One evaluation of the objective, as an executor observed it.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -55,7 +53,9 @@ pub enum RunState {
     Completed,
     /// Stopped by the executor because of a decision of this module.
     Stopped,
-    /// Stopped at an exact-mode rung whose decision is not final yet; relaunched from the start if it is kept.
+    /// Stopped at an exact-mode rung whose decision is not final yet (by the executor, or by the trainer itself after
+    /// writing the rung's checkpoint); relaunched if it is kept, from that checkpoint when there is one, else from
+    /// the beginning.
     Paused,
     /// The trainer reported a NaN/inf loss.
     Diverged {
@@ -89,9 +89,7 @@ impl TrialObservations {
 
     /// The evaluation a rung at `fraction` ranks this trial by: its first at or after that point.
     pub fn eval_at(&self, fraction: f64) -> Option<&ScoredEval> {
-        self.evals
-            .iter()
-            .find(|e| e.progress + PROGRESS_EPS >= fraction)
+        self.evals.iter().find(|e| reaches(e.progress, fraction))
     }
 
     fn alive(&self) -> bool {
@@ -506,7 +504,7 @@ fn divergence(
     };
     o.evals
         .iter()
-        .filter(|e| e.progress + PROGRESS_EPS >= rule.after_fraction)
+        .filter(|e| reaches(e.progress, rule.after_fraction))
         .find(|e| !direction.better(e.score, threshold))
         .map(|e| StopReason::Diverged {
             progress: e.progress,

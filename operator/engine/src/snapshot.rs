@@ -243,6 +243,7 @@ spec:
                 final_metrics: Some(evals[29].metrics),
                 evals,
                 dropped_evals: 0,
+                resumed_from_step: 0,
             };
             state.finish(i, Some(&summary), "exit code 0");
         }

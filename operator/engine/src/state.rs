@@ -644,6 +644,7 @@ mod tests {
                 final_metrics: Some(eval(1, 10, 0.8).metrics),
                 evals: vec![eval(0, 5, 0.7), eval(1, 10, 0.8)],
                 dropped_evals: 0,
+                resumed_from_step: 0,
             };
             f(&mut s);
             s

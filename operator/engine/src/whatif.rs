@@ -195,6 +195,7 @@ impl Replayer<'_> {
                     final_metrics: real.final_metrics,
                     evals: Vec::new(),
                     dropped_evals: 0,
+                    resumed_from_step: 0,
                 };
                 self.state.finish(trial, Some(&summary), "exit code 0");
             }
@@ -363,6 +364,7 @@ pub mod lock_step {
                         final_metrics: Some(metrics),
                         evals: Vec::new(),
                         dropped_evals: 0,
+                        resumed_from_step: 0,
                     };
                     state.finish(i, Some(&summary), "exit code 0");
                 }

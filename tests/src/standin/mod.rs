@@ -49,12 +49,7 @@ pub fn main() -> i32 {
     let mut record = replay::RunRecord::default();
     let (outcome, reason, mut code) = match replay::run(&cli, &id, &stop, &mut record, &events) {
         Ok(ending) => {
-            let code = match ending.outcome {
-                Outcome::Completed => exit_code::COMPLETED,
-                Outcome::Diverged => exit_code::DIVERGED,
-                Outcome::Terminated => exit_code::TERMINATED,
-                Outcome::Failed => exit_code::ERROR,
-            };
+            let code = ending.outcome.exit_code();
             if let Some(reason) = &ending.reason {
                 eprintln!("{reason}");
             }

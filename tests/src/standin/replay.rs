@@ -56,6 +56,7 @@ impl RunRecord {
             },
             evals: self.evals.clone(),
             dropped_evals: 0,
+            resumed_from_step: 0,
         }
     }
 }
