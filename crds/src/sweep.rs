@@ -86,6 +86,25 @@ pub struct SeedSweepSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 1, max = 604800))]
     pub trial_start_timeout_seconds: Option<u32>,
+    /// Checkpoints at each rung and when a trial is stopped, so that a trial kept at an exact-mode rung continues
+    /// from the rung instead of training again from the beginning, and a retried or interrupted trial continues
+    /// from its last checkpoint. Locally they live in the state directory; in a cluster in `volume`. Without it, a
+    /// paused or retried trial trains again from the beginning.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub checkpoints: Option<CheckpointSpec>,
+}
+
+/// Where trials keep their checkpoints.
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct CheckpointSpec {
+    /// In a cluster: the `trialTemplate.volumes` entry that holds them (typically a ReadWriteMany
+    /// PersistentVolumeClaim; every trial's pod mounts it). It must be mounted read-write by
+    /// `trialTemplate.volumeMounts`; a trial writes under `<mountPath>/seedsweep-checkpoints/<namespace>/<sweep>/<trial>/`.
+    /// Ignored by `seedsweep run`, which keeps them in the state directory.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 63))]
+    pub volume: Option<String>,
 }
 
 fn default_parallelism() -> u32 {
@@ -550,6 +569,10 @@ pub struct SeedSweepStatus {
     /// Seed statistics over the trials finished so far (which trials each number uses is stated inside).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub statistics: Option<SweepStatistics>,
+    /// Whether paused and retried trials continue from checkpoints (and where they are), or train again from the
+    /// beginning.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub checkpoints: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub start_time: Option<Time>,
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -206,6 +206,7 @@ pub fn validate(sweep: &SeedSweep) -> Vec<FieldError> {
         );
     }
     v.template(&spec.trial_template);
+    v.checkpoints(spec);
     v.errors
 }
 
@@ -604,6 +605,40 @@ impl Validator {
                         );
                     }
                     ranked = ranked.map(|n| n.min(k as usize));
+                }
+            }
+        }
+    }
+
+    /// A checkpoint volume must outlive a pod (a retry runs in a new one) and be writable where the trainer runs.
+    fn checkpoints(&mut self, spec: &SeedSweepSpec) {
+        let Some(volume) = spec.checkpoints.as_ref().and_then(|c| c.volume.as_ref()) else {
+            return;
+        };
+        let p = "spec.checkpoints.volume";
+        let t = &spec.trial_template;
+        match t.volumes.iter().find(|v| &v.name == volume) {
+            None => self.push(
+                p,
+                format!("no volume named {volume:?} in spec.trialTemplate.volumes"),
+            ),
+            Some(v) if v.persistent_volume_claim.is_none() => self.push(
+                p,
+                format!(
+                    "volume {volume:?} must be a persistentVolumeClaim (typically ReadWriteMany): configMap and \
+                     secret volumes are read-only, and an emptyDir dies with its pod"
+                ),
+            ),
+            Some(_) => {
+                let mounts: Vec<_> = t.volume_mounts.iter().filter(|m| &m.name == volume).collect();
+                if !mounts.iter().any(|m| !m.read_only && m.sub_path.is_none()) {
+                    self.push(
+                        p,
+                        format!(
+                            "volume {volume:?} must be mounted read-write, without subPath, by \
+                             spec.trialTemplate.volumeMounts"
+                        ),
+                    );
                 }
             }
         }

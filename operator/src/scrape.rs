@@ -82,6 +82,12 @@ pub fn parse_metrics(text: &str) -> Result<TrainerSnapshot, ScrapeError> {
             metric::PROGRESS => snap.progress = value,
             metric::TRAIN_LOSS => snap.train_loss = Some(value),
             metric::DONE => snap.done = value >= 1.0,
+            metric::RESUMED_FROM_STEP => {
+                snap.resumed_from = Some(
+                    count(value)
+                        .ok_or_else(|| malformed("the resumed-from step is not a count"))?,
+                )
+            }
             metric::EVAL => {
                 let name = metric_label()?;
                 let index: u32 = label_number(&sample.labels, label::EVAL_INDEX)

@@ -2,7 +2,7 @@
 //! same way in a pod and on this machine.
 
 use crate::engine::plan::PlannedTrial;
-use seedsweep_crds::sweep::SeedSweepSpec;
+use seedsweep_crds::sweep::{DiscardMode, SeedSweepSpec};
 
 /// Where a trial's trainer finds its inputs and puts its outputs; differs between a pod and this machine.
 #[derive(Debug, Clone)]
@@ -12,6 +12,8 @@ pub struct TrialPaths {
     pub metrics_addr: String,
     pub termination_log: String,
     pub output: Option<String>,
+    /// The trial's checkpoint directory, when the sweep keeps checkpoints.
+    pub checkpoint_dir: Option<String>,
 }
 
 pub fn trainer_args(
@@ -66,6 +68,36 @@ pub fn trainer_args(
     if let Some(output) = &paths.output {
         args.extend(["--output".into(), output.clone()]);
     }
+    if let Some(dir) = &paths.checkpoint_dir {
+        args.extend(checkpoint_args(spec, dir));
+    }
     args.extend(spec.trial_template.extra_args.iter().cloned());
+    args
+}
+
+/// With checkpoints, every attempt resumes from the trial's newest checkpoint if it has one (a retried pod, a
+/// relaunch after a pause or an interrupted executor), checkpoints when stopped, and at each rung; in exact mode
+/// it then exits as paused, so that it waits at the rung without training past it.
+fn checkpoint_args(spec: &SeedSweepSpec, dir: &str) -> Vec<String> {
+    let mut args: Vec<String> = vec![
+        "--checkpoint-dir".into(),
+        dir.into(),
+        "--resume-from".into(),
+        dir.into(),
+        "--checkpoint-on-stop".into(),
+    ];
+    if let Some(discard) = &spec.early_discard
+        && !discard.rungs.is_empty()
+    {
+        let fractions: Vec<String> = discard
+            .rungs
+            .iter()
+            .map(|r| r.at_fraction.to_string())
+            .collect();
+        args.extend(["--checkpoint-at".into(), fractions.join(",")]);
+        if discard.mode == DiscardMode::Exact {
+            args.push("--pause-at-rungs".into());
+        }
+    }
     args
 }

@@ -573,3 +573,84 @@ fn weight_init_seeds_come_from_earlier_sweeps() {
     );
     assert!(stdout.contains("sweep fs-c: Succeeded"), "{stdout}");
 }
+
+/// The manifest of [`manifest`] in exact mode, with or without checkpoints.
+fn exact_manifest(dir: &Path, name: &str, checkpoints: bool) -> PathBuf {
+    let path = manifest(dir, name);
+    let text = std::fs::read_to_string(&path).unwrap().replace(
+        "  earlyDiscard:\n",
+        &format!(
+            "{}  earlyDiscard:\n    mode: exact\n",
+            if checkpoints {
+                "  checkpoints: {}\n"
+            } else {
+                ""
+            }
+        ),
+    );
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+#[test]
+fn exact_mode_with_checkpoints_spends_the_papers_compute_and_keeps_the_same_scores() {
+    let dir = tempfile::tempdir().unwrap();
+    let with = dir.path().join("with");
+    let out = run_sweep(&exact_manifest(dir.path(), "ckpt", true), &with);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("sweep ckpt: Succeeded"), "{stdout}");
+    let without = dir.path().join("without");
+    run_sweep(&exact_manifest(dir.path(), "ckpt", false), &without);
+
+    // t = 4 trials of s = 8 steps, a rung at f = 1/2 keeping p = 2: (t·f + p·(1 − f))·s = 16 + 8.
+    let saved = saved_state(&with);
+    let spent: u64 = saved.trials.iter().map(|t| t.steps_spent()).sum();
+    assert_eq!(spent, 24, "{:#?}", saved.trials);
+    let status = status_json(&with);
+    assert_eq!(status["statistics"]["compute"]["stepsSpent"], 24);
+    assert!(
+        status["checkpoints"]
+            .as_str()
+            .unwrap()
+            .starts_with("on, in "),
+        "{status}"
+    );
+    let reference = status_json(&without);
+    assert!(
+        reference["checkpoints"]
+            .as_str()
+            .unwrap()
+            .starts_with("off"),
+        "{reference}"
+    );
+    // Without checkpoints a kept trial trains its first half again.
+    let spent_without: u64 = saved_state(&without)
+        .trials
+        .iter()
+        .map(|t| t.steps_spent())
+        .sum();
+    assert!(spent_without > 24, "{spent_without}");
+
+    // Resuming changes nothing a trial computes: the same phases, rung scores and final scores.
+    assert_eq!(phases(&status), phases(&reference));
+    let scores = |v: &Value| -> Vec<(Value, Value)> {
+        v["trials"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| (t["rungs"].clone(), t["finalScore"].clone()))
+            .collect()
+    };
+    assert_eq!(scores(&status), scores(&reference));
+    // Every kept trial resumed from its rung; every trial has ended, so no checkpoint is left.
+    for t in &saved.trials {
+        if t.run == RunState::Completed {
+            assert_eq!(t.resumed_from_step, 4);
+            assert_eq!(t.attempts, 2);
+        }
+    }
+    for entry in std::fs::read_dir(with.join("trials")).unwrap() {
+        let ckpt = entry.unwrap().path().join("checkpoints");
+        assert!(!ckpt.exists(), "{} is left", ckpt.display());
+    }
+}

@@ -401,6 +401,30 @@ fn each_rule_rejects_its_bad_manifest_with_the_field_named() {
             "spec.trialTemplate.volumeMounts[0].name: no volume named \"models\"",
         ),
         (
+            "a checkpoint volume that is not there",
+            with(
+                "  parallelism: 2\n",
+                "  parallelism: 2\n  checkpoints: {volume: ckpt}\n",
+            ),
+            "spec.checkpoints.volume: no volume named \"ckpt\" in spec.trialTemplate.volumes",
+        ),
+        (
+            "an emptyDir checkpoint volume",
+            with(
+                "  parallelism: 2\n",
+                "  parallelism: 2\n  checkpoints: {volume: ckpt}\n  trialTemplate:\n    volumes:\n      - {name: ckpt, emptyDir: {}}\n    volumeMounts:\n      - {name: ckpt, mountPath: /ckpt}\n",
+            ),
+            "spec.checkpoints.volume: volume \"ckpt\" must be a persistentVolumeClaim",
+        ),
+        (
+            "a read-only checkpoint mount",
+            with(
+                "  parallelism: 2\n",
+                "  parallelism: 2\n  checkpoints: {volume: ckpt}\n  trialTemplate:\n    volumes:\n      - {name: ckpt, persistentVolumeClaim: {claimName: c}}\n    volumeMounts:\n      - {name: ckpt, mountPath: /ckpt, readOnly: true}\n",
+            ),
+            "spec.checkpoints.volume: volume \"ckpt\" must be mounted read-write, without subPath",
+        ),
+        (
             "privileged field",
             with(
                 "  parallelism: 2\n",

@@ -16,4 +16,6 @@ pub struct TrainerSnapshot {
     /// Complete evaluations (all four metrics present), in index order.
     pub evals: Vec<EvalPoint>,
     pub baseline: Option<Metrics>,
+    /// The step the trainer resumed from (a checkpoint), when it says.
+    pub resumed_from: Option<u64>,
 }

@@ -33,6 +33,17 @@ pub fn status(state: &SweepState, decisions: &Decisions) -> SeedSweepStatus {
     }
 }
 
+/// What `status.checkpoints` says: where checkpoints are kept, or that there are none (`location` `None`).
+pub fn checkpoints(location: Option<&str>) -> String {
+    match location {
+        Some(at) => format!(
+            "on, in {at}: a trial kept at an exact-mode rung, retried or interrupted continues from its checkpoint"
+        ),
+        None => "off: a trial kept at an exact-mode rung, retried or interrupted trains again from the beginning"
+            .to_string(),
+    }
+}
+
 /// The end-of-sweep summary: best trial, discards per rung, compute, and the expected-max curve at a few n.
 pub fn summary(state: &SweepState, status: &SeedSweepStatus) -> String {
     let mut out = String::new();
@@ -97,6 +108,9 @@ pub fn summary(state: &SweepState, status: &SeedSweepStatus) -> String {
                 .map(|s| format!(" (saved {:.0}%)", s * 100.0))
                 .unwrap_or_default()
         );
+        if let Some(note) = &status.checkpoints {
+            let _ = writeln!(out, "  checkpoints: {note}");
+        }
         if !stats.expected_max.is_empty() {
             let n_max = stats.expected_max.last().map(|p| p.n).unwrap_or(0);
             let shown: Vec<String> = stats

@@ -39,9 +39,14 @@ pub struct TrialState {
     pub baseline: Option<Metrics>,
     pub steps_done: u64,
     pub total_steps: Option<u64>,
-    /// Steps of earlier attempts that were abandoned (an interrupted executor restarts running trials).
+    /// Steps trained by earlier attempts and not carried on by a checkpoint (an interrupted executor restarts
+    /// running trials; a trial paused without a checkpoint trains again from the beginning).
     #[serde(default)]
     pub steps_abandoned: u64,
+    /// The step the current attempt resumed from (its checkpoint's), 0 when it trained from the beginning:
+    /// `steps_done` counts from the run's beginning, so this attempt trained `steps_done - resumed_from_step`.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub resumed_from_step: u64,
     pub train_loss: Option<f64>,
     pub final_metrics: Option<Metrics>,
     /// How many times the trial was launched.
@@ -95,6 +100,7 @@ impl TrialState {
             steps_done: 0,
             total_steps: None,
             steps_abandoned: 0,
+            resumed_from_step: 0,
             train_loss: None,
             final_metrics: None,
             attempts: 0,
@@ -108,7 +114,7 @@ impl TrialState {
     /// that is never relaunched is one the rung discarded); what it spent for one that failed or has not ended
     /// (discarding saved nothing on those, so a failed trial's unspent steps are never counted as saved).
     pub fn cost_without_discarding(&self, full_run: u64) -> u64 {
-        let spent = self.steps_done + self.steps_abandoned;
+        let spent = self.steps_spent();
         match self.run {
             RunState::Completed
             | RunState::Stopped
@@ -116,6 +122,11 @@ impl TrialState {
             | RunState::Diverged { .. } => self.total_steps.unwrap_or(full_run),
             _ => spent,
         }
+    }
+
+    /// Optimizer steps really trained over every attempt: what the sweep spent on this trial.
+    pub fn steps_spent(&self) -> u64 {
+        self.steps_abandoned + self.steps_done.saturating_sub(self.resumed_from_step)
     }
 
     /// The fraction of training done at an evaluation: its step over the trial's total steps (an evaluation is
@@ -157,12 +168,15 @@ impl SweepState {
         }
     }
 
-    /// A launch, first or again (after a pause or an interrupted executor): the trial trains from the beginning.
+    /// A launch, first or again (after a pause or an interrupted executor): the trial trains from the beginning or,
+    /// when it has a checkpoint, from there (the trainer says which: [`TrainerSnapshot::resumed_from`]).
     pub fn mark_started(&mut self, trial: usize) {
         let t = &mut self.trials[trial];
         t.run = RunState::Running;
         t.attempts += 1;
-        t.steps_abandoned += t.steps_done;
+        // The steps the last attempt trained stay spent; a resumed attempt counts only what it trains itself.
+        t.steps_abandoned += t.steps_done.saturating_sub(t.resumed_from_step);
+        t.resumed_from_step = 0;
         t.steps_done = 0;
         t.stuck = None;
     }
@@ -238,6 +252,9 @@ impl SweepState {
         }
         if snap.baseline.is_some() {
             t.baseline = snap.baseline;
+        }
+        if let Some(step) = snap.resumed_from {
+            t.resumed_from_step = step;
         }
         Ok(self.record_evals(trial, &snap.evals))
     }
@@ -340,6 +357,7 @@ impl SweepState {
             self.record_evals(trial, &s.evals);
             let t = &mut self.trials[trial];
             t.steps_done = s.steps_done;
+            t.resumed_from_step = s.resumed_from_step;
             t.baseline = Some(s.majority_baseline);
             t.final_metrics = s.final_metrics;
         }
@@ -359,6 +377,8 @@ impl SweepState {
             .unwrap_or_else(|| exit.to_string());
         t.run = match summary.map(|s| s.outcome) {
             Some(Outcome::Completed) if t.final_metrics.is_some() => RunState::Completed,
+            // It checkpointed at an exact-mode rung and waits there for the decision (`--pause-at-rungs`).
+            Some(Outcome::Paused) => RunState::Paused,
             Some(Outcome::Diverged) => RunState::Diverged { reason },
             _ => RunState::Failed { reason },
         };
@@ -506,12 +526,16 @@ impl SweepState {
                     .filter(|_| t.run == RunState::Completed)
                     .map(|m| m.get(metric)),
                 evals: t.evals.iter().map(|e| (t.progress(e), e.score)).collect(),
-                steps_done: t.steps_done + t.steps_abandoned,
+                steps_done: t.steps_spent(),
                 total_steps: t.cost_without_discarding(total),
             })
             .collect();
         stats::compute(&outcomes)
     }
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 /// An observation the engine will not record, and why (naming the trial).

@@ -47,6 +47,26 @@ pub fn sweep_selector(sweep: &str) -> String {
 
 /// The Job that runs `attempt` of `trial`. `spec` is the plan's spec (as first seen), `sweep` the live object (its
 /// name, namespace and uid own the Job).
+/// Where a sweep's trials keep their checkpoints inside their pods: a directory of its own on the checkpoint
+/// volume's mount. `None` without checkpoints, or when the volume is not mounted (validation refuses that).
+pub fn checkpoint_dir(
+    spec: &SeedSweepSpec,
+    namespace: Option<&str>,
+    sweep: &str,
+) -> Option<String> {
+    let volume = spec.checkpoints.as_ref()?.volume.as_ref()?;
+    let mount = spec
+        .trial_template
+        .volume_mounts
+        .iter()
+        .find(|m| &m.name == volume && !m.read_only && m.sub_path.is_none())?;
+    Some(format!(
+        "{}/seedsweep-checkpoints/{}/{sweep}",
+        mount.mount_path.trim_end_matches('/'),
+        namespace.unwrap_or("default")
+    ))
+}
+
 pub fn build_job(
     sweep: &SeedSweep,
     spec: &SeedSweepSpec,
@@ -64,6 +84,8 @@ pub fn build_job(
         metrics_addr: format!("$(POD_IP):{}", spec.trial_template.metrics_port),
         termination_log: TERMINATION_LOG.to_string(),
         output: Some(format!("{SCRATCH_DIR}/history.json")),
+        checkpoint_dir: checkpoint_dir(spec, sweep.metadata.namespace.as_deref(), &sweep_name)
+            .map(|d| format!("{d}/{}", trial.name)),
     };
     let args = trainer_args(&sweep_name, spec, trial, &paths);
     Job {

@@ -108,14 +108,22 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<RunEnd> {
     ));
     let requeued: Vec<usize> = state.requeue_running();
     for i in requeued {
+        let from = if spec.checkpoints.is_some() {
+            "continuing from its checkpoint if it wrote one"
+        } else {
+            "restarting from the beginning"
+        };
         console.log(format!(
-            "{}: restarting from the beginning (it was running when the last run stopped)",
+            "{}: {from} (it was running when the last run stopped)",
             state.plan.trials[i].name
         ));
     }
     store.save(&spec, &state)?;
+    console.log(format!("checkpoints: {}", checkpoints_note(&spec, &store)));
 
     let client = reqwest::Client::builder().build()?;
+    // Trials whose checkpoints are gone (or never were); the rest are checked each turn.
+    let mut pruned = std::collections::BTreeSet::new();
     let mut running: BTreeMap<usize, TrainerProcess> = BTreeMap::new();
     let mut interrupt = std::pin::pin!(interrupted());
     let mut tick = tokio::time::interval(opts.scrape_interval);
@@ -123,9 +131,11 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<RunEnd> {
     loop {
         let step = state.step(&rules);
         stop_trials(&state, &step.actions, &mut running, &mut console);
+        prune_checkpoints(&store, &state, &step.outlook, &running, &mut pruned);
         if step.outlook.complete && running.is_empty() {
             store.save(&spec, &state)?;
-            let status = report::status(&state, &step.outlook);
+            let mut status = report::status(&state, &step.outlook);
+            status.checkpoints = Some(checkpoints_note(&spec, &store));
             console.update(&state, &step.outlook);
             console.finish();
             let succeeded = status.counts.succeeded > 0;
@@ -146,6 +156,10 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<RunEnd> {
                 metrics_addr: "127.0.0.1:0".into(),
                 termination_log: dir.join("termination-log").display().to_string(),
                 output: Some(summary_path.display().to_string()),
+                checkpoint_dir: spec
+                    .checkpoints
+                    .is_some()
+                    .then(|| store.checkpoint_dir(&t.name).display().to_string()),
             };
             let mut args = trainer_args(&name, &spec, t, &paths);
             let device = if gpus > 0 { "cuda" } else { "cpu" };
@@ -247,6 +261,42 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<RunEnd> {
         if changed {
             store.save(&spec, &state)?;
         }
+    }
+}
+
+fn checkpoints_note(spec: &SeedSweepSpec, store: &Store) -> String {
+    report::checkpoints(
+        spec.checkpoints
+            .is_some()
+            .then(|| store.checkpoint_location())
+            .as_deref(),
+    )
+}
+
+/// Removes the checkpoints of trials that have ended for good (finished, discarded, diverged, failed): only a
+/// trial that may still train (paused at a rung, interrupted) needs its checkpoint.
+fn prune_checkpoints(
+    store: &Store,
+    state: &SweepState,
+    outlook: &Decisions,
+    running: &BTreeMap<usize, TrainerProcess>,
+    pruned: &mut std::collections::BTreeSet<usize>,
+) {
+    for (i, verdict) in outlook.verdicts.iter().enumerate() {
+        if !verdict.phase.is_terminal() || running.contains_key(&i) || pruned.contains(&i) {
+            continue;
+        }
+        let dir = store.checkpoint_dir(&state.plan.trials[i].name);
+        match std::fs::remove_dir_all(&dir) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            // Disk space only; say so and try again next turn.
+            Err(e) => {
+                eprintln!("warning: cannot remove {}: {e}", dir.display());
+                continue;
+            }
+        }
+        pruned.insert(i);
     }
 }
 
@@ -442,6 +492,12 @@ pub fn status(
     })?;
     let rules = state.rules(&spec, spec.parallelism as usize);
     let decisions = state.decide(&rules);
-    let status = report::status(&state, &decisions);
+    let mut status = report::status(&state, &decisions);
+    status.checkpoints = Some(report::checkpoints(
+        spec.checkpoints
+            .is_some()
+            .then(|| format!("{}/trials/<trial>/checkpoints", state_dir.display()))
+            .as_deref(),
+    ));
     Ok((state, status))
 }

@@ -56,6 +56,16 @@ impl Store {
         self.dir.join("trials").join(trial)
     }
 
+    /// Where a trial's trainer keeps its checkpoints (when the sweep has them).
+    pub fn checkpoint_dir(&self, trial: &str) -> PathBuf {
+        self.trial_dir(trial).join("checkpoints")
+    }
+
+    /// Every trial's checkpoint directory, for the status line.
+    pub fn checkpoint_location(&self) -> String {
+        format!("{}/trials/<trial>/checkpoints", self.dir.display())
+    }
+
     pub fn load(&self) -> anyhow::Result<Option<(SeedSweepSpec, SweepState)>> {
         read(&self.dir)
     }
