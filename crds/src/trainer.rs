@@ -48,7 +48,8 @@ pub mod label {
 
 /// Process exit codes of `seedsweep-trainer`.
 pub mod exit_code {
-    /// Training ran to completion.
+    /// Training ran to completion, or paused at a rung as asked (`--pause-at-rungs`; the summary's outcome says
+    /// which). A pause is a success so that a Kubernetes Job does not retry it.
     pub const COMPLETED: i32 = 0;
     /// Bad input or a runtime error; the message is on stderr (and in the termination log when possible).
     pub const ERROR: i32 = 1;
@@ -56,9 +57,6 @@ pub mod exit_code {
     pub const USAGE: i32 = 2;
     /// The training loss became NaN or infinite.
     pub const DIVERGED: i32 = 3;
-    /// Paused at a rung (`--pause-at-rungs`): the rung's checkpoint is written and the run waits for the rung's
-    /// decision outside the process; `--resume-from` continues it.
-    pub const PAUSED: i32 = 4;
     /// Stopped by SIGTERM/SIGINT; the summary was still written. 128 + 15, as a shell reports it.
     pub const TERMINATED: i32 = 143;
 }
@@ -74,7 +72,8 @@ pub enum Outcome {
     Diverged,
     Terminated,
     Failed,
-    /// Stopped at a rung after writing its checkpoint ([`exit_code::PAUSED`]).
+    /// Stopped at a rung after writing its checkpoint (`--pause-at-rungs`): it waits for the rung's decision outside
+    /// the process, and `--resume-from` continues it. Exit code [`exit_code::COMPLETED`].
     Paused,
 }
 
@@ -82,11 +81,10 @@ impl Outcome {
     /// The trainer's exit code for a run that ended this way.
     pub fn exit_code(self) -> i32 {
         match self {
-            Outcome::Completed => exit_code::COMPLETED,
+            Outcome::Completed | Outcome::Paused => exit_code::COMPLETED,
             Outcome::Diverged => exit_code::DIVERGED,
             Outcome::Terminated => exit_code::TERMINATED,
             Outcome::Failed => exit_code::ERROR,
-            Outcome::Paused => exit_code::PAUSED,
         }
     }
 }

@@ -1464,3 +1464,171 @@ async fn weight_init_seeds_come_from_an_earlier_sweep() -> Result<()> {
     })
     .await
 }
+
+/// A ReadWriteMany claim `name` bound to a PersistentVolume of its own (the simulated nodes keep a claim's files in
+/// one shared directory). Returns the PersistentVolume's name, to delete afterwards.
+async fn bound_claim(s: &Scenario, name: &str) -> Result<String> {
+    use k8s_openapi::api::core::v1::{PersistentVolume, PersistentVolumeClaim};
+    let pv_name = format!("{}-{name}", s.ns);
+    let class = format!("e2e-{}", s.ns);
+    let pv: PersistentVolume = serde_json::from_value(serde_json::json!({
+        "apiVersion": "v1", "kind": "PersistentVolume",
+        "metadata": {"name": pv_name},
+        "spec": {
+            "capacity": {"storage": "1Gi"}, "accessModes": ["ReadWriteMany"],
+            "storageClassName": class, "hostPath": {"path": "/unused"},
+            "claimRef": {"namespace": s.ns, "name": name},
+        },
+    }))?;
+    let pvc: PersistentVolumeClaim = serde_json::from_value(serde_json::json!({
+        "apiVersion": "v1", "kind": "PersistentVolumeClaim",
+        "metadata": {"name": name},
+        "spec": {
+            "accessModes": ["ReadWriteMany"], "storageClassName": class,
+            "resources": {"requests": {"storage": "1Gi"}}, "volumeName": pv_name,
+        },
+    }))?;
+    Api::<PersistentVolume>::all(s.client.clone())
+        .create(&PostParams::default(), &pv)
+        .await?;
+    let claims: Api<PersistentVolumeClaim> = Api::namespaced(s.client.clone(), &s.ns);
+    claims.create(&PostParams::default(), &pvc).await?;
+    wait_for(
+        &claims,
+        name,
+        Duration::from_secs(60),
+        "the claim to be bound",
+        |c| {
+            c.and_then(|c| c.status.as_ref())
+                .and_then(|s| s.phase.as_deref())
+                == Some("Bound")
+        },
+    )
+    .await?;
+    Ok(pv_name)
+}
+
+/// Exact mode with checkpoints on a ReadWriteMany claim: 4 trials of 80 steps, a rung at 25 % keeping 1. Every
+/// trial pauses at the rung after its checkpoint; the kept one continues from there, its pod is deleted mid-way
+/// (SIGTERM: it checkpoints) and the Job's next pod continues from that checkpoint. The sweep spends exactly
+/// (t·f + p·(1−f))·s = (4·0.25 + 0.75)·80 = 140 steps, keeps the offline cut with the final scores of a local run
+/// of the same manifest, and its checkpoints are removed once it is complete.
+#[tokio::test]
+async fn checkpoints_resume_kept_and_killed_trials_at_the_papers_cost() -> Result<()> {
+    scenario("op-ckpt", |s| {
+        Box::pin(async move {
+            ensure!(
+                s.cluster.has_simulator(),
+                "needs the node simulator's claim directory"
+            );
+            let pv = bound_claim(s, "ckpt").await?;
+            let t = target(s.cluster);
+            let shape = SweepShape {
+                train_subset: 160,
+                epochs: 2,
+                // One thread per trainer: two trainers on two cores must not fight over OpenMP's spinning threads.
+                template: "    env: [{name: OMP_NUM_THREADS, value: \"1\"}]\n    volumes:\n      - {name: ckpt, persistentVolumeClaim: {claimName: ckpt}}\n    volumeMounts:\n      - {name: ckpt, mountPath: /ckpt}",
+                ..SweepShape::default()
+            };
+            let yaml = sweep_yaml("ck", &t, &shape).replace(
+                "  earlyDiscard:\n",
+                "  checkpoints: {volume: ckpt}\n  backoffLimit: 2\n  earlyDiscard:\n",
+            );
+            let op = Operator::start(s, "a", s.cluster.kubeconfig(), &t.trainer_command)?;
+            s.create_sweep(&yaml).await?;
+
+            // The kept trial's second attempt, well past its rung: delete its pod as a node drain would.
+            let deadline = Instant::now() + SWEEP_TIMEOUT;
+            let killed = loop {
+                ensure!(Instant::now() < deadline, "no kept trial resumed in time");
+                let status = s.status("ck").await?;
+                if let Some(tr) = status
+                    .trials
+                    .iter()
+                    .find(|tr| tr.attempts == 2 && tr.phase == TrialPhase::Running && tr.steps_done >= 25)
+                {
+                    break tr.name.clone();
+                }
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            };
+            let selector = format!("seedsweep.dev/trial={killed},seedsweep.dev/attempt=2");
+            let pods = s.pods().list(&ListParams::default().labels(&selector)).await?;
+            ensure!(pods.items.len() == 1, "{killed}: pods {:?}", pods.items.len());
+            s.pods()
+                .delete(&pods.items[0].name_any(), &DeleteParams::default())
+                .await?;
+
+            let status = s.wait_until_finished("ck").await?;
+            let (kept, _) = succeeded_with_the_offline_cut(&status, 1)?;
+            ensure!(kept.contains(&killed), "{killed} was kept: {kept:?}");
+            let engine: Snapshot = serde_json::from_value(status.engine.clone().context("engine")?)?;
+            let state = engine.restore().map_err(|e| anyhow::anyhow!("{e}"))?;
+            let compute = &status.statistics.as_ref().context("statistics")?.compute;
+            ensure!(
+                compute.steps_spent == 140,
+                "spent {compute:?}: {:#?}",
+                state.trials
+            );
+            let note = status.checkpoints.clone().unwrap_or_default();
+            ensure!(note.starts_with("on, in volume ckpt at /ckpt/"), "{note}");
+            let i = state
+                .plan
+                .trials
+                .iter()
+                .position(|p| p.name == killed)
+                .context("killed trial")?;
+            let resumed = state.trials[i].resumed_from_step;
+            ensure!(
+                resumed > 20 && resumed < 80,
+                "{killed} resumed from step {resumed}, not from the checkpoint its pod wrote on SIGTERM"
+            );
+
+            // The same manifest run locally, uninterrupted: the same decisions and final scores.
+            let manifest = s.dir.path().join("ck.yaml");
+            std::fs::write(&manifest, &yaml)?;
+            let out = Command::new(env!("CARGO_BIN_EXE_seedsweep"))
+                .args(["run", "--parallel", "2", "--scrape-interval", "0.2", "--trainer"])
+                .arg(common::trainer())
+                .arg("--state-dir")
+                .arg(s.dir.path().join("local"))
+                .arg(&manifest)
+                .output()?;
+            ensure!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+            let local = Command::new(env!("CARGO_BIN_EXE_seedsweep"))
+                .args(["status", "--output", "json", "--state-dir"])
+                .arg(s.dir.path().join("local"))
+                .output()?;
+            let local: SeedSweepStatus = serde_json::from_slice(&local.stdout)?;
+            let finals = |st: &SeedSweepStatus| -> BTreeMap<String, (TrialPhase, Option<f64>)> {
+                st.trials
+                    .iter()
+                    .map(|t| (t.name.clone(), (t.phase, t.final_score)))
+                    .collect()
+            };
+            ensure!(
+                finals(&status) == finals(&local),
+                "cluster {:?} vs local {:?}",
+                finals(&status),
+                finals(&local)
+            );
+
+            // Complete: the sweep's checkpoint directory goes.
+            let dir = s
+                .cluster
+                .state_dir()
+                .context("state dir")?
+                .join(format!("node-sim/pvcs/{}/ckpt/seedsweep-checkpoints/{}/ck", s.ns, s.ns));
+            let deadline = Instant::now() + Duration::from_secs(60);
+            while dir.exists() {
+                ensure!(Instant::now() < deadline, "{} is still there", dir.display());
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+            drop(op);
+            Api::<k8s_openapi::api::core::v1::PersistentVolume>::all(s.client.clone())
+                .delete(&pv, &DeleteParams::default())
+                .await?;
+            Ok(())
+        })
+    })
+    .await
+}

@@ -227,7 +227,9 @@ impl TestCluster {
         let third = u8::try_from(index * 16 % 256).unwrap_or(0);
         Ok(
             NodeConfig::new(name, local.state_dir.join("node-sim").join(name))
-                .with_ip_base(Ipv4Addr::new(127, local.ip_second_octet, third, 0)),
+                .with_ip_base(Ipv4Addr::new(127, local.ip_second_octet, third, 0))
+                // Shared by the cluster's nodes, like a ReadWriteMany volume.
+                .with_pvc_dir(local.state_dir.join("node-sim").join("pvcs")),
         )
     }
 

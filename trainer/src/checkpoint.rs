@@ -92,6 +92,55 @@ fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
+/// Holds a checkpoint directory for one process: a Job may start a trial's next pod while the deleted one still
+/// writes the checkpoint it was stopped for, and the new one must read that, not the one before it, nor write beside
+/// it. Released when dropped (or when the process dies).
+pub struct DirLock {
+    _file: std::fs::File,
+}
+
+/// Takes `dir`'s lock, waiting up to `timeout` for another process to release it. After that it goes on with a
+/// warning: a holder that never lets go (a lost node's process on a network filesystem) must not stall the trial.
+pub fn lock_dir(dir: &Path, timeout: std::time::Duration) -> Result<DirLock> {
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let path = dir.join(".lock");
+    let file = std::fs::File::options()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .with_context(|| format!("cannot open {}", path.display()))?;
+    let started = std::time::Instant::now();
+    let mut said = false;
+    loop {
+        match file.try_lock() {
+            Ok(()) => break,
+            Err(std::fs::TryLockError::WouldBlock) if started.elapsed() < timeout => {
+                if !said {
+                    eprintln!(
+                        "waiting for another process (the trial's previous pod?) to release {}",
+                        dir.display()
+                    );
+                    said = true;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(200));
+            }
+            Err(std::fs::TryLockError::WouldBlock) => {
+                eprintln!(
+                    "warning: {} is still locked after {} s; going on without the lock",
+                    dir.display(),
+                    timeout.as_secs()
+                );
+                break;
+            }
+            Err(std::fs::TryLockError::Error(e)) => {
+                return Err(e).with_context(|| format!("cannot lock {}", path.display()));
+            }
+        }
+    }
+    Ok(DirLock { _file: file })
+}
+
 /// The file name of the checkpoint after `step` steps.
 pub fn file_name(step: u64) -> String {
     format!("{PREFIX}{step:08}{SUFFIX}")
@@ -326,6 +375,19 @@ mod tests {
         assert_eq!(loaded.meta.step, 9);
         assert_eq!(loaded.meta.train_loss.len(), 9);
         assert!(loaded.tensors["a"].equal(&a) && loaded.tensors["b"].equal(&b));
+    }
+
+    #[test]
+    fn a_checkpoint_directory_has_one_holder_at_a_time() {
+        let dir = tempfile::tempdir().unwrap();
+        let held = lock_dir(dir.path(), std::time::Duration::from_secs(1)).unwrap();
+        let file = std::fs::File::open(dir.path().join(".lock")).unwrap();
+        assert!(matches!(
+            file.try_lock(),
+            Err(std::fs::TryLockError::WouldBlock)
+        ));
+        drop(held);
+        assert!(file.try_lock().is_ok());
     }
 
     #[test]

@@ -18,7 +18,7 @@ pub enum DeviceChoice {
 
 /// Fine-tunes a BERT checkpoint on a GLUE task with separate weight-initialisation (WI) and data-order (DO) seeds.
 ///
-/// Exit codes: 0 completed, 1 error, 2 usage error, 3 diverged (NaN/inf loss), 143 stopped by SIGTERM/SIGINT.
+/// Exit codes: 0 completed (or paused at a rung as asked), 1 error, 2 usage error, 3 diverged (NaN/inf loss), 143 stopped by SIGTERM/SIGINT.
 #[derive(Parser, Debug, Clone)]
 #[command(name = "seedsweep-trainer", version)]
 pub struct Cli {
@@ -103,10 +103,14 @@ pub struct Cli {
     /// evaluation at or past each, the one a sweep's rung ranks the trial by.
     #[arg(long, value_delimiter = ',', requires = "checkpoint_dir", value_parser = fraction)]
     pub checkpoint_at: Vec<f64>,
-    /// Exit with code 4 (paused) right after writing a --checkpoint-at checkpoint: the trial waits for an
-    /// exact-mode rung's decision outside the process, and --resume-from continues it.
+    /// End the run as paused (outcome `paused`, exit code 0) right after writing a --checkpoint-at checkpoint: the
+    /// trial waits for an exact-mode rung's decision outside the process, and --resume-from continues it.
     #[arg(long, requires = "checkpoint_at")]
     pub pause_at_rungs: bool,
+    /// Seconds to wait for another process holding --checkpoint-dir (a Job's previous pod still writing the
+    /// checkpoint it was stopped for) before going on without it.
+    #[arg(long, default_value_t = 300)]
+    pub checkpoint_lock_timeout: u64,
     /// On SIGTERM/SIGINT, checkpoint the steps done before exiting.
     #[arg(long, requires = "checkpoint_dir")]
     pub checkpoint_on_stop: bool,

@@ -228,7 +228,6 @@ fn train(
     let batch_size = cli.batch_size as usize;
     let steps_per_epoch = schedule::steps_per_epoch(train.len(), batch_size);
     state.total_steps = steps_per_epoch * cli.epochs;
-    metrics.total_steps.set(state.total_steps as f64);
     state.majority_baseline = metrics::majority_baseline(&dev.labels);
     metrics.set_majority_baseline(&state.majority_baseline);
 
@@ -264,6 +263,14 @@ fn train(
         nanos ^ u64::from(std::process::id()).rotate_left(32)
     });
 
+    // Held for the whole run: a Job's next pod waits here until this one has written its last checkpoint.
+    let _lock = match &cli.checkpoint_dir {
+        Some(dir) => Some(checkpoint::lock_dir(
+            dir,
+            std::time::Duration::from_secs(cli.checkpoint_lock_timeout),
+        )?),
+        None => None,
+    };
     let key = if cli.checkpoint_dir.is_some() || cli.resume_from.is_some() {
         Some(run_key(cli, id, state)?)
     } else {
@@ -282,6 +289,8 @@ fn train(
             .set(state.steps_done as f64 / state.total_steps as f64);
         metrics.resumed_from_step.set(state.steps_done as f64);
     }
+    // Served once the start is known: a watcher reads the step and resumed-from step only with a total.
+    metrics.total_steps.set(state.total_steps as f64);
     let mut checkpointed = state.resumed_from_step;
     let save = |state: &mut RunRecord, model: &Bert, opt: &optim::AdamW| -> Result<()> {
         let (Some(dir), Some(key)) = (&cli.checkpoint_dir, &key) else {

@@ -124,6 +124,26 @@ impl TrialState {
         }
     }
 
+    /// Records that the trainer of the current attempt is at `step`, having resumed from `resumed`. A trainer's
+    /// step only grows; a smaller one, or another resumed-from step, is a new process of the same attempt (a Job's
+    /// retry pod): what the last one trained stays spent.
+    fn trained_to(&mut self, step: u64, resumed: u64) {
+        if step < self.steps_done || resumed != self.resumed_from_step {
+            if self.steps_done > 0 {
+                // The previous process trained at least to its last step seen, and to the checkpoint the new one
+                // resumed from when that is later: it wrote it after its last scrape.
+                let reached = if resumed > self.resumed_from_step {
+                    self.steps_done.max(resumed)
+                } else {
+                    self.steps_done
+                };
+                self.steps_abandoned += reached.saturating_sub(self.resumed_from_step);
+            }
+            self.resumed_from_step = resumed;
+        }
+        self.steps_done = step;
+    }
+
     /// Optimizer steps really trained over every attempt: what the sweep spent on this trial.
     pub fn steps_spent(&self) -> u64 {
         self.steps_abandoned + self.steps_done.saturating_sub(self.resumed_from_step)
@@ -243,7 +263,12 @@ impl SweepState {
     pub fn observe(&mut self, trial: usize, snap: &TrainerSnapshot) -> Result<bool, Refused> {
         self.check_scrape(trial, snap)?;
         let t = &mut self.trials[trial];
-        t.steps_done = t.steps_done.max(snap.step);
+        // A trainer serves its total once it knows where it starts (from the beginning or a checkpoint); its step
+        // before that says nothing.
+        if snap.total_steps > 0 {
+            let resumed = snap.resumed_from.unwrap_or(t.resumed_from_step);
+            t.trained_to(snap.step, resumed);
+        }
         if snap.total_steps > 0 {
             t.total_steps = Some(snap.total_steps);
         }
@@ -252,9 +277,6 @@ impl SweepState {
         }
         if snap.baseline.is_some() {
             t.baseline = snap.baseline;
-        }
-        if let Some(step) = snap.resumed_from {
-            t.resumed_from_step = step;
         }
         Ok(self.record_evals(trial, &snap.evals))
     }
@@ -356,8 +378,7 @@ impl SweepState {
             self.trials[trial].total_steps = Some(s.total_steps);
             self.record_evals(trial, &s.evals);
             let t = &mut self.trials[trial];
-            t.steps_done = s.steps_done;
-            t.resumed_from_step = s.resumed_from_step;
+            t.trained_to(s.steps_done, s.resumed_from_step);
             t.baseline = Some(s.majority_baseline);
             t.final_metrics = s.final_metrics;
         }
@@ -613,6 +634,63 @@ mod tests {
             evals,
             ..TrainerSnapshot::default()
         }
+    }
+
+    /// What a trial spends over attempts and retry pods: a relaunch resumed from a rung checkpoint does not count
+    /// the steps before it again; a retry pod of the same attempt (its step going back, or another resumed-from
+    /// step) leaves what the previous pod trained spent.
+    #[test]
+    fn steps_spent_count_what_was_trained_whatever_resumed() {
+        let mut state = state();
+        let at = |step: u64, resumed: u64| TrainerSnapshot {
+            step,
+            total_steps: 10,
+            resumed_from: Some(resumed),
+            ..TrainerSnapshot::default()
+        };
+        state.mark_started(0);
+        state.observe(0, &at(4, 0)).unwrap();
+        state.mark_paused(0);
+        assert_eq!(state.trials[0].steps_spent(), 4);
+        // Kept: relaunched, it resumes from the rung's checkpoint at step 4; before that it serves no total.
+        let loading = TrainerSnapshot::default();
+        state.mark_started(0);
+        state.observe(0, &loading).unwrap();
+        state.observe(0, &at(6, 4)).unwrap();
+        assert_eq!(state.trials[0].steps_spent(), 4 + 2);
+        // Its pod is deleted after step 7 (unseen); the Job's next pod resumes from the checkpoint it wrote then.
+        state.observe(0, &loading).unwrap();
+        state.observe(0, &at(8, 7)).unwrap();
+        assert_eq!(state.trials[0].steps_spent(), 4 + 3 + 1);
+        // Killed hard this time: the next pod finds the same checkpoint and trains steps 8..=10 again.
+        state.observe(0, &at(7, 7)).unwrap();
+        assert_eq!(state.trials[0].steps_spent(), 4 + 3 + 1, "step 8 again: nothing new");
+        let mut summary = TrialSummary {
+            sweep: state.name.clone(),
+            trial: state.plan.trials[0].name.clone(),
+            wi_seed: state.plan.trials[0].weight_init,
+            do_seed: state.plan.trials[0].data_order,
+            outcome: Outcome::Completed,
+            reason: None,
+            steps_done: 10,
+            total_steps: 10,
+            majority_baseline: Metrics::default(),
+            final_metrics: None,
+            evals: Vec::new(),
+            dropped_evals: 0,
+            resumed_from_step: 7,
+        };
+        summary.final_metrics = Some(Metrics::default());
+        state.finish(0, Some(&summary), "exit 0");
+        assert_eq!(state.trials[0].run, RunState::Completed);
+        assert_eq!(state.trials[0].steps_spent(), 4 + 3 + 1 + 3);
+        // Without a checkpoint a relaunch trains from the beginning again, all of it spent.
+        state.mark_started(1);
+        state.observe(1, &at(4, 0)).unwrap();
+        state.mark_paused(1);
+        state.mark_started(1);
+        state.observe(1, &at(6, 0)).unwrap();
+        assert_eq!(state.trials[1].steps_spent(), 4 + 6);
     }
 
     /// Given a trial that has recorded 10 total steps, a scrape that is another trial's, changes the total, lies

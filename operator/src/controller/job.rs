@@ -24,7 +24,7 @@ pub const MANAGER: &str = "seedsweep-operator";
 pub const CONTAINER: &str = "trainer";
 pub const TERMINATION_LOG: &str = "/dev/termination-log";
 /// An unprivileged user that needs no entry in the image's /etc/passwd (distroless's `nonroot`).
-const NON_ROOT_UID: i64 = 65532;
+pub(super) const NON_ROOT_UID: i64 = 65532;
 
 /// How the operator runs trainers, whatever the sweep.
 #[derive(Debug, Clone, PartialEq)]
@@ -47,26 +47,6 @@ pub fn sweep_selector(sweep: &str) -> String {
 
 /// The Job that runs `attempt` of `trial`. `spec` is the plan's spec (as first seen), `sweep` the live object (its
 /// name, namespace and uid own the Job).
-/// Where a sweep's trials keep their checkpoints inside their pods: a directory of its own on the checkpoint
-/// volume's mount. `None` without checkpoints, or when the volume is not mounted (validation refuses that).
-pub fn checkpoint_dir(
-    spec: &SeedSweepSpec,
-    namespace: Option<&str>,
-    sweep: &str,
-) -> Option<String> {
-    let volume = spec.checkpoints.as_ref()?.volume.as_ref()?;
-    let mount = spec
-        .trial_template
-        .volume_mounts
-        .iter()
-        .find(|m| &m.name == volume && !m.read_only && m.sub_path.is_none())?;
-    Some(format!(
-        "{}/seedsweep-checkpoints/{}/{sweep}",
-        mount.mount_path.trim_end_matches('/'),
-        namespace.unwrap_or("default")
-    ))
-}
-
 pub fn build_job(
     sweep: &SeedSweep,
     spec: &SeedSweepSpec,
@@ -84,8 +64,12 @@ pub fn build_job(
         metrics_addr: format!("$(POD_IP):{}", spec.trial_template.metrics_port),
         termination_log: TERMINATION_LOG.to_string(),
         output: Some(format!("{SCRATCH_DIR}/history.json")),
-        checkpoint_dir: checkpoint_dir(spec, sweep.metadata.namespace.as_deref(), &sweep_name)
-            .map(|d| format!("{d}/{}", trial.name)),
+        checkpoint_dir: super::checkpoints::sweep_dir(
+            spec,
+            sweep.metadata.namespace.as_deref(),
+            &sweep_name,
+        )
+        .map(|d| format!("{d}/{}", trial.name)),
     };
     let args = trainer_args(&sweep_name, spec, trial, &paths);
     Job {
@@ -117,7 +101,7 @@ pub fn build_job(
 
 /// The sweep as the controlling owner: deleting the sweep deletes its Jobs (and their pods) through the garbage
 /// collector, and a foreground deletion of the sweep waits for them.
-fn owner_reference(sweep: &SeedSweep) -> Option<OwnerReference> {
+pub(super) fn owner_reference(sweep: &SeedSweep) -> Option<OwnerReference> {
     sweep.controller_owner_ref(&()).map(|owner| OwnerReference {
         block_owner_deletion: Some(true),
         ..owner
@@ -208,27 +192,32 @@ fn trainer_container(
         volume_mounts: Some(volume_mounts),
         termination_message_path: Some(TERMINATION_LOG.into()),
         termination_message_policy: Some("File".into()),
-        security_context: Some(SecurityContext {
-            run_as_non_root: Some(true),
-            run_as_user: Some(NON_ROOT_UID),
-            run_as_group: Some(NON_ROOT_UID),
-            allow_privilege_escalation: Some(false),
-            privileged: Some(false),
-            read_only_root_filesystem: Some(true),
-            capabilities: Some(Capabilities {
-                drop: Some(vec!["ALL".into()]),
-                ..Default::default()
-            }),
-            seccomp_profile: Some(runtime_default()),
+        security_context: Some(container_security()),
+        ..Default::default()
+    }
+}
+
+/// Non-root, no privilege, read-only root filesystem, no capabilities: every container the operator creates.
+pub(super) fn container_security() -> SecurityContext {
+    SecurityContext {
+        run_as_non_root: Some(true),
+        run_as_user: Some(NON_ROOT_UID),
+        run_as_group: Some(NON_ROOT_UID),
+        allow_privilege_escalation: Some(false),
+        privileged: Some(false),
+        read_only_root_filesystem: Some(true),
+        capabilities: Some(Capabilities {
+            drop: Some(vec!["ALL".into()]),
             ..Default::default()
         }),
+        seccomp_profile: Some(runtime_default()),
         ..Default::default()
     }
 }
 
 /// The trial pod around the trainer container: the template's scheduling settings and volumes, never restarted in
 /// place (the Job retries), no service-account token.
-fn pod_spec(template: &TrialTemplate, container: Container) -> PodSpec {
+pub(super) fn pod_spec(template: &TrialTemplate, container: Container) -> PodSpec {
     let mut volumes = vec![Volume {
         name: SCRATCH_VOLUME.into(),
         empty_dir: Some(EmptyDirVolumeSource::default()),

@@ -5,6 +5,7 @@
 //! One reconciliation ([`runtime`]): validate the live spec → observe Jobs, pods and scrapes → decide (one engine
 //! step) → persist the status (before acting whenever there is something to act on) → act on Jobs, publish events.
 
+pub mod checkpoints;
 pub mod error;
 pub mod events;
 pub mod job;

@@ -3,9 +3,10 @@
 //! create Jobs, publish events).
 
 use super::Context;
+use super::checkpoints;
 use super::error::Result;
 use super::events::{SweepEvent, publish};
-use super::job::{MANAGER, build_job, job_identity, job_name};
+use super::job::{LABEL_TRIAL, MANAGER, build_job, job_identity, job_name};
 use super::observe::{Cluster, JobStanding, is_finished, job_standing, why_stuck};
 use super::status::{self, Findings};
 use crate::engine::policy::{Decisions, RunState};
@@ -49,6 +50,10 @@ pub struct SweepRuntime {
     pending_events: Vec<SweepEvent>,
     /// Events recorded in the status (`unpublishedEvents`), published once the Jobs have been changed accordingly.
     unpublished: Vec<UnpublishedEvent>,
+    /// Trials whose checkpoints a removal Job has removed (the whole sweep's: `checkpoints_gone`). In memory only:
+    /// after a restart a removal runs again, which removes nothing twice.
+    checkpoints_removed: HashSet<String>,
+    checkpoints_gone: bool,
 }
 
 /// How one running trial's metrics endpoint has answered this attempt.
@@ -100,6 +105,8 @@ impl SweepRuntime {
             unpublished: status
                 .map(|s| s.unpublished_events.clone())
                 .unwrap_or_default(),
+            checkpoints_removed: HashSet::new(),
+            checkpoints_gone: false,
         }
     }
 
@@ -128,6 +135,8 @@ impl SweepRuntime {
         self.persist(sweep, ctx, ns, &step.outlook, &findings)
             .await?;
         self.act(sweep, ctx, ns, &live.job_spec, &cluster).await?;
+        self.remove_checkpoints(sweep, ctx, ns, &live.job_spec, &cluster, &step.outlook)
+            .await?;
         Ok(if step.outlook.complete {
             Action::await_change()
         } else {
@@ -252,6 +261,7 @@ impl SweepRuntime {
                     endpoint.answered = true;
                     endpoint.done = snap.done;
                     endpoint.failures = 0;
+                    tracing::debug!(trial = %self.state.plan.trials[i].name, step = snap.step, total = snap.total_steps, resumed = ?snap.resumed_from, "scraped");
                     self.state.observe(i, &snap).expect("checked above");
                 }
                 // A trainer that is not listening yet, or has finished training and is exiting, is not unavailable.
@@ -387,6 +397,16 @@ impl SweepRuntime {
             return Ok(());
         }
         let mut status = report::status(&self.state, outlook);
+        status.checkpoints = Some(report::checkpoints(
+            checkpoints::sweep_dir(&self.spec, Some(ns), &sweep.name_any())
+                .map(|dir| {
+                    let volume = (self.spec.checkpoints.as_ref())
+                        .and_then(|c| c.volume.as_deref())
+                        .unwrap_or_default();
+                    format!("volume {volume} at {dir}")
+                })
+                .as_deref(),
+        ));
         status.observed_generation = sweep.metadata.generation;
         status.start_time = Some(self.start_time.clone());
         status.completion_time = self.completion_time.clone();
@@ -530,6 +550,97 @@ impl SweepRuntime {
                 Err(kube::Error::Api(e)) if e.code == 409 => {}
                 Err(e) => return Err(e.into()),
             }
+        }
+        Ok(())
+    }
+
+    /// Removes the checkpoints no trial can continue from, one removal Job at a time: those of trials that ended for
+    /// good (finished, discarded, diverged, failed) while the sweep runs, the sweep's whole directory once it is
+    /// complete. A removal that failed is tried again with the next batch.
+    async fn remove_checkpoints(
+        &mut self,
+        sweep: &SeedSweep,
+        ctx: &Context,
+        ns: &str,
+        job_spec: &SeedSweepSpec,
+        cluster: &Cluster,
+        outlook: &Decisions,
+    ) -> Result<()> {
+        let Some(dir) = checkpoints::sweep_dir(job_spec, Some(ns), &sweep.name_any()) else {
+            return Ok(());
+        };
+        if self.checkpoints_gone {
+            return Ok(());
+        }
+        let api: Api<Job> = Api::namespaced(ctx.client.clone(), ns);
+        let mut busy = false;
+        for (name, job) in &cluster.jobs {
+            let Some(trials) = checkpoints::cleanup_trials(job) else {
+                continue;
+            };
+            if job.metadata.deletion_timestamp.is_some() {
+                continue;
+            }
+            if !is_finished(job) {
+                busy = true;
+                continue;
+            }
+            if checkpoints::succeeded(job) {
+                if trials == [checkpoints::WHOLE_SWEEP] {
+                    self.checkpoints_gone = true;
+                }
+                self.checkpoints_removed.extend(trials);
+            } else {
+                tracing::warn!(sweep = %sweep.name_any(), job = %name, "a checkpoint removal failed; it is tried again");
+            }
+            match api.delete(name, &background()).await {
+                Ok(_) => {}
+                Err(kube::Error::Api(e)) if e.code == 404 => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        if busy || self.checkpoints_gone {
+            return Ok(());
+        }
+        // A trial stopped by a decision may still be writing a checkpoint: its files go once its pods have ended.
+        let live: HashSet<&str> = (cluster.pods.iter())
+            .filter(|p| {
+                !matches!(
+                    p.status.as_ref().and_then(|s| s.phase.as_deref()),
+                    Some("Succeeded" | "Failed")
+                )
+            })
+            .filter_map(|p| p.labels().get(LABEL_TRIAL).map(String::as_str))
+            .collect();
+        let trials: Vec<String> = if outlook.complete {
+            if !live.is_empty() {
+                return Ok(());
+            }
+            vec![checkpoints::WHOLE_SWEEP.to_string()]
+        } else {
+            (self.state.trials.iter().zip(&self.state.plan.trials))
+                .zip(&outlook.verdicts)
+                .filter(|((t, p), v)| {
+                    v.phase.is_terminal()
+                        && t.attempts > 0
+                        && !live.contains(p.name.as_str())
+                        && !self.checkpoints_removed.contains(&p.name)
+                })
+                .map(|((_, p), _)| p.name.clone())
+                .take(checkpoints::MAX_TRIALS_PER_JOB)
+                .collect()
+        };
+        if trials.is_empty() {
+            return Ok(());
+        }
+        let job = checkpoints::cleanup_job(sweep, job_spec, &ctx.config.image, &dir, &trials);
+        match api.create(&PostParams::default(), &job).await {
+            Ok(_) => {
+                tracing::info!(sweep = %sweep.name_any(), trials = trials.len(), "removing checkpoints")
+            }
+            // Made before a restart: it is this removal.
+            Err(kube::Error::Api(e)) if e.code == 409 => {}
+            Err(e) => return Err(e.into()),
         }
         Ok(())
     }

@@ -69,6 +69,8 @@ pub struct PodFacts<'a> {
     /// `host:port` at which pods reach the apiserver (what the apiserver advertises in `/api`'s
     /// `serverAddressByClientCIDRs`), for `KUBERNETES_SERVICE_*` and service-account kubeconfigs; `None`: unknown.
     pub api_server: Option<String>,
+    /// Where persistentVolumeClaim volumes live ([`super::node::NodeConfig::pvc_dir`]).
+    pub pvc_dir: Option<&'a std::path::Path>,
 }
 
 /// Contents of the ConfigMaps and Secrets a pod references: name → key → bytes.
@@ -412,6 +414,7 @@ mod tests {
             node_name: "n1".into(),
             refs: &Refs::default(),
             api_server: None,
+            pvc_dir: None,
         };
         let container = Container {
             name: "trainer".into(),
@@ -461,6 +464,7 @@ mod tests {
             node_name: "n1".into(),
             refs: &Refs::default(),
             api_server: None,
+            pvc_dir: None,
         };
         let bad_path = Container {
             name: "c".into(),
@@ -507,6 +511,7 @@ mod tests {
             node_name: "n1".into(),
             refs: &refs,
             api_server: None,
+            pvc_dir: None,
         };
         let key_ref =
             |name: &str, cm: &str, key: &str, optional: Option<bool>, secret: bool| EnvVar {

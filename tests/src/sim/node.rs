@@ -69,6 +69,10 @@ pub struct NodeConfig {
     /// service-account kubeconfigs). `None`: what the apiserver advertises in `/api` (`serverAddressByClientCIDRs`),
     /// looked up at start.
     pub api_server: Option<String>,
+    /// Where `persistentVolumeClaim` volumes live on this machine: claim `c` of namespace `ns` is the directory
+    /// `<pvc_dir>/<ns>/<c>`, shared by every pod (and node) given the same `pvc_dir`, like a ReadWriteMany volume.
+    /// `None`: claims are not materialised and their mount paths stay as they are.
+    pub pvc_dir: Option<PathBuf>,
 }
 
 impl NodeConfig {
@@ -91,7 +95,14 @@ impl NodeConfig {
             config_retry_interval: Duration::from_secs(10),
             image_entrypoints: Vec::new(),
             api_server: None,
+            pvc_dir: None,
         }
+    }
+
+    /// Materialises persistentVolumeClaim volumes under `dir` (see [`NodeConfig::pvc_dir`]).
+    pub fn with_pvc_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.pvc_dir = Some(dir.into());
+        self
     }
 
     /// Containers without `command` whose image matches `pattern` run `program` (see

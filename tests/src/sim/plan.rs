@@ -333,7 +333,7 @@ fn plan(container: &Container, facts: &PodFacts<'_>, pod_dir: &Path) -> Result<P
             .with_context(|| {
                 format!("container {name:?} mounts unknown volume {:?}", mount.name)
             })?;
-        let base = volume_dir(pod_dir, &volume.name);
+        let mut base = volume_dir(pod_dir, &volume.name);
         if volume.empty_dir.is_some() {
             dirs.push(base.clone());
         } else if let Some(cm) = &volume.config_map {
@@ -364,8 +364,17 @@ fn plan(container: &Container, facts: &PodFacts<'_>, pod_dir: &Path) -> Result<P
         } else if let Some(projected) = &volume.projected {
             dirs.push(base.clone());
             files.extend(projected_volume(&base, &volume.name, projected, facts)?);
+        } else if let (Some(claim), Some(root)) = (&volume.persistent_volume_claim, facts.pvc_dir) {
+            // One directory per claim, shared by every pod that mounts it (the scheduler has already waited for
+            // the claim to be bound).
+            let namespace = pod.metadata.namespace.as_deref().unwrap_or("default");
+            base = root
+                .join(relative(namespace)?)
+                .join(relative(&claim.claim_name)?);
+            dirs.push(base.clone());
         } else {
-            // Other sources (hostPath, PVCs, ...) are not materialised; their mount paths stay unmapped.
+            // Other sources (hostPath, plain downwardAPI, PVCs without a pvc_dir) are not materialised; their
+            // mount paths stay unmapped.
             continue;
         }
         let mut local = base;
@@ -473,7 +482,10 @@ fn plan(container: &Container, facts: &PodFacts<'_>, pod_dir: &Path) -> Result<P
 mod tests {
     use super::*;
     use crate::sim::env::Refs;
-    use k8s_openapi::api::core::v1::{EmptyDirVolumeSource, EnvVar, PodSpec, Volume, VolumeMount};
+    use k8s_openapi::api::core::v1::{
+        EmptyDirVolumeSource, EnvVar, PersistentVolumeClaimVolumeSource, PodSpec, Volume,
+        VolumeMount,
+    };
     use kube::api::ObjectMeta;
 
     #[test]
@@ -591,6 +603,7 @@ mod tests {
             node_name: "n".into(),
             refs: &Refs::default(),
             api_server: None,
+            pvc_dir: None,
         };
         let plan = plan_container(&container, &facts, Path::new("/w/p1")).unwrap();
         assert_eq!(plan.program, "trainer");
@@ -616,6 +629,51 @@ mod tests {
         assert!(!plan.fallback_to_logs);
     }
 
+    /// A claim is one directory per namespace and claim name under the node's PVC directory, so pods (and their
+    /// retries) that mount it share what they write there; without a PVC directory its path stays as it is.
+    #[test]
+    fn maps_a_persistent_volume_claim_to_its_shared_directory() {
+        let container = Container {
+            name: "trainer".into(),
+            command: Some(vec!["trainer".into(), "--checkpoint-dir=/ckpt/a/b".into()]),
+            volume_mounts: Some(vec![VolumeMount {
+                name: "ckpt".into(),
+                mount_path: "/ckpt".into(),
+                ..Default::default()
+            }]),
+            ..Default::default()
+        };
+        let volumes = vec![Volume {
+            name: "ckpt".into(),
+            persistent_volume_claim: Some(PersistentVolumeClaimVolumeSource {
+                claim_name: "shared".into(),
+                read_only: None,
+            }),
+            ..Default::default()
+        }];
+        let pod = pod(container.clone(), volumes);
+        let refs = Refs::default();
+        let facts = |pvc_dir| PodFacts {
+            pod: &pod,
+            pod_ip: "127.9.0.3".into(),
+            host_ip: "127.0.0.1".into(),
+            node_name: "n".into(),
+            refs: &refs,
+            api_server: None,
+            pvc_dir,
+        };
+        let plan = plan_container(
+            &container,
+            &facts(Some(Path::new("/pvcs"))),
+            Path::new("/w/p1"),
+        )
+        .unwrap();
+        assert_eq!(plan.args, vec!["--checkpoint-dir=/pvcs/ns/shared/a/b"]);
+        assert!(plan.dirs.contains(&PathBuf::from("/pvcs/ns/shared")));
+        let plan = plan_container(&container, &facts(None), Path::new("/w/p1")).unwrap();
+        assert_eq!(plan.args, vec!["--checkpoint-dir=/ckpt/a/b"]);
+    }
+
     #[test]
     fn refuses_image_entrypoints_and_unknown_volumes() {
         let no_cmd = Container {
@@ -631,6 +689,7 @@ mod tests {
             node_name: "n".into(),
             refs: &Refs::default(),
             api_server: None,
+            pvc_dir: None,
         };
         assert!(
             format!(
@@ -658,6 +717,7 @@ mod tests {
             node_name: "n".into(),
             refs: &Refs::default(),
             api_server: None,
+            pvc_dir: None,
         };
         assert!(plan_container(&bad_mount, &facts, Path::new("/w")).is_err());
     }
@@ -706,6 +766,7 @@ mod tests {
                 node_name: "n".into(),
                 refs,
                 api_server: None,
+                pvc_dir: None,
             };
             plan_container(&container, &facts, Path::new("/w"))
         };
@@ -788,6 +849,7 @@ mod tests {
                 node_name: "n".into(),
                 refs: &refs,
                 api_server: api.map(str::to_string),
+                pvc_dir: None,
             };
             plan_container(c, &facts, Path::new("/w/p1")).unwrap()
         };
@@ -943,6 +1005,7 @@ mod tests {
                 node_name: "n".into(),
                 refs,
                 api_server: Some("127.0.0.1:6443".into()),
+                pvc_dir: None,
             };
             plan_container(&container, &facts, Path::new("/w"))
         };

@@ -229,6 +229,7 @@ impl Worker {
             node_name: self.ctx.node_name.clone(),
             refs: &self.refs,
             api_server: self.ctx.config.api_server.clone(),
+            pvc_dir: self.ctx.config.pvc_dir.as_deref(),
         }
     }
 
