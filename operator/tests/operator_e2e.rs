@@ -1280,6 +1280,7 @@ async fn rbac_allows_what_the_operator_does() -> Result<()> {
             let checks: &[(&str, &str, &str, &str)] = &[
                 ("seedsweep.dev", "seedsweeps", "", "list"),
                 ("seedsweep.dev", "seedsweeps", "", "watch"),
+                ("seedsweep.dev", "seedsweeps", "", "patch"),
                 ("seedsweep.dev", "seedsweeps", "status", "patch"),
                 ("batch", "jobs", "", "create"),
                 ("batch", "jobs", "", "delete"),
@@ -1623,6 +1624,33 @@ async fn checkpoints_resume_kept_and_killed_trials_at_the_papers_cost() -> Resul
                 ensure!(Instant::now() < deadline, "{} is still there", dir.display());
                 tokio::time::sleep(Duration::from_millis(500)).await;
             }
+
+            // Deleted while it runs: its trials stop, its checkpoints go, then so does the sweep.
+            s.create_sweep(&yaml.replace("name: ck\n", "name: ck2\n")).await?;
+            let dir = dir.with_file_name("ck2");
+            let deadline = Instant::now() + SWEEP_TIMEOUT;
+            let has_checkpoint = |d: &Path| {
+                std::fs::read_dir(d).into_iter().flatten().flatten().any(|trial| {
+                    std::fs::read_dir(trial.path())
+                        .into_iter()
+                        .flatten()
+                        .flatten()
+                        .any(|f| f.path().extension().is_some_and(|e| e == "ckpt"))
+                })
+            };
+            while !has_checkpoint(&dir) {
+                ensure!(Instant::now() < deadline, "ck2 wrote no checkpoint in {}", dir.display());
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            let live = s.sweeps().get("ck2").await?;
+            ensure!(
+                live.metadata.finalizers.unwrap_or_default() == ["seedsweep.dev/checkpoints"],
+                "the checkpoint finalizer is set"
+            );
+            s.sweeps().delete("ck2", &DeleteParams::default()).await?;
+            seedsweep_tests::helpers::wait_for_deletion(&s.sweeps(), "ck2", Duration::from_secs(120))
+                .await?;
+            ensure!(!dir.exists(), "{} is left after the sweep was deleted", dir.display());
             drop(op);
             Api::<k8s_openapi::api::core::v1::PersistentVolume>::all(s.client.clone())
                 .delete(&pv, &DeleteParams::default())

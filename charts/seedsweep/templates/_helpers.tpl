@@ -70,10 +70,10 @@ app.kubernetes.io/part-of: seedsweep
 
 {{/* What the operator needs on sweeps, Jobs, pods and events (leases are in seedsweep.leaseRules). */}}
 {{- define "seedsweep.sweepRules" -}}
-# Watch sweeps, write their status.
+# Watch sweeps, write their status; a finalizer on sweeps with a checkpoint volume (patch) removes their checkpoints.
 - apiGroups: [seedsweep.dev]
   resources: [seedsweeps]
-  verbs: [get, list, watch]
+  verbs: [get, list, watch, patch]
 - apiGroups: [seedsweep.dev]
   resources: [seedsweeps/status]
   verbs: [get, patch, update]

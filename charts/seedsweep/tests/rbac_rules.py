@@ -12,7 +12,7 @@ import yaml
 # Keep in step with the README's "Permissions".
 NEEDED = {
     # Watch sweeps, write their status.
-    *(("seedsweep.dev", "seedsweeps", v) for v in ("get", "list", "watch")),
+    *(("seedsweep.dev", "seedsweeps", v) for v in ("get", "list", "watch", "patch")),
     *(("seedsweep.dev", "seedsweeps/status", v) for v in ("get", "patch", "update")),
     # One Job per trial attempt; discarded trials' Jobs are deleted.
     *(("batch", "jobs", v) for v in ("get", "list", "watch", "create", "delete")),

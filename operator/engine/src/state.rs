@@ -664,7 +664,11 @@ mod tests {
         assert_eq!(state.trials[0].steps_spent(), 4 + 3 + 1);
         // Killed hard this time: the next pod finds the same checkpoint and trains steps 8..=10 again.
         state.observe(0, &at(7, 7)).unwrap();
-        assert_eq!(state.trials[0].steps_spent(), 4 + 3 + 1, "step 8 again: nothing new");
+        assert_eq!(
+            state.trials[0].steps_spent(),
+            4 + 3 + 1,
+            "step 8 again: nothing new"
+        );
         let mut summary = TrialSummary {
             sweep: state.name.clone(),
             trial: state.plan.trials[0].name.clone(),

@@ -162,6 +162,17 @@ pub fn cleanup_trials(job: &Job) -> Option<Vec<String>> {
     Some(trials.split(',').map(str::to_string).collect())
 }
 
+/// On sweeps with a checkpoint volume: deleting one waits until its checkpoints are removed.
+pub const FINALIZER: &str = "seedsweep.dev/checkpoints";
+
+pub fn has_finalizer(sweep: &SeedSweep) -> bool {
+    sweep
+        .metadata
+        .finalizers
+        .as_ref()
+        .is_some_and(|f| f.iter().any(|x| x == FINALIZER))
+}
+
 /// A finished Job's success.
 pub fn succeeded(job: &Job) -> bool {
     job.status

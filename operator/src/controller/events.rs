@@ -76,6 +76,10 @@ pub enum SweepEvent {
         seeds: Vec<u64>,
         sweeps: Vec<String>,
     },
+    /// A deleted sweep's checkpoints could not be removed.
+    CheckpointsLeft {
+        note: String,
+    },
 }
 
 impl SweepEvent {
@@ -142,6 +146,7 @@ impl SweepEvent {
             SweepEvent::InvalidSpec { .. } => "InvalidSpec",
             SweepEvent::WaitingForSeedSources { .. } => "WaitingForSeedSources",
             SweepEvent::SeedsChosen { .. } => "SeedsChosen",
+            SweepEvent::CheckpointsLeft { .. } => "CheckpointsLeft",
         }
     }
 
@@ -151,7 +156,8 @@ impl SweepEvent {
             | SweepEvent::TrialFailed { .. }
             | SweepEvent::TrialStuck { .. }
             | SweepEvent::SweepFailed { .. }
-            | SweepEvent::InvalidSpec { .. } => EventType::Warning,
+            | SweepEvent::InvalidSpec { .. }
+            | SweepEvent::CheckpointsLeft { .. } => EventType::Warning,
             _ => EventType::Normal,
         }
     }
@@ -170,7 +176,8 @@ impl SweepEvent {
             | SweepEvent::SweepFailed { .. }
             | SweepEvent::InvalidSpec { .. }
             | SweepEvent::WaitingForSeedSources { .. }
-            | SweepEvent::SeedsChosen { .. } => None,
+            | SweepEvent::SeedsChosen { .. }
+            | SweepEvent::CheckpointsLeft { .. } => None,
         }
     }
 
@@ -244,6 +251,7 @@ impl SweepEvent {
                     .join(", "),
                 sweeps.join(", ")
             ),
+            SweepEvent::CheckpointsLeft { note } => note.clone(),
         };
         note.truncate(note.floor_char_boundary(NOTE_LIMIT));
         note

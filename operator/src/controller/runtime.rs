@@ -674,7 +674,7 @@ fn condition_on(status: &SeedSweepStatus, type_: &str) -> bool {
         .any(|c| c.type_ == type_ && c.status == "True")
 }
 
-fn background() -> DeleteParams {
+pub(super) fn background() -> DeleteParams {
     DeleteParams {
         propagation_policy: Some(PropagationPolicy::Background),
         ..DeleteParams::default()
