@@ -2,7 +2,9 @@
 //! unreachable". The metrics server itself is the trainer's (seedsweep_crds::serve) on a private loopback port; the
 //! address the operator scrapes is a TCP forwarder in front of it, which for the window closes its listener and
 //! every connection it carries (so a scraper's kept-alive connection cannot outlive the outage either), then binds
-//! the same address again. A scrape in the window is refused, as for a pod whose network is gone.
+//! the same address again. A scrape in the window is refused, as for a pod whose network is gone. The outage waits
+//! for the endpoint's first answer: it is a reachable endpoint going away, not one that never came (which the
+//! operator rightly gives a grace period of its own).
 
 use std::io::{Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
@@ -43,8 +45,11 @@ impl std::str::FromStr for OutageWindow {
 /// Live proxied connections, so the outage can cut them.
 type Connections = Arc<Mutex<Vec<TcpStream>>>;
 
-/// Listens on `public` and forwards to `inner`, except from `origin + from` to `origin + to`. Returns the bound public
-/// address. Runs on its own threads for the life of the process.
+/// Set once the server has sent a scraper bytes through the forwarder.
+type Answered = Arc<std::sync::atomic::AtomicBool>;
+
+/// Listens on `public` and forwards to `inner`, except from `origin + from` (or the first answer, if later) to
+/// `origin + to`. Returns the bound public address. Runs on its own threads for the life of the process.
 pub fn serve_with_outage(
     public: &str,
     inner: SocketAddr,
@@ -60,7 +65,17 @@ pub fn serve_with_outage(
     let connections: Connections = Arc::default();
     std::thread::Builder::new()
         .name("metrics-outage".into())
-        .spawn(move || run(listener, bound, inner, origin, window, events, connections))
+        .spawn(move || {
+            run(
+                listener,
+                bound,
+                inner,
+                (origin, window),
+                events,
+                connections,
+                Answered::default(),
+            )
+        })
         .map_err(|e| format!("cannot start the metrics forwarder: {e}"))?;
     Ok(bound)
 }
@@ -69,23 +84,33 @@ fn run(
     listener: TcpListener,
     bound: SocketAddr,
     inner: SocketAddr,
-    origin: Instant,
-    (from, to): (Duration, Duration),
+    (origin, (from, to)): (Instant, (Duration, Duration)),
     events: EventLog,
     connections: Connections,
+    answered: Answered,
 ) {
     // Before the window: accept without blocking past its start.
     if listener.set_nonblocking(true).is_err() {
         eprintln!("warning: the metrics forwarder cannot poll; the outage starts at once");
     }
-    while Instant::now() < origin + from {
+    let started = || answered.load(std::sync::atomic::Ordering::Relaxed);
+    while Instant::now() < origin + from || (!started() && Instant::now() < origin + to) {
         match listener.accept() {
-            Ok((client, _)) => forward(client, inner, &connections),
+            Ok((client, _)) => forward(client, inner, &connections, &answered),
             Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
                 std::thread::sleep(Duration::from_millis(20))
             }
             Err(e) => eprintln!("warning: metrics forwarder accept: {e}"),
         }
+    }
+    if !started() {
+        eprintln!(
+            "warning: the metrics endpoint {bound} was never scraped before the outage's end: no outage"
+        );
+        events.log("metricsOutage", serde_json::json!({"skipped": true}));
+        let _ = listener.set_nonblocking(false);
+        serve(listener, inner, &connections, &answered);
+        return;
     }
     drop(listener);
     if let Ok(mut live) = connections.lock() {
@@ -113,16 +138,21 @@ fn run(
     };
     events.log("metricsOutage", serde_json::json!({"reachable": true}));
     eprintln!("metrics endpoint {bound} reachable again");
+    serve(listener, inner, &connections, &answered);
+}
+
+/// Forwards every connection from here on.
+fn serve(listener: TcpListener, inner: SocketAddr, connections: &Connections, answered: &Answered) {
     for client in listener.incoming() {
         match client {
-            Ok(client) => forward(client, inner, &connections),
+            Ok(client) => forward(client, inner, connections, answered),
             Err(e) => eprintln!("warning: metrics forwarder accept: {e}"),
         }
     }
 }
 
 /// Copies bytes both ways between `client` and a new connection to `inner`, each way on its own thread.
-fn forward(client: TcpStream, inner: SocketAddr, connections: &Connections) {
+fn forward(client: TcpStream, inner: SocketAddr, connections: &Connections, answered: &Answered) {
     let _ = client.set_nonblocking(false);
     let Ok(server) = TcpStream::connect(inner) else {
         // The metrics server is in this process; failing to reach it ends this one connection only.
@@ -138,13 +168,15 @@ fn forward(client: TcpStream, inner: SocketAddr, connections: &Connections) {
     }
     let _ = std::thread::Builder::new()
         .name("metrics-forward".into())
-        .spawn(move || pipe(client, server));
+        .spawn(move || pipe(client, server, None));
+    let answered = Arc::clone(answered);
     let _ = std::thread::Builder::new()
         .name("metrics-forward".into())
-        .spawn(move || pipe(s2, c2));
+        .spawn(move || pipe(s2, c2, Some(answered)));
 }
 
-fn pipe(mut from: TcpStream, mut to: TcpStream) {
+/// Copies `from` to `to` until either ends; `answered` is set once bytes have reached the client.
+fn pipe(mut from: TcpStream, mut to: TcpStream, answered: Option<Answered>) {
     let mut buf = [0u8; 8192];
     loop {
         match from.read(&mut buf) {
@@ -152,6 +184,9 @@ fn pipe(mut from: TcpStream, mut to: TcpStream) {
             Ok(n) => {
                 if to.write_all(&buf[..n]).is_err() {
                     break;
+                }
+                if let Some(a) = &answered {
+                    a.store(true, std::sync::atomic::Ordering::Relaxed);
                 }
             }
         }
@@ -175,10 +210,8 @@ mod tests {
         }
     }
 
-    /// Before the window the forwarder answers as the server does; in it, connections are refused and an open
-    /// one is cut; after it, it answers again on the same address.
-    #[test]
-    fn the_endpoint_answers_then_refuses_then_answers_again() {
+    /// A server that echoes what it reads, standing in for the metrics server.
+    fn echo_server() -> SocketAddr {
         let server = TcpListener::bind("127.0.0.1:0").unwrap();
         let inner = server.local_addr().unwrap();
         std::thread::spawn(move || {
@@ -194,6 +227,34 @@ mod tests {
                 });
             }
         });
+        inner
+    }
+
+    /// An endpoint nobody scraped before the window ended was never reachable to begin with: no outage for it.
+    #[test]
+    fn an_endpoint_first_scraped_after_the_window_has_no_outage() {
+        let origin = Instant::now();
+        let public = serve_with_outage(
+            "127.0.0.1:0",
+            echo_server(),
+            origin,
+            (Duration::ZERO, Duration::from_millis(200)),
+            EventLog::new(None, "t"),
+        )
+        .unwrap();
+        std::thread::sleep(Duration::from_millis(500));
+        let mut c = TcpStream::connect(public).unwrap();
+        c.write_all(b"ping").unwrap();
+        let mut got = [0u8; 4];
+        c.read_exact(&mut got).unwrap();
+        assert_eq!(&got, b"ping");
+    }
+
+    /// Before the window the forwarder answers as the server does; in it, connections are refused and an open
+    /// one is cut; after it, it answers again on the same address.
+    #[test]
+    fn the_endpoint_answers_then_refuses_then_answers_again() {
+        let inner = echo_server();
         let origin = Instant::now();
         let window = (Duration::from_millis(300), Duration::from_millis(1500));
         let public = serve_with_outage(
