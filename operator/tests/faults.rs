@@ -184,7 +184,9 @@ async fn the_standby_takes_over_from_a_sigkilled_leader() {
             seed: 14,
             gap: (3.0, 6.0),
         },
-        TRIAL_SECONDS,
+        // 20 s attempts: a first attempt passes the rung 5.3 s in, and must still be running when the standby takes over
+        // (the known bug at the end of this file is what happens otherwise).
+        20.0,
     )
     .await
     else {
@@ -230,12 +232,14 @@ async fn the_operator_rides_out_an_apiserver_restart() {
             every: 10.0,
             down: 3.0,
         },
-        TRIAL_SECONDS,
+        // 40 s attempts: the apiserver is gone for 13–20 s here (stop, 3 s, start-up), and a first attempt that passes
+        // the rung meanwhile must still be running when the operator can scrape again (see the known bug below).
+        40.0,
     )
     .await;
 }
 
-/// A known bug this scenario found: with no leader for longer than the rest of an attempt, a trial passes its rung
+/// A known bug these scenarios found: with no leader for longer than the rest of an attempt, a trial passes its rung
 /// and ends unobserved; its evaluations then come only from its termination message, which keeps the latest ones
 /// within 4 KiB and drops the oldest (the rung's among them at 30 evaluations), and the engine ranks the trial on the
 /// first evaluation it has after the rung instead. The decisions then differ from an uninterrupted run's.
@@ -248,6 +252,23 @@ async fn a_leader_gap_longer_than_an_attempt_loses_no_rung_observation() {
             lease_seconds: 6,
             seed: 14,
             gap: (1.5, 2.5),
+        },
+        TRIAL_SECONDS,
+    )
+    .await;
+}
+
+/// The same known bug through the apiserver: while it is down the operator cannot read Jobs and pods, so it scrapes
+/// nothing either, and a 4 s attempt passes its rung and ends within the 13–20 s outage.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "known bug: a trial that passes a rung and ends while the apiserver is down is ranked on a later evaluation"]
+async fn an_apiserver_outage_longer_than_an_attempt_loses_no_rung_observation() {
+    check(
+        Fault::ApiserverRestarts {
+            restarts: 1,
+            first_after: 1.5,
+            every: 10.0,
+            down: 3.0,
         },
         TRIAL_SECONDS,
     )

@@ -105,9 +105,10 @@ fn line(run: &Run) -> String {
             d["takeoverSeconds"], d["leaseSeconds"]
         ),
         "metrics-outage" => format!(
-            "outage trials {}, recovered before their decision {}, MetricsUnavailable changes {}",
+            "outage trials {}, outages that counted and recovered before their decision {} (did not count: {}), MetricsUnavailable changes {}",
             d["outageTrials"].as_array().map_or(0, Vec::len),
             d["recoveredBeforeDecision"],
+            d["outagesThatDidNotCount"].as_array().map_or(0, Vec::len),
             d["metricsUnavailable"].as_array().map_or(0, Vec::len)
         ),
         "trial-kills" => format!("curves reproduced by the retry {}", d["reproducedCurves"]),

@@ -59,7 +59,8 @@ pub enum Fault {
         seed: u64,
         gap: (f64, f64),
     },
-    /// The first `trials` trials' metrics endpoints refuse connections for `window` of every attempt.
+    /// The first `trials` trials' metrics endpoints refuse connections for `window` of every attempt (from their
+    /// first answer on, if that comes after the window's start).
     MetricsOutage { trials: u32, window: OutageWindow },
     /// SIGKILL the trial process of `kills` trials once each, when it has served an evaluation at or after
     /// `at_progress` (only relaunched, kept trials train past the rung at 25 %).
@@ -723,34 +724,50 @@ async fn judge(
             for t in named.difference(&outaged) {
                 violations.push(format!("{t} was reported unavailable without an outage"));
             }
-            for t in outaged.difference(&named) {
-                violations.push(format!(
-                    "{t}'s outage was never reported in MetricsUnavailable"
-                ));
-            }
-            // Recovery: each outage trial's first attempt was paused at the rung only after its endpoint answered
-            // again, so the decision came from a scrape after the outage, not from a guess during it.
+            // An outage counts when the trial's first attempt outlived it: the forwarder starts it at the endpoint's
+            // first answer (not before), and an attempt the operator pauses at the rung first never sees it. Each
+            // outage that counted must have been reported, and the attempt was paused at the rung only after its
+            // endpoint answered again: the decision came from a scrape after the outage, not from a guess during it.
             let mut recovered = 0;
+            let mut did_not_count = Vec::new();
             for t in &outaged {
                 let first_pod = events
                     .iter()
                     .find(|e| &e.trial == t && e.event == "start")
                     .and_then(|e| e.pod.clone());
-                let back = events.iter().find(|e| {
-                    e.pod == first_pod && e.event == "metricsOutage" && e.reachable == Some(true)
-                });
-                let end = events
-                    .iter()
-                    .find(|e| e.pod == first_pod && e.event == "end");
-                match (back, end) {
-                    (Some(b), Some(e)) if e.t >= b.t => recovered += 1,
-                    (None, Some(_)) => violations.push(format!(
-                        "{t}'s first attempt ended before its outage did: the window {}-{} is too late for it",
-                        window.from, window.to
-                    )),
-                    _ => violations.push(format!("{t}: no outage end and attempt end in the events")),
+                let of_pod = |event: &str, reachable: Option<bool>| {
+                    events.iter().find(|e| {
+                        e.pod == first_pod
+                            && e.event == event
+                            && (reachable.is_none() || e.reachable == reachable)
+                    })
+                };
+                let (down, back) = (
+                    of_pod("metricsOutage", Some(false)),
+                    of_pod("metricsOutage", Some(true)),
+                );
+                match (down, back, of_pod("end", None)) {
+                    (Some(_), Some(b), Some(e)) if e.t >= b.t => {
+                        recovered += 1;
+                        if !named.contains(t) {
+                            violations.push(format!(
+                                "{t}'s outage was never reported in MetricsUnavailable"
+                            ));
+                        }
+                    }
+                    (_, _, Some(_)) => did_not_count.push(t.clone()),
+                    _ => violations
+                        .push(format!("{t}: its first attempt's end is not in the events")),
                 }
             }
+            if recovered == 0 {
+                violations.push(format!(
+                    "no outage counted (window {}-{}): every outage trial's first attempt ended before its endpoint \
+                     came back, or was never scraped before the window's end; the scenario tested nothing",
+                    window.from, window.to
+                ));
+            }
+            extra.insert("outagesThatDidNotCount".into(), json!(did_not_count));
             let stopped_for_it: Vec<&String> = outaged
                 .iter()
                 .filter(|t| {
