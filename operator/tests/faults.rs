@@ -69,8 +69,10 @@ fn newest(dir: &Path) -> Option<std::time::SystemTime> {
         .max()
 }
 
-/// Seconds of one stand-in attempt, unless a scenario needs longer.
-const TRIAL_SECONDS: f64 = 4.0;
+/// Seconds of one stand-in attempt, unless a scenario needs longer. Not less: a first attempt must not pass its rung
+/// (27 % in) and end before the operator scrapes it, or the known bug at the end of this file shows even without a
+/// fault (seen with 4 s attempts while another build loaded the machine).
+const TRIAL_SECONDS: f64 = 8.0;
 
 fn scenario(fault: Fault, trial_seconds: f64, out: &Path) -> Scenario {
     Scenario {
@@ -253,7 +255,7 @@ async fn a_leader_gap_longer_than_an_attempt_loses_no_rung_observation() {
             seed: 14,
             gap: (1.5, 2.5),
         },
-        TRIAL_SECONDS,
+        4.0,
     )
     .await;
 }
@@ -270,7 +272,7 @@ async fn an_apiserver_outage_longer_than_an_attempt_loses_no_rung_observation() 
             every: 10.0,
             down: 3.0,
         },
-        TRIAL_SECONDS,
+        4.0,
     )
     .await;
 }
