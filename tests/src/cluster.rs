@@ -107,6 +107,19 @@ pub struct TestCluster {
     local: Option<Local>,
 }
 
+/// How an apiserver restart went ([`TestCluster::restart_apiserver`]).
+#[derive(Debug, Clone, Copy)]
+pub struct ApiserverRestart {
+    /// From SIGTERM to the process gone.
+    pub stop: Duration,
+    /// It did not stop within 5 s of SIGTERM and was SIGKILLed.
+    pub killed: bool,
+    /// From the stop signal to ready again.
+    pub unavailable: Duration,
+    /// From the new process's start to ready.
+    pub startup: Duration,
+}
+
 /// What only a cluster we started has.
 struct Local {
     state_dir: PathBuf,
@@ -116,6 +129,8 @@ struct Local {
     watchdog_pipe: Option<std::process::ChildStdin>,
     harness: Harness,
     ip_second_octet: u8,
+    /// Clusters this process started before this one.
+    ordinal: u32,
 }
 
 /// A runtime on its own thread hosts the simulators, so they outlive every `#[tokio::test]` runtime.
@@ -157,6 +172,10 @@ impl TestCluster {
             .context("creating the control plane's state dir")?
             .keep();
         let keep = std::env::var(KEEP_STATE_ENV).is_ok_and(|v| v == "1");
+        // Several clusters in one process (the fault tests start one per scenario, two at a time) must not pick
+        // the same ports or pod addresses, so each mixes its ordinal into what the process id alone chose.
+        static STARTED: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let ordinal = STARTED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let (watchdog, pipe) = spawn_watchdog(&state_dir, &k8s_dir, keep)?;
         // From here on the watchdog owns cleanup; a failure below just drops `local`, which triggers it.
         let harness = Harness::start()?;
@@ -166,7 +185,8 @@ impl TestCluster {
             watchdog,
             watchdog_pipe: Some(pipe),
             harness,
-            ip_second_octet: 10 + (std::process::id() % 200) as u8,
+            ip_second_octet: 10 + (std::process::id().wrapping_add(ordinal * 37) % 200) as u8,
+            ordinal,
         };
         local.start_control_plane()?;
         let cluster = TestCluster {
@@ -313,6 +333,140 @@ impl TestCluster {
         })
     }
 
+    /// Stops the control plane's kube-apiserver (SIGTERM, as a rolling restart does; SIGKILL if it takes over 5 s),
+    /// keeps it down for `down` in all, and
+    /// starts it again with the command line start.sh gave it, leaving etcd, the controllers and every client
+    /// untouched: the fault tests' apiserver restart. Returns once it is ready again, with how long it was gone.
+    pub async fn restart_apiserver(&self, down: Duration) -> Result<ApiserverRestart> {
+        let local = self
+            .local
+            .as_ref()
+            .context("only a local control plane's apiserver can be restarted")?;
+        let pid_file = local.state_dir.join("apiserver.pid");
+        let pid: i32 = std::fs::read_to_string(&pid_file)
+            .with_context(|| format!("reading {}", pid_file.display()))?
+            .trim()
+            .parse()
+            .with_context(|| format!("{} holds no pid", pid_file.display()))?;
+        let argv: Vec<std::ffi::OsString> = std::fs::read(format!("/proc/{pid}/cmdline"))
+            .with_context(|| format!("the apiserver (pid {pid}) is not running"))?
+            .split(|&b| b == 0)
+            .filter(|a| !a.is_empty())
+            .map(|a| {
+                <std::ffi::OsStr as std::os::unix::ffi::OsStrExt>::from_bytes(a).to_os_string()
+            })
+            .collect();
+        let (program, args) = argv
+            .split_first()
+            .context("the apiserver has no command line")?;
+        let stopped_at = Instant::now();
+        // SAFETY: kill(2) on the pid start.sh recorded for the process we just read the command line of.
+        unsafe { libc::kill(pid, libc::SIGTERM) };
+        // It is not our child (start.sh started it), so poll until it is gone or a zombie for its parent to reap.
+        // A graceful stop can take the apiserver half a minute (it drains its watches); past 5 s it is killed,
+        // which is a crash, the other way an apiserver goes away.
+        let gone = |pid: i32| {
+            std::fs::read_to_string(format!("/proc/{pid}/stat")).map_or(true, |st| {
+                st.rsplit(')')
+                    .next()
+                    .and_then(|r| r.split_whitespace().next())
+                    == Some("Z")
+            })
+        };
+        let mut killed = false;
+        while !gone(pid) {
+            if !killed && stopped_at.elapsed() > Duration::from_secs(5) {
+                // SAFETY: as above.
+                unsafe { libc::kill(pid, libc::SIGKILL) };
+                killed = true;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let stop = stopped_at.elapsed();
+        tokio::time::sleep(down.saturating_sub(stopped_at.elapsed())).await;
+        let log = std::fs::OpenOptions::new()
+            .append(true)
+            .open(local.state_dir.join("apiserver.log"))
+            .context("opening apiserver.log")?;
+        let child = Command::new(program)
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            // Like the rest of the control plane: a Ctrl-C on the test must leave it to the watchdog.
+            .process_group(0)
+            .spawn()
+            .with_context(|| format!("starting {} again", Path::new(program).display()))?;
+        let started_at = Instant::now();
+        // The watchdog stops what apiserver.pid names.
+        std::fs::write(&pid_file, child.id().to_string())
+            .with_context(|| format!("writing {}", pid_file.display()))?;
+        drop(child);
+        let client = self.client().await?;
+        let deadline = Instant::now() + Duration::from_secs(90);
+        loop {
+            let ready = http::Request::get("/readyz")
+                .body(Vec::new())
+                .map_err(anyhow::Error::from);
+            if let Ok(req) = ready
+                && client.request_text(req).await.is_ok()
+            {
+                break;
+            }
+            if Instant::now() > deadline {
+                bail!(
+                    "the restarted apiserver is not ready after 90 s; apiserver.log tail:\n{}",
+                    tail_file(&local.state_dir.join("apiserver.log"), 20)
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        Ok(ApiserverRestart {
+            stop,
+            killed,
+            unavailable: stopped_at.elapsed(),
+            startup: started_at.elapsed(),
+        })
+    }
+
+    /// SIGKILLs the container process group of `pod`'s containers on the simulated node, as when a container
+    /// crashes: the simulator then reports it terminated (exit code 137), and the pod's restart policy and its
+    /// Job decide what follows. Returns how many process groups were killed (0: none was running).
+    pub fn kill_pod_processes(&self, namespace: &str, pod: &str) -> Result<usize> {
+        let local = self
+            .local
+            .as_ref()
+            .context("only a simulated node's processes can be killed")?;
+        let prefix = format!("{namespace}_{pod}_");
+        let mut killed = 0;
+        for node in std::fs::read_dir(local.state_dir.join("node-sim"))?.flatten() {
+            let Ok(pods) = std::fs::read_dir(node.path().join("pods")) else {
+                continue;
+            };
+            for dir in pods.flatten() {
+                if !dir.file_name().to_string_lossy().starts_with(&prefix) {
+                    continue;
+                }
+                for f in std::fs::read_dir(dir.path())?.flatten() {
+                    if f.path().extension().is_none_or(|e| e != "pgid") {
+                        continue;
+                    }
+                    let Some(pgid) = std::fs::read_to_string(f.path())
+                        .ok()
+                        .and_then(|s| s.trim().parse::<i32>().ok())
+                    else {
+                        continue;
+                    };
+                    // SAFETY: kill(2) of a process group the simulator started for this pod and recorded.
+                    if unsafe { libc::kill(-pgid, libc::SIGKILL) } == 0 {
+                        killed += 1;
+                    }
+                }
+            }
+        }
+        Ok(killed)
+    }
+
     /// Pods, events and the simulator's logs for `namespace`: print it when a test fails.
     pub async fn diagnostics(&self, client: &Client, namespace: &str) -> String {
         let mut out = crate::helpers::dump_namespace(client, namespace).await;
@@ -327,7 +481,8 @@ impl Local {
     fn start_control_plane(&mut self) -> Result<()> {
         let mut last_err = None;
         for attempt in 0..3 {
-            let ports = free_ports(attempt).context("finding free loopback ports")?;
+            let ports =
+                free_ports(attempt + 3 * self.ordinal).context("finding free loopback ports")?;
             let output = Command::new(self.k8s_dir.join("start.sh"))
                 .arg(&self.state_dir)
                 .env("K8S_APISERVER_PORT", ports[0].to_string())
@@ -517,10 +672,11 @@ done
 
 /// Five free loopback ports: apiserver, etcd client, etcd peer (must be client + 1), controller-manager,
 /// scheduler. Probed by binding; a race with another process is handled by start_control_plane's retry.
-fn free_ports(attempt: u32) -> Result<[u16; 5]> {
+/// `salt` (the attempt, and the cluster's ordinal in this process) moves the first candidate.
+fn free_ports(salt: u32) -> Result<[u16; 5]> {
     let seed = std::process::id()
         .wrapping_mul(7919)
-        .wrapping_add(attempt * 104_729);
+        .wrapping_add(salt.wrapping_mul(104_729));
     let started = Instant::now();
     let mut candidate = 20_000 + (seed % 20_000) as u16 / 5 * 5;
     while started.elapsed() < Duration::from_secs(5) {

@@ -5,6 +5,7 @@
 
 pub mod bench;
 pub mod cluster;
+pub mod faults;
 pub mod helpers;
 pub mod sim;
 pub mod standin;

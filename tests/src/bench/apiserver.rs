@@ -41,6 +41,37 @@ pub fn request_counts(exposition: &str) -> Result<RequestCounts, String> {
     Ok(counts)
 }
 
+/// Objects of `resource` (no subresource) the apiserver created since it started: `POST`s answered 201 in
+/// `apiserver_request_total`. Counting what was created, not what was asked for, tells a duplicate creation from
+/// one the apiserver refused (409) because the object existed.
+pub fn created(exposition: &str, resource: &str) -> Result<f64, String> {
+    let mut total = 0.0;
+    for line in exposition.lines() {
+        let Some(rest) = line.strip_prefix("apiserver_request_total{") else {
+            continue;
+        };
+        let bad = || format!("cannot read this apiserver_request_total sample: {line:?}");
+        let (labels, value) = rest.rsplit_once("} ").ok_or_else(bad)?;
+        let value: f64 = value.trim().parse().map_err(|_| bad())?;
+        let (mut verb, mut res, mut sub, mut code) = ("", "", "", "");
+        for pair in split_labels(labels) {
+            let (k, v) = pair.split_once('=').ok_or_else(bad)?;
+            let v = v.trim_matches('"');
+            match k {
+                "verb" => verb = v,
+                "resource" => res = v,
+                "subresource" => sub = v,
+                "code" => code = v,
+                _ => {}
+            }
+        }
+        if verb == "POST" && res == resource && sub.is_empty() && code == "201" {
+            total += value;
+        }
+    }
+    Ok(total)
+}
+
 /// Splits `a="x",b="y,z"` at the commas between labels (values may hold commas).
 fn split_labels(labels: &str) -> Vec<&str> {
     let mut out = Vec::new();
@@ -96,6 +127,14 @@ apiserver_request_count{verb="GET"} 99
         let d = difference(&before, &after);
         assert_eq!(d.len(), 1);
         assert_eq!(d[&("PATCH".into(), "seedsweeps/status".into())], 3.0);
+    }
+
+    #[test]
+    fn creations_are_posts_answered_201() {
+        let text = SAMPLE.replace("code=\"200\",component=\"apiserver\",contentType=\"application/json\",dry_run=\"\",group=\"batch\"", "code=\"201\",component=\"apiserver\",contentType=\"application/json\",dry_run=\"\",group=\"batch\"");
+        assert_eq!(created(&text, "jobs").unwrap(), 3.0);
+        assert_eq!(created(&text, "pods").unwrap(), 0.0);
+        assert!(created("apiserver_request_total{verb=\"POST\"} x\n", "jobs").is_err());
     }
 
     #[test]

@@ -57,11 +57,11 @@ pub struct Options {
     pub timeout_minutes: u64,
 }
 
-const RUNG_AT: f64 = 0.25;
-const KEEP_FRACTION: f64 = 0.25;
+pub(crate) const RUNG_AT: f64 = 0.25;
+pub(crate) const KEEP_FRACTION: f64 = 0.25;
 const NODE: &str = "bench-gpu";
 const SWEEP: &str = "scale";
-const SCHEDULE: Schedule = Schedule {
+pub(crate) const SCHEDULE: Schedule = Schedule {
     epochs: 3,
     batch_size: 16,
     evals_per_epoch: 10,
@@ -95,11 +95,45 @@ fn seeds_yaml(trials: u32) -> String {
 }
 
 fn sweep_yaml(o: &Options, curves: &Path, events: &Path) -> String {
+    standin_sweep_yaml(&StandinSweep {
+        name: SWEEP,
+        trials: o.trials,
+        parallelism: o.parallelism,
+        trial_seconds: o.trial_seconds,
+        node: NODE,
+        curves,
+        events,
+        backoff_limit: 0,
+        extra_env: Vec::new(),
+    })
+}
+
+/// A SeedSweep of stand-in trials with the benchmark's training settings and rung: what both the scale benchmark and
+/// the fault scenarios (`crate::faults`) run.
+pub(crate) struct StandinSweep<'a> {
+    pub name: &'a str,
+    pub trials: u32,
+    pub parallelism: u32,
+    pub trial_seconds: f64,
+    /// The simulated node whose GPUs the trials use.
+    pub node: &'a str,
+    pub curves: &'a Path,
+    pub events: &'a Path,
+    pub backoff_limit: u32,
+    /// More stand-in settings, as environment variables of the trial container.
+    pub extra_env: Vec<(&'static str, String)>,
+}
+
+pub(crate) fn standin_sweep_yaml(s: &StandinSweep) -> String {
+    let mut env = String::new();
+    for (name, value) in &s.extra_env {
+        env.push_str(&format!("      - {{name: {name}, value: \"{value}\"}}\n"));
+    }
     format!(
         r#"apiVersion: seedsweep.dev/v1alpha1
 kind: SeedSweep
 metadata:
-  name: {SWEEP}
+  name: {name}
 spec:
   task: {{name: sst2, dataDir: /data/glue/SST-2, trainSubset: 1000}}
   model: {{path: /models/minilm}}
@@ -110,23 +144,27 @@ spec:
     mode: exact
     rungs: [{{atFraction: {RUNG_AT}, keepFraction: {KEEP_FRACTION}}}]
   parallelism: {par}
+  backoffLimit: {backoff}
   trialTemplate:
     image: seedsweep/standin:bench
-    nodeSelector: {{kubernetes.io/hostname: {NODE}}}
+    nodeSelector: {{kubernetes.io/hostname: {node}}}
     resources: {{limits: {{nvidia.com/gpu: "1"}}}}
     env:
       - {{name: SEEDSWEEP_STANDIN_CURVES, value: "{curves}"}}
       - {{name: SEEDSWEEP_STANDIN_SECONDS, value: "{secs}"}}
       - {{name: SEEDSWEEP_STANDIN_EVENTS, value: "{events}"}}
-"#,
-        seeds = seeds_yaml(o.trials),
+{env}"#,
+        name = s.name,
+        seeds = seeds_yaml(s.trials),
         epochs = SCHEDULE.epochs,
         batch = SCHEDULE.batch_size,
         evals = SCHEDULE.evals_per_epoch,
-        par = o.parallelism,
-        curves = curves.display(),
-        secs = o.trial_seconds,
-        events = events.display(),
+        par = s.parallelism,
+        backoff = s.backoff_limit,
+        node = s.node,
+        curves = s.curves.display(),
+        secs = s.trial_seconds,
+        events = s.events.display(),
     )
 }
 
@@ -208,7 +246,7 @@ fn start_watches(
     vec![pods, jobs, sweeps]
 }
 
-async fn get_text(client: &Client, path: &str) -> Result<String> {
+pub(crate) async fn get_text(client: &Client, path: &str) -> Result<String> {
     let request = http::Request::get(path)
         .body(Vec::new())
         .context("building a request")?;
@@ -517,7 +555,7 @@ pub async fn run(o: Options) -> Result<serde_json::Value> {
     Ok(report)
 }
 
-fn cpu_model() -> String {
+pub(crate) fn cpu_model() -> String {
     std::fs::read_to_string("/proc/cpuinfo")
         .ok()
         .and_then(|s| {

@@ -126,6 +126,9 @@ struct Worker {
     terminating: bool,
     /// The last status written, so an unchanged status is not written again.
     last_sent: Option<serde_json::Value>,
+    /// A status that could not be written (the apiserver is down, say) is written again then: as the kubelet's
+    /// status manager does, it is retried until it lands, or a pod that ended during an outage runs forever.
+    report_retry_at: Option<Instant>,
 }
 
 pub async fn run(ctx: WorkerCtx, pod: Pod, mut events: mpsc::UnboundedReceiver<PodEvent>) {
@@ -155,6 +158,7 @@ pub async fn run(ctx: WorkerCtx, pod: Pod, mut events: mpsc::UnboundedReceiver<P
         kill_at: None,
         terminating: false,
         last_sent: None,
+        report_retry_at: None,
     };
     let mut shutdown = w.ctx.shutdown.clone();
 
@@ -174,7 +178,10 @@ pub async fn run(ctx: WorkerCtx, pod: Pod, mut events: mpsc::UnboundedReceiver<P
             return;
         }
         let next_wake = w.slots.iter().filter_map(|s| s.wake_at).min();
-        let wake = [next_wake, w.kill_at].into_iter().flatten().min();
+        let wake = [next_wake, w.kill_at, w.report_retry_at]
+            .into_iter()
+            .flatten()
+            .min();
         tokio::select! {
             ev = events.recv() => match ev {
                 Some(PodEvent::Update(pod)) => w.on_update(*pod).await,
@@ -662,6 +669,10 @@ impl Worker {
 
     async fn on_timer(&mut self) {
         let now = Instant::now();
+        if self.report_retry_at.is_some_and(|at| at <= now) {
+            self.report_retry_at = None;
+            self.report().await;
+        }
         if self.kill_at.is_some_and(|at| at <= now) {
             self.kill_at = None;
             info!(pod = %self.name, "grace period over, SIGKILL");
@@ -763,6 +774,7 @@ impl Worker {
             return;
         }
         let patch = Patch::Merge(json!({ "status": value }));
+        self.report_retry_at = None;
         for attempt in 0..5 {
             match self
                 .api
@@ -783,6 +795,7 @@ impl Worker {
                 }
             }
         }
+        self.report_retry_at = Some(Instant::now() + Duration::from_secs(1));
     }
 
     /// Every process is gone: post the final status and remove the object, as the kubelet does.

@@ -10,6 +10,8 @@ pub const CURVES_ENV: &str = "SEEDSWEEP_STANDIN_CURVES";
 pub const SECONDS_ENV: &str = "SEEDSWEEP_STANDIN_SECONDS";
 pub const DIVERGE_ENV: &str = "SEEDSWEEP_STANDIN_DIVERGE_FRACTION";
 pub const EVENTS_ENV: &str = "SEEDSWEEP_STANDIN_EVENTS";
+pub const OUTAGE_ENV: &str = "SEEDSWEEP_STANDIN_METRICS_OUTAGE";
+pub const OUTAGE_TRIALS_ENV: &str = "SEEDSWEEP_STANDIN_OUTAGE_TRIALS";
 
 /// Replays a recorded learning curve through the trainer's interface (metrics, summary, exit codes, SIGTERM) on
 /// an accelerated clock. Takes every seedsweep-trainer flag; the training-only ones are accepted and ignored.
@@ -90,6 +92,13 @@ pub struct Cli {
     /// Append one JSON line per start, evaluation served and end to this file (for benchmarks).
     #[arg(long, env = EVENTS_ENV)]
     pub standin_events: Option<PathBuf>,
+    /// FROM:TO, fractions of the run: the metrics endpoint refuses connections in that part of every attempt (a
+    /// fault test's unreachable pod).
+    #[arg(long, env = OUTAGE_ENV)]
+    pub standin_metrics_outage: Option<super::outage::OutageWindow>,
+    /// Comma-separated trial names the outage applies to (default: every trial).
+    #[arg(long, env = OUTAGE_TRIALS_ENV, value_delimiter = ',')]
+    pub standin_outage_trials: Vec<String>,
 }
 
 fn positive_seconds(s: &str) -> Result<f64, String> {
@@ -111,6 +120,15 @@ fn fraction(s: &str) -> Result<f64, String> {
 }
 
 impl Cli {
+    /// The outage this trial's metrics endpoint has, if any.
+    pub fn metrics_outage(&self) -> Option<super::outage::OutageWindow> {
+        let trial = self.trial_name();
+        self.standin_metrics_outage.filter(|_| {
+            self.standin_outage_trials.is_empty()
+                || self.standin_outage_trials.iter().any(|t| t.trim() == trial)
+        })
+    }
+
     pub fn trial_name(&self) -> String {
         self.trial.clone().unwrap_or_else(|| {
             seedsweep_crds::sweep::trial_name(self.task.as_str(), self.wi_seed, self.do_seed)
@@ -219,6 +237,29 @@ mod tests {
         args.extend(["--standin-diverge-fraction".into(), "1.5".into()]);
         let e = Cli::try_parse_from(&args).unwrap_err().to_string();
         assert!(e.contains(DIVERGE_ENV), "{e}");
+    }
+
+    #[test]
+    fn an_outage_applies_to_the_trials_it_names() {
+        let mut args = trainer_command_line();
+        args.extend(["--standin-metrics-outage".into(), "0.1:0.5".into()]);
+        let all = Cli::try_parse_from(&args).unwrap();
+        assert!(all.metrics_outage().is_some());
+        args.extend(["--standin-outage-trials".into(), "s-w1-d1,s-w3-d4".into()]);
+        assert!(
+            Cli::try_parse_from(&args)
+                .unwrap()
+                .metrics_outage()
+                .is_some()
+        );
+        args.pop();
+        args.push("s-w1-d1".into());
+        assert!(
+            Cli::try_parse_from(&args)
+                .unwrap()
+                .metrics_outage()
+                .is_none()
+        );
     }
 
     #[test]

@@ -7,6 +7,7 @@ pub mod cli;
 pub mod curves;
 pub mod extract;
 pub mod offline;
+pub mod outage;
 pub mod replay;
 
 use clap::Parser;

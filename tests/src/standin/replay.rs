@@ -69,6 +69,7 @@ pub struct Ending {
 
 /// `--standin-events`: one JSON line per start, evaluation served and end, appended with a single write each so
 /// that many stand-ins can share one file.
+#[derive(Debug, Clone)]
 pub struct EventLog {
     path: Option<PathBuf>,
     trial: String,
@@ -151,7 +152,21 @@ pub fn run(
     };
     let file = CurveFile::load(curves_path).map_err(|e| e.to_string())?;
     let metrics = TrialMetrics::new(id).map_err(|e| format!("metrics registry: {e}"))?;
-    let addr = metrics.serve(&cli.metrics_addr)?;
+    let addr = match cli.metrics_outage() {
+        None => metrics.serve(&cli.metrics_addr)?,
+        // The server on a private port, and a forwarder that goes away for the window at the requested address.
+        Some(w) => {
+            let inner = metrics.serve("127.0.0.1:0")?;
+            let at = |f: f64| Duration::from_secs_f64(f * cli.standin_seconds);
+            super::outage::serve_with_outage(
+                &cli.metrics_addr,
+                inner,
+                Instant::now(),
+                (at(w.from), at(w.to)),
+                events.clone(),
+            )?
+        }
+    };
     // The local executor reads this line to find the port.
     eprintln!("metrics listening on http://{addr}/metrics");
     let ending = replay(cli, id, stop, record, events, &file, &metrics, curves_path);
@@ -200,7 +215,12 @@ fn replay(
     }
     events.log(
         "start",
-        serde_json::json!({"totalSteps": total, "recordedTrial": served.recorded_trial}),
+        serde_json::json!({
+            "totalSteps": total,
+            "recordedTrial": served.recorded_trial,
+            "wiSeed": id.wi_seed,
+            "doSeed": id.do_seed,
+        }),
     );
 
     let step_time = Duration::from_secs_f64(cli.standin_seconds / total as f64);
@@ -232,9 +252,15 @@ fn replay(
                 metrics.train_loss.set(loss);
             }
             metrics.record_eval(point.index, point.step, point.progress, &m);
+            // The values too: a fault test compares what a retried attempt served with what the killed one did.
             events.log(
                 "eval",
-                serde_json::json!({"index": point.index, "step": step, "progress": point.progress}),
+                serde_json::json!({
+                    "index": point.index,
+                    "step": step,
+                    "progress": point.progress,
+                    "metrics": m,
+                }),
             );
             eprintln!(
                 "eval {} at step {step}: accuracy {:.4} f1 {:.4} mcc {:.4} acc_and_f1 {:.4}",
