@@ -122,7 +122,7 @@ pub struct TrialSummary {
     pub final_metrics: Option<Metrics>,
     /// Evaluations in order. In the termination log the oldest may be dropped to fit; see `droppedEvals`.
     pub evals: Vec<EvalPoint>,
-    /// How many of the oldest evaluations were dropped from `evals` to fit the termination log.
+    /// How many evaluations were dropped from `evals` to fit the termination log (the oldest, rungs' last).
     #[serde(default, skip_serializing_if = "is_zero")]
     pub dropped_evals: u32,
     /// The step this run resumed from (a checkpoint); 0 when it trained from the beginning. `stepsDone` counts
@@ -161,18 +161,42 @@ pub fn rung_steps(eval_at: &[u64], total_steps: u64, fractions: &[f64]) -> Vec<u
 
 impl TrialSummary {
     /// Serializes the summary into at most `limit` bytes by dropping the oldest evaluations first (the latest ones
-    /// and the final metrics matter most to a watcher that has missed them), then shortening the reason.
-    pub fn to_compact_json(&self, limit: usize) -> String {
+    /// and the final metrics matter most to a watcher that has missed them), then shortening the reason. The
+    /// evaluations rungs at `rungs` (fractions of training) rank a trial by are dropped last: a watcher that saw
+    /// none of the run must still rank it on them, not on a later one.
+    pub fn to_compact_json(&self, limit: usize, rungs: &[f64]) -> String {
         let mut s = self.clone();
+        let rung_steps: Vec<u64> = rungs
+            .iter()
+            .filter_map(|&f| {
+                s.evals
+                    .iter()
+                    .find(|e| reaches(e.progress, f))
+                    .map(|e| e.step)
+            })
+            .collect();
         loop {
             let json = serde_json::to_string(&s).expect("summary serializes");
             if json.len() <= limit {
                 return json;
             }
             if !s.evals.is_empty() {
-                let drop = s.evals.len().div_ceil(8).min(s.evals.len());
-                s.evals.drain(..drop);
-                s.dropped_evals += drop as u32;
+                // The oldest evaluations no rung ranks by go first; the rungs' only when nothing else is left.
+                let protected = |e: &EvalPoint| rung_steps.contains(&e.step);
+                let others = s.evals.iter().filter(|e| !protected(e)).count();
+                let spare_rungs = others > 0;
+                let pool = if spare_rungs { others } else { s.evals.len() };
+                let dropped = pool.div_ceil(8);
+                let mut drop = dropped;
+                s.evals.retain(|e| {
+                    if drop > 0 && !(spare_rungs && protected(e)) {
+                        drop -= 1;
+                        false
+                    } else {
+                        true
+                    }
+                });
+                s.dropped_evals += dropped as u32;
             } else if let Some(reason) = s.reason.as_mut().filter(|r| r.len() > 64) {
                 reason.truncate(reason.floor_char_boundary(reason.len() / 2));
                 reason.push('…');
@@ -270,10 +294,27 @@ mod tests {
         }
     }
 
+    /// A watcher that missed the whole run ranks it at each rung on the evaluation the summary keeps for it.
+    #[test]
+    fn compact_json_keeps_the_rungs_evaluations() {
+        let s = summary(31);
+        let json = s.to_compact_json(TERMINATION_LOG_LIMIT, &[0.05, 0.5]);
+        assert!(json.len() <= TERMINATION_LOG_LIMIT);
+        let back: TrialSummary = serde_json::from_str(&json).unwrap();
+        assert_eq!(back.dropped_evals as usize + back.evals.len(), 31);
+        // 0.05 of 31 evaluations: index 2 (progress 2/31) is the first to reach it, 0.5: index 16 (16/31). The four
+        // oldest others go: 0, 1, 3, 4.
+        let kept: Vec<u32> = back.evals.iter().map(|e| e.index).collect();
+        assert_eq!(back.dropped_evals, 4);
+        assert_eq!(kept[..2], [2, 5]);
+        assert!(kept.contains(&16));
+        assert_eq!(back.evals.last(), s.evals.last());
+    }
+
     #[test]
     fn compact_json_keeps_everything_when_it_fits() {
         let s = summary(3);
-        let json = s.to_compact_json(TERMINATION_LOG_LIMIT);
+        let json = s.to_compact_json(TERMINATION_LOG_LIMIT, &[]);
         let back: TrialSummary = serde_json::from_str(&json).unwrap();
         assert_eq!(back, s);
     }
@@ -286,7 +327,7 @@ mod tests {
             full.len() > TERMINATION_LOG_LIMIT,
             "test needs an oversized summary"
         );
-        let json = s.to_compact_json(TERMINATION_LOG_LIMIT);
+        let json = s.to_compact_json(TERMINATION_LOG_LIMIT, &[]);
         assert!(json.len() <= TERMINATION_LOG_LIMIT);
         let back: TrialSummary = serde_json::from_str(&json).unwrap();
         assert!(back.dropped_evals > 0);

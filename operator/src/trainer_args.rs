@@ -68,6 +68,13 @@ pub fn trainer_args(
     if let Some(output) = &paths.output {
         args.extend(["--output".into(), output.clone()]);
     }
+    let rungs: Vec<String> = (spec.early_discard.iter())
+        .flat_map(|d| &d.rungs)
+        .map(|r| r.at_fraction.to_string())
+        .collect();
+    if !rungs.is_empty() {
+        args.extend(["--rungs".into(), rungs.join(",")]);
+    }
     if let Some(dir) = &paths.checkpoint_dir {
         args.extend(checkpoint_args(spec, dir));
     }
@@ -76,8 +83,8 @@ pub fn trainer_args(
 }
 
 /// With checkpoints, every attempt resumes from the trial's newest checkpoint if it has one (a retried pod, a
-/// relaunch after a pause or an interrupted executor), checkpoints when stopped, and at each rung; in exact mode
-/// it then exits as paused, so that it waits at the rung without training past it.
+/// relaunch after a pause or an interrupted executor), checkpoints when stopped, and at each rung (`--rungs`); in
+/// exact mode it then exits as paused, so that it waits at the rung without training past it.
 fn checkpoint_args(spec: &SeedSweepSpec, dir: &str) -> Vec<String> {
     let mut args: Vec<String> = vec![
         "--checkpoint-dir".into(),
@@ -88,16 +95,9 @@ fn checkpoint_args(spec: &SeedSweepSpec, dir: &str) -> Vec<String> {
     ];
     if let Some(discard) = &spec.early_discard
         && !discard.rungs.is_empty()
+        && discard.mode == DiscardMode::Exact
     {
-        let fractions: Vec<String> = discard
-            .rungs
-            .iter()
-            .map(|r| r.at_fraction.to_string())
-            .collect();
-        args.extend(["--checkpoint-at".into(), fractions.join(",")]);
-        if discard.mode == DiscardMode::Exact {
-            args.push("--pause-at-rungs".into());
-        }
+        args.push("--pause-at-rungs".into());
     }
     args
 }

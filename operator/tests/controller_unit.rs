@@ -523,7 +523,7 @@ fn summary(outcome: Outcome) -> TrialSummary {
 }
 
 fn message(s: &TrialSummary) -> String {
-    s.to_compact_json(TERMINATION_LOG_LIMIT)
+    s.to_compact_json(TERMINATION_LOG_LIMIT, &[])
 }
 
 #[test]

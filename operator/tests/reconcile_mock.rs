@@ -658,7 +658,7 @@ fn completed_pod(job: &Job) -> Value {
                 state: Some(ContainerState {
                     terminated: Some(ContainerStateTerminated {
                         exit_code: 0,
-                        message: Some(summary.to_compact_json(TERMINATION_LOG_LIMIT)),
+                        message: Some(summary.to_compact_json(TERMINATION_LOG_LIMIT, &[])),
                         ..Default::default()
                     }),
                     ..Default::default()

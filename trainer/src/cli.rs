@@ -95,17 +95,18 @@ pub struct Cli {
     /// The full summary (every evaluation, the loss curve) goes here, written atomically.
     #[arg(long)]
     pub output: Option<PathBuf>,
-    /// Write checkpoints here (model, optimizer state, evaluations so far; the newest only): at each --checkpoint-at
-    /// rung and, with --checkpoint-on-stop, when stopped by a signal.
+    /// Write checkpoints here (model, optimizer state, evaluations so far; the newest only): after each of --rungs'
+    /// evaluations and, with --checkpoint-on-stop, when stopped by a signal.
     #[arg(long)]
     pub checkpoint_dir: Option<PathBuf>,
-    /// Rung fractions of training (comma-separated, each in (0, 1]) after whose evaluation to checkpoint: the first
-    /// evaluation at or past each, the one a sweep's rung ranks the trial by.
-    #[arg(long, value_delimiter = ',', requires = "checkpoint_dir", value_parser = fraction)]
-    pub checkpoint_at: Vec<f64>,
-    /// End the run as paused (outcome `paused`, exit code 0) right after writing a --checkpoint-at checkpoint: the
-    /// trial waits for an exact-mode rung's decision outside the process, and --resume-from continues it.
-    #[arg(long, requires = "checkpoint_at")]
+    /// The sweep's rungs, as fractions of training (comma-separated, each in (0, 1]). The evaluation each rung ranks
+    /// the trial by (the first at or past it) stays in the termination message however many others must go, and
+    /// with --checkpoint-dir a checkpoint is written right after it.
+    #[arg(long, value_delimiter = ',', value_parser = fraction)]
+    pub rungs: Vec<f64>,
+    /// End the run as paused (outcome `paused`, exit code 0) right after writing a rung's checkpoint: the trial
+    /// waits for an exact-mode rung's decision outside the process, and --resume-from continues it.
+    #[arg(long, requires_all = ["rungs", "checkpoint_dir"])]
     pub pause_at_rungs: bool,
     /// Seconds to wait for another process holding --checkpoint-dir (a Job's previous pod still writing the
     /// checkpoint it was stopped for) before going on without it.

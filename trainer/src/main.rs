@@ -90,7 +90,7 @@ fn real_main() -> i32 {
         }
     };
     let summary = state.summary(&id, outcome, reason);
-    let compact = summary.to_compact_json(TERMINATION_LOG_LIMIT);
+    let compact = summary.to_compact_json(TERMINATION_LOG_LIMIT, &cli.rungs);
     if let Err(e) = write_termination_log(&cli.termination_log, &compact) {
         eprintln!("error: {e}");
         code = exit_code::ERROR;

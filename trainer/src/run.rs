@@ -245,8 +245,7 @@ fn train(
     let lr_schedule = LinearSchedule::new(cli.learning_rate, cli.warmup_ratio, state.total_steps);
     let eval_at =
         seedsweep_crds::trainer::eval_steps(steps_per_epoch, cli.epochs, cli.evals_per_epoch);
-    let rung_steps =
-        seedsweep_crds::trainer::rung_steps(&eval_at, state.total_steps, &cli.checkpoint_at);
+    let rung_steps = seedsweep_crds::trainer::rung_steps(&eval_at, state.total_steps, &cli.rungs);
     let pad_to = cli.pad_to_max.then_some(max_len);
 
     state.dropout_seed = seeds::dropout_seed(

@@ -68,7 +68,7 @@ fn a_run_paused_at_rungs_and_resumed_trains_exactly_as_one_that_never_stopped() 
     let paused = [
         "--checkpoint-dir",
         ckpt,
-        "--checkpoint-at",
+        "--rungs",
         "0.375,0.75",
         "--pause-at-rungs",
         "--resume-from",
@@ -171,7 +171,7 @@ fn another_runs_or_a_damaged_checkpoint_is_refused_and_the_run_starts_over() {
         &[
             "--checkpoint-dir",
             ckpt_s,
-            "--checkpoint-at",
+            "--rungs",
             "0.25",
             "--pause-at-rungs",
         ],
@@ -219,15 +219,12 @@ fn another_runs_or_a_damaged_checkpoint_is_refused_and_the_run_starts_over() {
 fn checkpoint_flags_are_checked() {
     let dir = tempfile::tempdir().unwrap();
     for (extra, expect) in [
-        (vec!["--checkpoint-at", "0.5"], "--checkpoint-dir"),
+        (vec!["--rungs", "0.5"], "--checkpoint-dir"),
         (
-            vec!["--checkpoint-dir", "x", "--checkpoint-at", "1.5"],
+            vec!["--checkpoint-dir", "x", "--rungs", "1.5"],
             "not a fraction",
         ),
-        (
-            vec!["--checkpoint-dir", "x", "--pause-at-rungs"],
-            "--checkpoint-at",
-        ),
+        (vec!["--checkpoint-dir", "x", "--pause-at-rungs"], "--rungs"),
     ] {
         let out = common::trainer()
             .args(args(dir.path(), 1, &extra))

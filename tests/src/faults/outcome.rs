@@ -11,7 +11,8 @@ use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet};
 
 /// A trial's result without what depends on when things happened (attempts, steps done when paused, the latest
-/// score seen): what an interrupted sweep must reproduce exactly.
+/// score seen): what an interrupted sweep must reproduce exactly. A discarded trial's final score is left out too:
+/// one that nobody could stop (no leader, no apiserver) trains to its end and is still discarded at its rung.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct TrialOutcome {
@@ -34,7 +35,7 @@ pub fn outcomes(status: &SeedSweepStatus) -> Outcomes {
                 TrialOutcome {
                     phase: t.phase,
                     rungs: t.rungs.clone(),
-                    final_score: t.final_score,
+                    final_score: t.final_score.filter(|_| t.phase != TrialPhase::Discarded),
                     reason: t.reason.clone(),
                 },
             )

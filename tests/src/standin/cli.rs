@@ -50,6 +50,9 @@ pub struct Cli {
     pub termination_log: PathBuf,
     #[arg(long)]
     pub output: Option<PathBuf>,
+    /// The sweep's rungs: their evaluations stay in the termination message, as the trainer's do.
+    #[arg(long, value_delimiter = ',')]
+    pub rungs: Vec<f64>,
 
     // Training-only: accepted so the trainer's command line parses, and ignored.
     #[arg(long)]

@@ -64,7 +64,7 @@ pub fn main() -> i32 {
     let summary = record.summary(&id, outcome, reason);
     if let Err(e) = write_termination_log(
         &cli.termination_log,
-        &summary.to_compact_json(TERMINATION_LOG_LIMIT),
+        &summary.to_compact_json(TERMINATION_LOG_LIMIT, &cli.rungs),
     ) {
         eprintln!("error: {e}");
         code = exit_code::ERROR;
