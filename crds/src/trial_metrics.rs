@@ -151,7 +151,7 @@ mod tests {
         m.set_majority_baseline(&metrics);
         let text = m.render();
         let series: Vec<&str> = text.lines().filter(|l| !l.starts_with('#')).collect();
-        assert_eq!(series.len(), 8 + 8 + 4, "{text}");
+        assert_eq!(series.len(), 9 + 8 + 4, "{text}");
         for s in &series {
             assert!(
                 s.contains(r#"sweep="s""#) && s.contains(r#"trial="t""#),

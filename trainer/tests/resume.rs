@@ -219,12 +219,13 @@ fn another_runs_or_a_damaged_checkpoint_is_refused_and_the_run_starts_over() {
 fn checkpoint_flags_are_checked() {
     let dir = tempfile::tempdir().unwrap();
     for (extra, expect) in [
-        (vec!["--rungs", "0.5"], "--checkpoint-dir"),
         (
-            vec!["--checkpoint-dir", "x", "--rungs", "1.5"],
-            "not a fraction",
+            vec!["--rungs", "0.5", "--pause-at-rungs"],
+            "--checkpoint-dir",
         ),
+        (vec!["--rungs", "1.5"], "not a fraction"),
         (vec!["--checkpoint-dir", "x", "--pause-at-rungs"], "--rungs"),
+        (vec!["--checkpoint-on-stop"], "--checkpoint-dir"),
     ] {
         let out = common::trainer()
             .args(args(dir.path(), 1, &extra))
