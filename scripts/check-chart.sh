@@ -235,6 +235,8 @@ needs_in() {  # the operator's verbs on sweeps, Jobs, pods and events in namespa
     local ns=$1
     echo "$ns get seedsweeps.seedsweep.dev"; echo "$ns list seedsweeps.seedsweep.dev"
     echo "$ns watch seedsweeps.seedsweep.dev"
+    # The checkpoint finalizer on sweeps with a checkpoint volume.
+    echo "$ns patch seedsweeps.seedsweep.dev"
     for v in get patch update; do echo "$ns $v seedsweeps.seedsweep.dev --subresource=status"; done
     for v in get list watch create delete; do echo "$ns $v jobs.batch"; done
     for v in get list watch; do echo "$ns $v pods"; done
@@ -244,7 +246,7 @@ forbidden_in() {  # what it must not do in namespace $1
     local ns=$1
     printf '%s\n' "$ns get secrets" "$ns list secrets" "$ns create pods --subresource=exec" "$ns create pods" \
         "$ns delete pods" "$ns create configmaps" "$ns update jobs.batch" "$ns patch jobs.batch" \
-        "$ns create seedsweeps.seedsweep.dev" "$ns update seedsweeps.seedsweep.dev" "$ns patch seedsweeps.seedsweep.dev" \
+        "$ns create seedsweeps.seedsweep.dev" "$ns update seedsweeps.seedsweep.dev" \
         "$ns delete seedsweeps.seedsweep.dev" "$ns create deployments.apps" "$ns delete leases.coordination.k8s.io" \
         "$ns create serviceaccounts --subresource=token" "$ns create rolebindings.rbac.authorization.k8s.io"
 }
