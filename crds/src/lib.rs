@@ -9,6 +9,8 @@ pub mod task;
 pub mod trainer;
 #[cfg(feature = "serve")]
 pub mod trial_metrics;
+#[cfg(feature = "serve")]
+pub mod trial_output;
 
 pub use sweep::*;
 pub use task::{MetricName, Metrics, Task};

@@ -6,7 +6,7 @@ use clap::Parser;
 use seedsweep_crds::Task;
 use std::path::PathBuf;
 
-pub const DEFAULT_TERMINATION_LOG: &str = "/dev/termination-log";
+pub use seedsweep_crds::trial_output::DEFAULT_TERMINATION_LOG;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum DeviceChoice {
@@ -140,19 +140,4 @@ impl Cli {
             seedsweep_crds::sweep::trial_name(&self.task.to_string(), self.wi_seed, self.do_seed)
         })
     }
-}
-
-/// The --termination-log of a command line clap rejected, found by hand so a usage error can still be reported there.
-pub fn termination_log_from_args(args: &[String]) -> PathBuf {
-    let mut it = args.iter();
-    while let Some(a) = it.next() {
-        if a == "--termination-log" {
-            if let Some(p) = it.next() {
-                return PathBuf::from(p);
-            }
-        } else if let Some(p) = a.strip_prefix("--termination-log=") {
-            return PathBuf::from(p);
-        }
-    }
-    PathBuf::from(DEFAULT_TERMINATION_LOG)
 }

@@ -1,47 +1,16 @@
 use clap::Parser;
 use seedsweep_crds::trainer::{Outcome, TERMINATION_LOG_LIMIT, exit_code};
 use seedsweep_crds::trial_metrics::Identity;
-use seedsweep_trainer::cli::{self, Cli, DEFAULT_TERMINATION_LOG};
+use seedsweep_crds::trial_output::{
+    termination_log_from_args, write_atomically, write_termination_log,
+};
+use seedsweep_trainer::cli::Cli;
 use seedsweep_trainer::run::{self, FullSummary, RunRecord};
-use std::io::Write;
-use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 
 fn main() {
     std::process::exit(real_main());
-}
-
-/// Writes the termination log. Kubernetes provides /dev/termination-log only inside a pod, so failing to write the
-/// default path elsewhere is expected and only worth a warning; an explicitly requested path must work.
-fn write_termination_log(path: &Path, text: &str) -> Result<(), String> {
-    match std::fs::write(path, text) {
-        Ok(()) => Ok(()),
-        Err(e) if path == Path::new(DEFAULT_TERMINATION_LOG) => {
-            eprintln!(
-                "warning: cannot write the termination log {}: {e}",
-                path.display()
-            );
-            Ok(())
-        }
-        Err(e) => Err(format!(
-            "cannot write the termination log {}: {e}",
-            path.display()
-        )),
-    }
-}
-
-/// Through a temporary file in the same directory and a rename, so a reader never sees half a summary.
-fn write_atomically(path: &Path, text: &str) -> Result<(), String> {
-    let dir = path
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let fail = |e: std::io::Error| format!("cannot write the summary to {}: {e}", path.display());
-    let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(fail)?;
-    tmp.write_all(text.as_bytes()).map_err(fail)?;
-    tmp.persist(path).map_err(|e| fail(e.error))?;
-    Ok(())
 }
 
 fn real_main() -> i32 {
@@ -53,8 +22,7 @@ fn real_main() -> i32 {
             let _ = e.print();
             if code == exit_code::USAGE {
                 // No identity yet, so no summary: leave the plain message for whoever reads the pod's status.
-                let _ =
-                    write_termination_log(&cli::termination_log_from_args(&args), &e.to_string());
+                let _ = write_termination_log(&termination_log_from_args(&args), &e.to_string());
             }
             return code;
         }

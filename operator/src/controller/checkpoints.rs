@@ -107,12 +107,7 @@ pub fn cleanup_job(
         .collect();
     let container = Container {
         name: "cleanup".into(),
-        image: Some(
-            template
-                .image
-                .clone()
-                .unwrap_or_else(|| image.default_image.clone()),
-        ),
+        image: Some(image.for_template(template)),
         image_pull_policy: template.image_pull_policy.clone(),
         command: Some(
             ["rm", "-rf", "--"]

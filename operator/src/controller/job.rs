@@ -35,6 +35,16 @@ pub struct TrainerImage {
     pub command: Vec<String>,
 }
 
+impl TrainerImage {
+    /// The image a sweep's pods run: its `trialTemplate.image`, else the operator's default.
+    pub fn for_template(&self, template: &TrialTemplate) -> String {
+        template
+            .image
+            .clone()
+            .unwrap_or_else(|| self.default_image.clone())
+    }
+}
+
 /// The Job for attempt `attempt` (1-based) of `trial`.
 pub fn job_name(trial: &str, attempt: u32) -> String {
     format!("{trial}-{attempt}")
@@ -172,12 +182,7 @@ fn trainer_container(
     }));
     Container {
         name: CONTAINER.into(),
-        image: Some(
-            template
-                .image
-                .clone()
-                .unwrap_or_else(|| image.default_image.clone()),
-        ),
+        image: Some(image.for_template(template)),
         image_pull_policy: template.image_pull_policy.clone(),
         command: Some(image.command.clone()),
         args: Some(args),

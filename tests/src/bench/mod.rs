@@ -256,48 +256,80 @@ pub(crate) async fn get_text(client: &Client, path: &str) -> Result<String> {
         .with_context(|| format!("GET {path}"))
 }
 
-struct Operator {
+/// What a `seedsweep operator` process of a benchmark or fault scenario is started with.
+pub(crate) struct OperatorLaunch<'a> {
+    pub operator: &'a Path,
+    pub kubeconfig: &'a Path,
+    pub namespace: &'a str,
+    pub standin: &'a Path,
+    /// Passed when given; else the operator's default.
+    pub scrape_interval: Option<f64>,
+    /// `(lease seconds, identity)` for a replica under leader election; `None`: no leader election.
+    pub leader: Option<(u64, &'a str)>,
+    pub log: &'a Path,
+}
+
+/// One `seedsweep operator` process, by pid. Dropped: SIGTERM, as a rollout would, then SIGKILL after 10 s.
+pub(crate) struct OperatorProcess {
     child: Child,
 }
 
-impl Operator {
-    fn start(o: &Options, kubeconfig: &Path, ns: &str, standin: &Path, log: &Path) -> Result<Self> {
-        let mut cmd = Command::new(&o.operator);
+impl OperatorProcess {
+    pub(crate) fn start(l: OperatorLaunch) -> Result<Self> {
+        let mut cmd = Command::new(l.operator);
         cmd.arg("operator")
             .arg("--kubeconfig")
-            .arg(kubeconfig)
-            .args(["--namespace", ns, "--no-leader-election"])
-            .args(["--metrics-addr", "127.0.0.1:0", "--trainer-command"])
-            .arg(standin);
-        if let Some(s) = o.scrape_interval {
+            .arg(l.kubeconfig)
+            .args(["--namespace", l.namespace, "--metrics-addr", "127.0.0.1:0"])
+            .arg("--trainer-command")
+            .arg(l.standin);
+        if let Some(s) = l.scrape_interval {
             cmd.args(["--scrape-interval", &s.to_string()]);
         }
+        match l.leader {
+            None => cmd.arg("--no-leader-election"),
+            Some((lease, identity)) => cmd.args(["--lease-duration", &lease.to_string()]).args([
+                "--lease-namespace",
+                l.namespace,
+                "--identity",
+                identity,
+            ]),
+        };
         let child = cmd
             .env("RUST_LOG", "info,kube=warn")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
-            .stderr(std::fs::File::create(log).with_context(|| log.display().to_string())?)
+            .stderr(std::fs::File::create(l.log).with_context(|| l.log.display().to_string())?)
             .spawn()
-            .with_context(|| format!("starting the operator {}", o.operator.display()))?;
-        Ok(Operator { child })
+            .with_context(|| format!("starting the operator {}", l.operator.display()))?;
+        Ok(OperatorProcess { child })
     }
 
-    fn pid(&self) -> u32 {
+    pub(crate) fn pid(&self) -> u32 {
         self.child.id()
+    }
+
+    /// SIGKILL, and reap it.
+    pub(crate) fn kill(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    pub(crate) fn exited(&mut self) -> Option<std::process::ExitStatus> {
+        self.child.try_wait().ok().flatten()
     }
 }
 
-impl Drop for Operator {
+impl Drop for OperatorProcess {
     fn drop(&mut self) {
-        // SIGTERM first, as a rollout would; the process is ours, by pid.
-        // SAFETY: kill with a pid we spawned and still hold.
+        // SAFETY: kill(2) of the child we spawned and still hold (not reaped, so the pid is still ours).
         unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
         let deadline = Instant::now() + Duration::from_secs(10);
         while Instant::now() < deadline {
             if let Ok(Some(_)) = self.child.try_wait() {
                 return;
             }
-            std::thread::sleep(Duration::from_millis(100));
+            std::thread::sleep(Duration::from_millis(50));
         }
         let _ = self.child.kill();
         let _ = self.child.wait();
@@ -362,13 +394,15 @@ pub async fn run(o: Options) -> Result<serde_json::Value> {
     let seen = Arc::new(Mutex::new(Seen::default()));
     let watches = start_watches(&client, &ns, &seen);
 
-    let operator = Operator::start(
-        &o,
-        cluster.kubeconfig(),
-        &ns,
-        &standin,
-        &out.join("operator.log"),
-    )?;
+    let operator = OperatorProcess::start(OperatorLaunch {
+        operator: &o.operator,
+        kubeconfig: cluster.kubeconfig(),
+        namespace: &ns,
+        standin: &standin,
+        scrape_interval: o.scrape_interval,
+        leader: None,
+        log: &out.join("operator.log"),
+    })?;
     let before = apiserver::request_counts(&get_text(&client, "/metrics").await?)
         .map_err(anyhow::Error::msg)?;
     let cpu_before = procstat::read(operator.pid()).map_err(anyhow::Error::msg)?;

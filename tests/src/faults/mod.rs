@@ -10,8 +10,8 @@ pub mod bench;
 pub mod outcome;
 
 use crate::bench::{
-    KEEP_FRACTION, RUNG_AT, SCHEDULE, StandinSweep, apiserver, cpu_model, get_text,
-    standin_sweep_yaml,
+    KEEP_FRACTION, OperatorLaunch, OperatorProcess, RUNG_AT, SCHEDULE, StandinSweep, apiserver,
+    cpu_model, get_text, standin_sweep_yaml,
 };
 use crate::cluster::{ClusterOptions, Setup, TestCluster};
 use crate::helpers;
@@ -30,7 +30,6 @@ use seedsweep_crds::sweep::{SeedSweep, SeedSweepStatus, SweepPhase, TrialPhase};
 use serde_json::json;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -158,9 +157,9 @@ where
     })
 }
 
-/// One `seedsweep operator` process, by pid.
+/// One operator replica: its process and its leader-election identity.
 struct Operator {
-    child: Child,
+    process: OperatorProcess,
     identity: String,
 }
 
@@ -172,59 +171,28 @@ impl Operator {
         identity: &str,
         lease_seconds: Option<u64>,
     ) -> Result<Self> {
-        let log = s.out.join(format!("operator-{identity}.log"));
-        let mut cmd = Command::new(&s.operator);
-        cmd.arg("operator")
-            .arg("--kubeconfig")
-            .arg(kubeconfig)
-            .args(["--namespace", ns, "--metrics-addr", "127.0.0.1:0"])
-            .arg("--trainer-command")
-            .arg(&s.standin)
-            .args(["--scrape-interval", &s.scrape_interval.to_string()]);
-        match lease_seconds {
-            None => cmd.arg("--no-leader-election"),
-            Some(l) => cmd
-                .args(["--lease-duration", &l.to_string(), "--lease-namespace", ns])
-                .args(["--identity", identity]),
-        };
-        let child = cmd
-            .env("RUST_LOG", "info,kube=warn")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).with_context(|| log.display().to_string())?)
-            .spawn()
-            .with_context(|| format!("starting the operator {}", s.operator.display()))?;
+        let process = OperatorProcess::start(OperatorLaunch {
+            operator: &s.operator,
+            kubeconfig,
+            namespace: ns,
+            standin: &s.standin,
+            scrape_interval: Some(s.scrape_interval),
+            leader: lease_seconds.map(|l| (l, identity)),
+            log: &s.out.join(format!("operator-{identity}.log")),
+        })?;
         Ok(Operator {
-            child,
+            process,
             identity: identity.to_string(),
         })
     }
 
     /// SIGKILL, and reap it.
-    fn kill(mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+    fn kill(self) {
+        self.process.kill();
     }
 
     fn exited(&mut self) -> Option<std::process::ExitStatus> {
-        self.child.try_wait().ok().flatten()
-    }
-}
-
-impl Drop for Operator {
-    fn drop(&mut self) {
-        // SIGTERM first, as a rollout would; the process is ours, by pid.
-        // SAFETY: kill(2) of the child we spawned and still hold.
-        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.process.exited()
     }
 }
 
@@ -475,7 +443,7 @@ async fn inject(
     if lease.is_some() {
         operators.push(start_replica(&mut replicas)?);
     }
-    let first_pid = operators[0].child.id();
+    let first_pid = operators[0].process.pid();
 
     let mut figures = Figures::default();
     let mut created_before = jobs_created(client).await?;
@@ -629,7 +597,7 @@ async fn inject(
     figures.jobs_created += jobs_created(client).await? - created_before;
     if matches!(s.fault, Fault::ApiserverRestarts { .. }) {
         figures.operator_pid_unchanged =
-            Some(operators.len() == 1 && operators[0].child.id() == first_pid);
+            Some(operators.len() == 1 && operators[0].process.pid() == first_pid);
     }
     let planned = match &s.fault {
         Fault::OperatorKills { kills, .. }

@@ -5,7 +5,7 @@
 use clap::Parser;
 use std::path::PathBuf;
 
-pub const DEFAULT_TERMINATION_LOG: &str = "/dev/termination-log";
+pub use seedsweep_crds::trial_output::DEFAULT_TERMINATION_LOG;
 pub const CURVES_ENV: &str = "SEEDSWEEP_STANDIN_CURVES";
 pub const SECONDS_ENV: &str = "SEEDSWEEP_STANDIN_SECONDS";
 pub const DIVERGE_ENV: &str = "SEEDSWEEP_STANDIN_DIVERGE_FRACTION";
@@ -139,22 +139,6 @@ impl Cli {
     }
 }
 
-/// The --termination-log of a command line clap rejected, found by hand so a usage error can still be reported there
-/// (as the trainer does).
-pub fn termination_log_from_args(args: &[String]) -> PathBuf {
-    let mut it = args.iter();
-    while let Some(a) = it.next() {
-        if a == "--termination-log" {
-            if let Some(p) = it.next() {
-                return PathBuf::from(p);
-            }
-        } else if let Some(p) = a.strip_prefix("--termination-log=") {
-            return PathBuf::from(p);
-        }
-    }
-    PathBuf::from(DEFAULT_TERMINATION_LOG)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -263,11 +247,5 @@ mod tests {
                 .metrics_outage()
                 .is_none()
         );
-    }
-
-    #[test]
-    fn the_termination_log_of_a_rejected_line_is_found() {
-        let args = ["x", "--bad", "--termination-log=/t/l"].map(String::from);
-        assert_eq!(termination_log_from_args(&args), PathBuf::from("/t/l"));
     }
 }

@@ -12,8 +12,9 @@ pub mod replay;
 
 use clap::Parser;
 use seedsweep_crds::trainer::{Outcome, TERMINATION_LOG_LIMIT, exit_code};
-use std::io::Write as _;
-use std::path::Path;
+use seedsweep_crds::trial_output::{
+    termination_log_from_args, write_atomically, write_termination_log,
+};
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 
@@ -27,8 +28,7 @@ pub fn main() -> i32 {
             let _ = e.print();
             if code == exit_code::USAGE {
                 // No identity yet, so no summary: the plain message, as the trainer leaves it.
-                let _ =
-                    write_termination_log(&cli::termination_log_from_args(&args), &e.to_string());
+                let _ = write_termination_log(&termination_log_from_args(&args), &e.to_string());
             }
             return code;
         }
@@ -87,36 +87,4 @@ pub fn main() -> i32 {
         serde_json::json!({"outcome": summary.outcome, "stepsDone": summary.steps_done, "exitCode": code}),
     );
     code
-}
-
-/// Kubernetes provides /dev/termination-log only inside a pod, so failing to write the default path elsewhere is
-/// only a warning; an explicitly requested path must work (the trainer's rule).
-fn write_termination_log(path: &Path, text: &str) -> Result<(), String> {
-    match std::fs::write(path, text) {
-        Ok(()) => Ok(()),
-        Err(e) if path == Path::new(cli::DEFAULT_TERMINATION_LOG) => {
-            eprintln!(
-                "warning: cannot write the termination log {}: {e}",
-                path.display()
-            );
-            Ok(())
-        }
-        Err(e) => Err(format!(
-            "cannot write the termination log {}: {e}",
-            path.display()
-        )),
-    }
-}
-
-/// Through a temporary file in the same directory and a rename, so a reader never sees half a summary.
-fn write_atomically(path: &Path, text: &str) -> Result<(), String> {
-    let dir = path
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let fail = |e: std::io::Error| format!("cannot write the summary to {}: {e}", path.display());
-    let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(fail)?;
-    tmp.write_all(text.as_bytes()).map_err(fail)?;
-    tmp.persist(path).map_err(|e| fail(e.error))?;
-    Ok(())
 }
