@@ -241,6 +241,7 @@ needs_in() {  # the operator's verbs on sweeps, Jobs, pods and events in namespa
     for v in get list watch create delete; do echo "$ns $v jobs.batch"; done
     for v in get list watch; do echo "$ns $v pods"; done
     for v in create patch; do echo "$ns $v events.events.k8s.io"; done
+    for v in get patch; do echo "$ns $v configmaps"; done
 }
 forbidden_in() {  # what it must not do in namespace $1
     local ns=$1

@@ -563,9 +563,14 @@ pub struct SeedSweepStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub best_score: Option<String>,
     /// One record per trial launched so far, in launch order; trials not launched yet are only counted
-    /// (`counts.pending`), so that a large sweep's status stays small at creation.
+    /// (`counts.pending`), so that a large sweep's status stays small at creation. At most 1,000 records: beyond
+    /// that, the trials not ended come first, then the kept ones best first, then the latest launched; the others
+    /// are counted in `trialsOmitted` (`seedsweep report ssw/NAME` lists every trial).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub trials: Vec<TrialRecord>,
+    /// Records left out of `trials` to keep the object within etcd's size limit.
+    #[serde(default, skip_serializing_if = "is_zero_u32")]
+    pub trials_omitted: u32,
     /// Seed statistics over the trials finished so far (which trials each number uses is stated inside).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub statistics: Option<SweepStatistics>,
@@ -583,7 +588,8 @@ pub struct SeedSweepStatus {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub unpublished_events: Vec<UnpublishedEvent>,
     /// The operator's memory of the sweep (the plan's spec as first seen, every evaluation recorded, how each trial
-    /// ran). Written before any decision is acted on, so a restarted operator decides the same way. Internal.
+    /// ran). Written before any decision is acted on, so a restarted operator decides the same way. Internal. Its
+    /// trials are in the ConfigMaps `<sweep>-engine-<k>` it names (`trialChunks`), which the sweep owns.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(schema_with = "crate::sweep::opaque_object")]
     pub engine: Option<serde_json::Value>,
@@ -602,6 +608,10 @@ pub struct UnpublishedEvent {
     /// The trial's Job, for trial events.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub job: Option<String>,
+}
+
+fn is_zero_u32(n: &u32) -> bool {
+    *n == 0
 }
 
 /// An object whose fields the apiserver keeps as they are.

@@ -9,6 +9,7 @@ use kube::Resource;
 use seedsweep_crds::sweep::*;
 use seedsweep_crds::{MetricName, Task};
 use seedsweep_engine::plan::{keep_of, seed_values};
+use seedsweep_engine::snapshot::MAX_EVALS_PER_TRIAL;
 use serde::Deserialize;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
@@ -524,6 +525,17 @@ impl Validator {
         self.fraction_half_open(&format!("{p}.weightDecay"), t.weight_decay);
         if t.evals_per_epoch == 0 {
             self.push(format!("{p}.evalsPerEpoch"), "must be at least 1, got 0");
+        }
+        let evals = u64::from(t.epochs) * u64::from(t.evals_per_epoch);
+        if evals > MAX_EVALS_PER_TRIAL as u64 {
+            self.push(
+                format!("{p}.evalsPerEpoch"),
+                format!(
+                    "{} epochs × {} evaluations = {evals} evaluations per trial; at most {MAX_EVALS_PER_TRIAL} are \
+                     recorded (the operator keeps every one in ConfigMaps of 1 MiB)",
+                    t.epochs, t.evals_per_epoch
+                ),
+            );
         }
     }
 

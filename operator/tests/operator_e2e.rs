@@ -1288,6 +1288,8 @@ async fn rbac_allows_what_the_operator_does() -> Result<()> {
                 ("", "pods", "", "list"),
                 ("", "pods", "", "watch"),
                 ("events.k8s.io", "events", "", "create"),
+                ("", "configmaps", "", "get"),
+                ("", "configmaps", "", "patch"),
                 ("coordination.k8s.io", "leases", "", "update"),
             ];
             for &(group, resource, subresource, verb) in checks {

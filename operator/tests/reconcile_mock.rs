@@ -81,7 +81,8 @@ fn sweep(manifest: &str) -> SeedSweep {
 type ApiHandle = Handle<Request<Body>, Response<Body>>;
 
 /// The mocked apiserver's side: requests in the order the controller makes them.
-struct ApiServer(ApiHandle);
+/// The mocked apiserver, and the last chunk of the engine's memory written to it.
+struct ApiServer(ApiHandle, Option<Value>);
 
 /// One request, read.
 struct Call {
@@ -158,6 +159,9 @@ impl ApiServer {
     }
 
     /// The status patch: server-side apply, forced, as the operator's field manager. Returns the patch body.
+    ///
+    /// A successful status write is followed by the write of the engine's memory: the chunk of trials the status's
+    /// head points to ([`ApiServer::engine_chunk`]).
     async fn status_patch(&mut self, sweep: &SeedSweep, answer: Option<Response<Body>>) -> Value {
         let call = self
             .expect(
@@ -173,13 +177,62 @@ impl ApiServer {
         assert_eq!(call.body["apiVersion"], "seedsweep.dev/v1alpha1");
         assert_eq!(call.body["kind"], "SeedSweep");
         let body = call.body.clone();
+        let written = answer.is_none();
         let answer = answer.unwrap_or_else(|| {
             let mut patched = sweep.clone();
             patched.status = Some(serde_json::from_value(body["status"].clone()).unwrap());
             ok(&patched)
         });
         call.respond(answer);
+        // An invalid sweep has no engine.
+        if written && !body["status"]["engine"].is_null() {
+            let head = &body["status"]["engine"];
+            assert!(head["trials"].as_array().unwrap().is_empty(), "{head}");
+            assert_eq!(head["trialChunks"]["perChunk"], 158);
+            self.engine_chunk(head["trialChunks"]["recorded"].as_u64().unwrap())
+                .await;
+        }
         body
+    }
+
+    /// The write of chunk 0 of the engine's memory (all four trials fit in one): a ConfigMap the sweep owns,
+    /// applied as the operator's field manager, holding the `recorded` trials' records. Returns the ConfigMap.
+    async fn engine_chunk(&mut self, recorded: u64) -> Value {
+        let call = self
+            .expect(
+                Method::PATCH,
+                &format!("/api/v1/namespaces/{NS}/configmaps/{NAME}-engine-0"),
+            )
+            .await;
+        assert_eq!(
+            call.query.get("fieldManager").map(String::as_str),
+            Some(job::MANAGER)
+        );
+        let cm = call.body.clone();
+        assert_eq!(cm["kind"], "ConfigMap");
+        assert_eq!(cm["metadata"]["ownerReferences"][0]["uid"], UID);
+        assert_eq!(cm["metadata"]["labels"]["seedsweep.dev/engine-chunk"], "0");
+        let trials: Value =
+            serde_json::from_str(cm["data"]["trials.json"].as_str().unwrap()).unwrap();
+        assert_eq!(
+            trials.as_array().unwrap().len() as u64,
+            recorded,
+            "{trials}"
+        );
+        call.respond(ok(&cm));
+        self.1 = Some(cm.clone());
+        cm
+    }
+
+    /// A restarted operator reading chunk 0 back: answered with the last one written.
+    async fn engine_chunk_read(&mut self, chunk: &Value) {
+        let call = self
+            .expect(
+                Method::GET,
+                &format!("/api/v1/namespaces/{NS}/configmaps/{NAME}-engine-0"),
+            )
+            .await;
+        call.respond(ok(chunk));
     }
 
     /// An event about the sweep; answered with itself. Returns the event.
@@ -315,7 +368,7 @@ fn context() -> (Arc<Context>, ApiServer) {
         config,
         Arc::new(OperatorMetrics::new()),
     ));
-    (ctx, ApiServer(handle))
+    (ctx, ApiServer(handle, None))
 }
 
 fn start(sweep: &SeedSweep, ctx: &Arc<Context>) -> JoinHandle<Result<Action, Error>> {
@@ -779,10 +832,13 @@ async fn events_a_dead_operator_did_not_publish_are_published_by_the_next() {
         .await;
     task.abort();
 
-    // A new operator (a restart, or the standby that took the lease) picks the sweep up from that status.
+    // A new operator (a restart, or the standby that took the lease) picks the sweep up from that status and the
+    // engine's chunk.
     s.status = Some(serde_json::from_value(patch["status"].clone()).unwrap());
+    let chunk = api.1.clone().expect("a chunk was written");
     let (ctx, mut api) = context();
     let task = start(&s, &ctx);
+    api.engine_chunk_read(&chunk).await;
     api.list_completed(&first_job).await;
     let second = api.create_job(None).await;
     assert_eq!(

@@ -346,6 +346,12 @@ fn each_rule_rejects_its_bad_manifest_with_the_field_named() {
             "spec.training.learningRate: must be in (0, 1], got -0.00001",
         ),
         (
+            "more evaluations than the operator records",
+            with("epochs: 1", "epochs: 11\n    evalsPerEpoch: 500"),
+            "spec.training.evalsPerEpoch: 11 epochs × 500 evaluations = 5500 evaluations per trial; at most 5000 \
+             are recorded (the operator keeps every one in ConfigMaps of 1 MiB)",
+        ),
+        (
             "warmup above 1",
             with("epochs: 1", "epochs: 1\n    warmupRatio: 1.5"),
             "spec.training.warmupRatio: must be in [0, 1], got 1.5",

@@ -88,6 +88,10 @@ app.kubernetes.io/part-of: seedsweep
 - apiGroups: [events.k8s.io]
   resources: [events]
   verbs: [create, patch]
+# The engine's memory of each sweep, in chunks the sweep owns (server-side apply creates them).
+- apiGroups: [""]
+  resources: [configmaps]
+  verbs: [get, patch]
 {{- end -}}
 
 {{- define "seedsweep.leaseRules" -}}

@@ -3,8 +3,12 @@
 
 use crate::policy::Decisions;
 use crate::state::SweepState;
-use seedsweep_crds::sweep::{SeedSweepStatus, SweepPhase, TrialPhase};
+use seedsweep_crds::sweep::{Direction, SeedSweepStatus, SweepPhase, TrialPhase};
 use std::fmt::Write;
+
+/// The most trial records a status written to the cluster holds: about 0.4 MB, well within etcd's 1.5 MiB object
+/// limit beside the statistics, and every trial of the paper's 25 × 25 grid.
+pub const MAX_TRIAL_RECORDS: usize = 1000;
 
 pub fn status(state: &SweepState, decisions: &Decisions) -> SeedSweepStatus {
     let report = state.report(decisions);
@@ -31,6 +35,46 @@ pub fn status(state: &SweepState, decisions: &Decisions) -> SeedSweepStatus {
         statistics: Some(report.statistics),
         ..SeedSweepStatus::default()
     }
+}
+
+/// Leaves at most `max` records in `status.trials` (in launch order still), counting the others in
+/// `trialsOmitted`. Kept first: the trials not ended (what a user watches), then the kept trials best first (what
+/// a user came for), then the latest launched.
+pub fn bound_trial_records(status: &mut SeedSweepStatus, direction: Direction, max: usize) {
+    if status.trials.len() <= max {
+        status.trials_omitted = 0;
+        return;
+    }
+    // (group, score to sort ascending, later launches first): a total order, also with NaN or missing scores.
+    let key = |i: usize| {
+        let t = &status.trials[i];
+        let group = match t.phase {
+            phase if !phase.is_terminal() => 0,
+            TrialPhase::Succeeded => 1,
+            _ => 2,
+        };
+        let score = match (group, t.final_score.filter(|s| s.is_finite())) {
+            (1, Some(s)) if direction == Direction::Maximize => -s,
+            (1, Some(s)) => s,
+            _ => f64::INFINITY,
+        };
+        (group, score, std::cmp::Reverse(i))
+    };
+    let mut order: Vec<usize> = (0..status.trials.len()).collect();
+    order.sort_by(|&a, &b| {
+        let ((ga, sa, ia), (gb, sb, ib)) = (key(a), key(b));
+        ga.cmp(&gb).then(sa.total_cmp(&sb)).then(ia.cmp(&ib))
+    });
+    let mut keep = vec![false; status.trials.len()];
+    for &i in &order[..max] {
+        keep[i] = true;
+    }
+    status.trials_omitted = (status.trials.len() - max) as u32;
+    let mut i = 0;
+    status.trials.retain(|_| {
+        i += 1;
+        keep[i - 1]
+    });
 }
 
 /// What `status.checkpoints` says: where checkpoints are kept, or that there are none (`location` `None`).
@@ -127,4 +171,69 @@ pub fn summary(state: &SweepState, status: &SeedSweepStatus) -> String {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use seedsweep_crds::sweep::TrialRecord;
+
+    fn record(i: usize, phase: TrialPhase, final_score: Option<f64>) -> TrialRecord {
+        TrialRecord {
+            name: format!("t{i}"),
+            weight_init: i as u64,
+            data_order: 1,
+            phase,
+            attempts: 1,
+            progress: 1.0,
+            steps_done: 10,
+            total_steps: Some(10),
+            rungs: Vec::new(),
+            latest_score: final_score,
+            best_score: final_score,
+            final_score,
+            reason: None,
+        }
+    }
+
+    fn names(status: &SeedSweepStatus) -> Vec<&str> {
+        status.trials.iter().map(|t| t.name.as_str()).collect()
+    }
+
+    /// Trials not ended first, then the kept ones best first (NaN and missing scores last), then the latest
+    /// launched; the rest are counted, and the records stay in launch order.
+    #[test]
+    fn bounded_records_keep_what_a_user_watches_and_came_for() {
+        use TrialPhase::*;
+        let trials = vec![
+            record(0, Discarded, None),
+            record(1, Succeeded, Some(0.8)),
+            record(2, Succeeded, Some(f64::NAN)),
+            record(3, Succeeded, Some(0.9)),
+            record(4, Failed, None),
+            record(5, Running, None),
+            record(6, Succeeded, Some(0.7)),
+            record(7, AwaitingDecision, None),
+            record(8, Diverged, None),
+        ];
+        let mut status = SeedSweepStatus {
+            trials: trials.clone(),
+            ..SeedSweepStatus::default()
+        };
+        bound_trial_records(&mut status, Direction::Maximize, 9);
+        assert_eq!((status.trials.len(), status.trials_omitted), (9, 0));
+        bound_trial_records(&mut status, Direction::Maximize, 5);
+        assert_eq!(names(&status), ["t1", "t3", "t5", "t6", "t7"]);
+        assert_eq!(status.trials_omitted, 4);
+        status.trials = trials.clone();
+        bound_trial_records(&mut status, Direction::Minimize, 4);
+        assert_eq!(names(&status), ["t1", "t5", "t6", "t7"]);
+        status.trials = trials.clone();
+        bound_trial_records(&mut status, Direction::Maximize, 7);
+        // After the kept ones (t2's NaN last among them): the latest launched, t8.
+        assert_eq!(names(&status), ["t1", "t2", "t3", "t5", "t6", "t7", "t8"]);
+        status.trials = trials;
+        bound_trial_records(&mut status, Direction::Maximize, 1);
+        assert_eq!((names(&status), status.trials_omitted), (vec!["t7"], 8));
+    }
 }

@@ -4,13 +4,28 @@
 //!
 //! Trials are launched in plan order, so the ones never launched are a tail of untouched records: they are left
 //! out, which keeps a 625-trial sweep's status a few kilobytes at creation instead of a few hundred.
+//!
+//! The operator cannot keep every trial's evaluations in one object: etcd refuses objects over 1.5 MiB, which a
+//! few thousand trials exceed. It splits the snapshot ([`Snapshot::into_chunks`]) into a head without trials (the
+//! status keeps it) and chunks of a fixed number of trials, each sized to stay under a ConfigMap's 1 MiB however
+//! long the spec lets a trial's record grow ([`trials_per_chunk`]), and joins them back when it restarts.
 
 use crate::state::{SweepState, TrialState};
 use seedsweep_crds::sweep::SeedSweepSpec;
 use serde::{Deserialize, Serialize};
 
-/// Raised whenever the shape changes; a snapshot of another version is refused with both numbers.
-pub const FORMAT_VERSION: u32 = 2;
+/// Raised whenever the shape changes; a snapshot of another version is refused with both numbers. Version 3 added
+/// `trialChunks`; a version-2 snapshot (trials inline) reads as one.
+pub const FORMAT_VERSION: u32 = 3;
+const OLDEST_READ: u32 = 2;
+
+/// What one chunk of trials may take when serialized: a ConfigMap holds at most 1 MiB, less its metadata.
+pub const CHUNK_BYTES: usize = 768 * 1024;
+/// A bound on one recorded trial without its evaluations: the reasons are cut to [`crate::state::MAX_REASON_BYTES`]
+/// each (the run's, the stop's, the stuck one's), and the numbers take a few hundred bytes.
+const TRIAL_BYTES_BUT_EVALS: usize = 4 * 1024;
+/// A bound on one recorded evaluation, `[seq, index, step, score]`, with a comma.
+const EVAL_BYTES: usize = 80;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -21,19 +36,60 @@ pub struct Snapshot {
     pub sweep: String,
     pub spec: SeedSweepSpec,
     pub next_seq: u64,
-    /// Every trial's state up to the last one ever launched; the rest are as planned.
+    /// Every trial's state up to the last one ever launched; the rest are as planned. Empty in a head whose trials
+    /// are in chunks (`trialChunks`).
     pub trials: Vec<TrialState>,
+    /// Set in a head whose trials are kept apart, in chunks.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trial_chunks: Option<TrialChunks>,
+}
+
+/// Where a head's trials are: `recorded` trials in chunks of `perChunk`, chunk k holding trials from k × perChunk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TrialChunks {
+    pub per_chunk: u32,
+    pub recorded: u32,
+}
+
+impl TrialChunks {
+    /// How many chunks hold the recorded trials.
+    pub fn count(&self) -> usize {
+        (self.recorded as usize).div_ceil(self.per_chunk.max(1) as usize)
+    }
+}
+
+/// The most evaluations a trial may plan (`epochs × evalsPerEpoch`, validated): one such trial fits in a chunk.
+pub const MAX_EVALS_PER_TRIAL: usize = 5000;
+const _: () =
+    assert!(TRIAL_BYTES_BUT_EVALS + EVAL_BYTES * (MAX_EVALS_PER_TRIAL + 1) <= CHUNK_BYTES);
+
+/// How many trials one chunk holds for a sweep of `spec`: as many as fit in [`CHUNK_BYTES`] when every trial has
+/// every evaluation the spec plans.
+pub fn trials_per_chunk(spec: &SeedSweepSpec) -> usize {
+    let evals = spec.training.epochs as usize * spec.training.evals_per_epoch as usize + 1;
+    (CHUNK_BYTES / (TRIAL_BYTES_BUT_EVALS + EVAL_BYTES * evals)).max(1)
 }
 
 /// Why a snapshot cannot be restored.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum SnapshotError {
-    #[error("format version {found}, this seedsweep reads {FORMAT_VERSION}")]
+    #[error("format version {found}, this seedsweep reads {OLDEST_READ} to {FORMAT_VERSION}")]
     Version { found: u32 },
     #[error("{recorded} trials recorded for a plan of {planned}")]
     TrialCount { recorded: usize, planned: usize },
     #[error("trials[{trial}] has evaluations but no totalSteps")]
     NoTotalSteps { trial: usize },
+    #[error("chunk {chunk} holds {found} trials; chunks of this head hold {per_chunk}")]
+    ChunkSize {
+        chunk: usize,
+        found: usize,
+        per_chunk: usize,
+    },
+    #[error("{found} chunks for a head of {expected}")]
+    ChunkCount { found: usize, expected: usize },
+    #[error("its trials are kept in {0} chunks, not joined to it")]
+    NotJoined(usize),
 }
 
 impl Snapshot {
@@ -51,15 +107,80 @@ impl Snapshot {
             spec: spec.clone(),
             next_seq: state.next_seq,
             trials: state.trials[..recorded].to_vec(),
+            trial_chunks: None,
         }
+    }
+
+    /// The head (this snapshot without its trials, saying where they are) and the trials in chunks of
+    /// `per_chunk`, the last one possibly shorter.
+    pub fn into_chunks(mut self, per_chunk: usize) -> (Snapshot, Vec<Vec<TrialState>>) {
+        let per_chunk = per_chunk.max(1);
+        let trials = std::mem::take(&mut self.trials);
+        self.trial_chunks = Some(TrialChunks {
+            per_chunk: per_chunk as u32,
+            recorded: trials.len() as u32,
+        });
+        (self, trials.chunks(per_chunk).map(<[_]>::to_vec).collect())
+    }
+
+    /// The snapshot `head` was split from, with `chunks[k]` the chunk k found (`None`: not written yet, its trials
+    /// as planned). The operator writes the head before the chunks, so a chunk may be older than the head (an
+    /// interrupted write): that is a state recorded earlier, which replays into the same decisions. The next
+    /// evaluation's sequence number is made larger than any recorded, so that a chunk newer than the head's count
+    /// cannot be given numbers twice.
+    pub fn from_chunks(
+        mut head: Snapshot,
+        chunks: Vec<Option<Vec<TrialState>>>,
+    ) -> Result<Snapshot, SnapshotError> {
+        let Some(layout) = head.trial_chunks.take() else {
+            return Ok(head);
+        };
+        let per_chunk = layout.per_chunk.max(1) as usize;
+        if chunks.len() != layout.count() {
+            return Err(SnapshotError::ChunkCount {
+                found: chunks.len(),
+                expected: layout.count(),
+            });
+        }
+        let last = chunks.len().saturating_sub(1);
+        let mut trials = Vec::with_capacity(layout.recorded as usize);
+        for (k, chunk) in chunks.into_iter().enumerate() {
+            let expected = if k == last {
+                layout.recorded as usize - k * per_chunk
+            } else {
+                per_chunk
+            };
+            let chunk = chunk.unwrap_or_else(|| vec![TrialState::new(); expected]);
+            // A chunk written when fewer trials were recorded is shorter: its missing tail was untouched then.
+            if chunk.len() > expected {
+                return Err(SnapshotError::ChunkSize {
+                    chunk: k,
+                    found: chunk.len(),
+                    per_chunk,
+                });
+            }
+            let short = expected - chunk.len();
+            trials.extend(chunk);
+            trials.extend(std::iter::repeat_n(TrialState::new(), short));
+        }
+        let after_recorded = (trials.iter().flat_map(|t| &t.evals))
+            .map(|e| e.seq + 1)
+            .max()
+            .unwrap_or(0);
+        head.next_seq = head.next_seq.max(after_recorded);
+        head.trials = trials;
+        Ok(head)
     }
 
     /// The state it records, with the plan made again from its spec.
     pub fn restore(&self) -> Result<SweepState, SnapshotError> {
-        if self.format_version != FORMAT_VERSION {
+        if !(OLDEST_READ..=FORMAT_VERSION).contains(&self.format_version) {
             return Err(SnapshotError::Version {
                 found: self.format_version,
             });
+        }
+        if let Some(chunks) = self.trial_chunks {
+            return Err(SnapshotError::NotJoined(chunks.count()));
         }
         let mut state = SweepState::new(&self.sweep, &self.spec);
         if self.trials.len() > state.trials.len() {
@@ -145,7 +266,7 @@ spec:
         snapshot.format_version = 1;
         assert_eq!(
             snapshot.restore().unwrap_err().to_string(),
-            "format version 1, this seedsweep reads 2"
+            "format version 1, this seedsweep reads 2 to 3"
         );
         assert!(serde_json::from_value::<Snapshot>(serde_json::json!({"spec": 1})).is_err());
     }
@@ -186,10 +307,10 @@ spec:
         assert_eq!(snapshot.restore().unwrap(), state);
     }
 
-    /// The paper's largest grid with no discarding (every trial evaluated 30 times) must fit in one object: etcd
-    /// refuses objects over 1.5 MiB.
-    #[test]
-    fn a_625_trial_status_fits_in_etcd() {
+    /// A sweep of `wi × do` seeds from the MRPC example without discarding, every trial trained to completion
+    /// with 30 evaluations of full precision (as real scores have); every seventh failed with a reason far longer
+    /// than any recorded.
+    fn finished_sweep(wi: u64, dor: u64) -> (SeedSweepSpec, SweepState) {
         let text = std::fs::read_to_string(concat!(
             env!("CARGO_MANIFEST_DIR"),
             "/../../examples/mrpc-sweep.yaml"
@@ -199,12 +320,15 @@ spec:
         let mut spec = sweep.spec.clone();
         spec.early_discard = None;
         spec.divergence = None;
+        let seeds = spec.seeds.weight_init.as_mut().unwrap();
+        seeds.count = Some(wi as u32);
+        let seeds = spec.seeds.data_order.as_mut().unwrap();
+        seeds.count = Some(dor as u32);
         let mut state = SweepState::new("mrpc", &spec);
         let total = 690u64;
         let n = state.trials.len();
         for i in 0..n {
             state.mark_started(i);
-            // Scores with full 17-digit precision, as real ones have.
             let score = |k: usize| 0.6 + ((i * 31 + k * 7) % 1000) as f64 / 3001.0;
             let evals: Vec<EvalPoint> = (0..30)
                 .map(|k| EvalPoint {
@@ -230,13 +354,18 @@ spec:
                     },
                 )
                 .expect("a consistent scrape");
+            let failed = i % 7 == 3;
             let summary = seedsweep_crds::trainer::TrialSummary {
                 sweep: "mrpc".into(),
                 trial: state.plan.trials[i].name.clone(),
-                wi_seed: 1,
-                do_seed: 1,
-                outcome: seedsweep_crds::trainer::Outcome::Completed,
-                reason: None,
+                wi_seed: state.plan.trials[i].weight_init,
+                do_seed: state.plan.trials[i].data_order,
+                outcome: if failed {
+                    seedsweep_crds::trainer::Outcome::Failed
+                } else {
+                    seedsweep_crds::trainer::Outcome::Completed
+                },
+                reason: failed.then(|| "é".repeat(5000)),
                 steps_done: total,
                 total_steps: total,
                 majority_baseline: Metrics::default(),
@@ -247,14 +376,160 @@ spec:
             };
             state.finish(i, Some(&summary), "exit code 0");
         }
-        let rules = state.rules(&spec, 8);
-        let mut status = crate::report::status(&state, &state.decide(&rules));
-        status.engine = Some(serde_json::to_value(Snapshot::of(&spec, &state)).unwrap());
-        let bytes = serde_json::to_vec(&status).unwrap().len();
-        eprintln!("625 trials × 30 evaluations: status {bytes} bytes");
-        // Leaves a fifth of etcd's limit for the spec, metadata and managed fields.
-        assert!(bytes < 1_250_000, "{bytes} bytes");
-        let snapshot: Snapshot = serde_json::from_value(status.engine.unwrap()).unwrap();
-        assert_eq!(snapshot.restore().unwrap(), state);
+        (spec, state)
+    }
+
+    /// The status the operator writes for `state`: records bounded, the snapshot's head as `engine`; and the
+    /// chunks of trials beside it, each as its ConfigMap's value.
+    fn as_written(spec: &SeedSweepSpec, state: &SweepState) -> (Vec<u8>, Vec<Vec<u8>>) {
+        let rules = state.rules(spec, 8);
+        let mut status = crate::report::status(state, &state.decide(&rules));
+        crate::report::bound_trial_records(
+            &mut status,
+            state.objective.direction,
+            crate::report::MAX_TRIAL_RECORDS,
+        );
+        let (head, chunks) = Snapshot::of(spec, state).into_chunks(trials_per_chunk(spec));
+        status.engine = Some(serde_json::to_value(&head).unwrap());
+        let chunks = (chunks.iter())
+            .map(|c| serde_json::to_vec(c).unwrap())
+            .collect();
+        (serde_json::to_vec(&status).unwrap(), chunks)
+    }
+
+    /// Reads back what [`as_written`] wrote.
+    fn read_back(status: &[u8], chunks: &[Vec<u8>]) -> SweepState {
+        let status: seedsweep_crds::sweep::SeedSweepStatus =
+            serde_json::from_slice(status).unwrap();
+        let head: Snapshot = serde_json::from_value(status.engine.unwrap()).unwrap();
+        let chunks = (chunks.iter())
+            .map(|c| Some(serde_json::from_slice(c).unwrap()))
+            .collect();
+        Snapshot::from_chunks(head, chunks)
+            .unwrap()
+            .restore()
+            .unwrap()
+    }
+
+    /// The paper's 25 × 25 grid with no discarding: every record stays in the status.
+    #[test]
+    fn a_625_trial_sweep_keeps_every_record_and_fits_in_etcd() {
+        let (spec, state) = finished_sweep(25, 25);
+        let (status, chunks) = as_written(&spec, &state);
+        eprintln!(
+            "625 trials × 30 evaluations: status {} bytes, {} chunks of at most {} bytes",
+            status.len(),
+            chunks.len(),
+            chunks.iter().map(Vec::len).max().unwrap()
+        );
+        let parsed: seedsweep_crds::sweep::SeedSweepStatus =
+            serde_json::from_slice(&status).unwrap();
+        assert_eq!((parsed.trials.len(), parsed.trials_omitted), (625, 0));
+        // Leaves a third of etcd's limit for the spec, metadata and managed fields.
+        assert!(status.len() < 1_000_000, "{} bytes", status.len());
+        assert!(chunks.iter().all(|c| c.len() <= CHUNK_BYTES));
+        assert_eq!(read_back(&status, &chunks), state);
+    }
+
+    /// The largest sweep validation accepts, 10,000 trials of 30 evaluations: the status stays within etcd's limit
+    /// with 1,000 records, every chunk within a ConfigMap's, and all of it reads back into the same state.
+    #[test]
+    fn a_10000_trial_sweep_fits_in_etcd_in_chunks() {
+        let (spec, state) = finished_sweep(100, 100);
+        assert_eq!(state.trials.len(), 10_000);
+        let (status, chunks) = as_written(&spec, &state);
+        let largest = chunks.iter().map(Vec::len).max().unwrap();
+        eprintln!(
+            "10,000 trials × 30 evaluations: status {} bytes, {} chunks of at most {largest} bytes",
+            status.len(),
+            chunks.len(),
+        );
+        let parsed: seedsweep_crds::sweep::SeedSweepStatus =
+            serde_json::from_slice(&status).unwrap();
+        assert_eq!(
+            (parsed.trials.len(), parsed.trials_omitted),
+            (crate::report::MAX_TRIAL_RECORDS, 9_000)
+        );
+        assert!(status.len() < 1_000_000, "{} bytes", status.len());
+        assert!(largest <= CHUNK_BYTES, "{largest} bytes");
+        assert_eq!(read_back(&status, &chunks), state);
+    }
+
+    #[test]
+    fn chunks_join_into_the_snapshot_they_were_split_from() {
+        let (spec, state) = finished_sweep(5, 5);
+        let snapshot = Snapshot::of(&spec, &state);
+        let (head, chunks) = snapshot.clone().into_chunks(7);
+        assert!(head.trials.is_empty());
+        assert_eq!(
+            head.trial_chunks,
+            Some(TrialChunks {
+                per_chunk: 7,
+                recorded: 25
+            })
+        );
+        assert_eq!(
+            chunks.iter().map(Vec::len).collect::<Vec<_>>(),
+            [7, 7, 7, 4]
+        );
+        assert_eq!(
+            head.restore().unwrap_err().to_string(),
+            "its trials are kept in 4 chunks, not joined to it"
+        );
+        let joined =
+            Snapshot::from_chunks(head.clone(), chunks.iter().cloned().map(Some).collect());
+        assert_eq!(joined.unwrap(), snapshot);
+        // Too few or too many chunks, or a chunk longer than the head's size, are refused.
+        let e = Snapshot::from_chunks(head.clone(), vec![None; 3]).unwrap_err();
+        assert_eq!(e.to_string(), "3 chunks for a head of 4");
+        let mut long = chunks.clone();
+        long[3].extend(chunks[0].clone());
+        let e = Snapshot::from_chunks(head.clone(), long.into_iter().map(Some).collect());
+        assert_eq!(
+            e.unwrap_err().to_string(),
+            "chunk 3 holds 11 trials; chunks of this head hold 7"
+        );
+    }
+
+    /// A write interrupted between the head and its chunks leaves chunks older than the head: missing ones and
+    /// shorter ones read as trials untouched then, and the next sequence number stays past every recorded one.
+    #[test]
+    fn chunks_older_than_their_head_read_as_an_earlier_state() {
+        let spec = spec();
+        let mut state = SweepState::new("s", &spec);
+        state.mark_started(0);
+        let earlier = Snapshot::of(&spec, &state);
+        let (_, old_chunks) = earlier.into_chunks(2);
+        state.mark_started(1);
+        state.mark_started(2);
+        let (mut head, _) = Snapshot::of(&spec, &state).into_chunks(2);
+        assert_eq!(head.trial_chunks.unwrap().count(), 2);
+        // Only the first chunk, as it was with one trial recorded, was written.
+        let joined = Snapshot::from_chunks(head.clone(), vec![Some(old_chunks[0].clone()), None]);
+        let restored = joined.unwrap().restore().unwrap();
+        let mut expected = SweepState::new("s", &spec);
+        expected.mark_started(0);
+        assert_eq!(restored, expected);
+        // A chunk holding evaluations numbered past the head's next one moves it on.
+        let mut newer = old_chunks[0].clone();
+        newer[0].evals.push(crate::state::RecordedEval {
+            seq: 41,
+            index: 0,
+            step: 1,
+            score: 0.5,
+        });
+        newer[0].total_steps = Some(10);
+        head.next_seq = 3;
+        let joined = Snapshot::from_chunks(head, vec![Some(newer), None]).unwrap();
+        assert_eq!(joined.next_seq, 42);
+    }
+
+    #[test]
+    fn chunks_are_sized_for_the_longest_trials_the_spec_plans() {
+        let mut spec = spec();
+        assert_eq!(trials_per_chunk(&spec), CHUNK_BYTES / (4096 + 80 * 31));
+        spec.training.epochs = 5;
+        spec.training.evals_per_epoch = MAX_EVALS_PER_TRIAL as u32 / 5;
+        assert_eq!(trials_per_chunk(&spec), 1);
     }
 }

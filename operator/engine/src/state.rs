@@ -203,6 +203,7 @@ impl SweepState {
 
     /// Records why a running trial's attempt cannot start (or that it now can: `None`). Returns whether it changed.
     pub fn mark_stuck(&mut self, trial: usize, why: Option<String>) -> bool {
+        let why = why.map(bounded_reason);
         let t = &mut self.trials[trial];
         let changed = t.stuck != why;
         t.stuck = why;
@@ -389,13 +390,15 @@ impl SweepState {
         }
         if let Some(Refused(why)) = refused {
             t.run = RunState::Failed {
-                reason: format!("{why} ({exit})"),
+                reason: bounded_reason(format!("{why} ({exit})")),
             };
             return;
         }
-        let reason = summary
-            .and_then(|s| s.reason.clone())
-            .unwrap_or_else(|| exit.to_string());
+        let reason = bounded_reason(
+            summary
+                .and_then(|s| s.reason.clone())
+                .unwrap_or_else(|| exit.to_string()),
+        );
         t.run = match summary.map(|s| s.outcome) {
             Some(Outcome::Completed) if t.final_metrics.is_some() => RunState::Completed,
             // It checkpointed at an exact-mode rung and waits there for the decision (`--pause-at-rungs`).
@@ -553,6 +556,24 @@ impl SweepState {
             .collect();
         stats::compute(&outcomes)
     }
+}
+
+/// The longest reason recorded for a trial: the snapshot's chunks are sized for it
+/// ([`crate::snapshot::trials_per_chunk`]).
+pub const MAX_REASON_BYTES: usize = 1024;
+
+/// `reason`, cut at a character boundary to [`MAX_REASON_BYTES`] (with "…" saying so): reasons come from trainers'
+/// summaries and executors, which may say much more.
+fn bounded_reason(mut reason: String) -> String {
+    if reason.len() > MAX_REASON_BYTES {
+        let mut end = MAX_REASON_BYTES - '…'.len_utf8();
+        while !reason.is_char_boundary(end) {
+            end -= 1;
+        }
+        reason.truncate(end);
+        reason.push('…');
+    }
+    reason
 }
 
 fn is_zero(n: &u64) -> bool {
@@ -821,5 +842,20 @@ mod tests {
         let compute = state.statistics().compute;
         assert_eq!(compute.steps_spent, 3 + 2 + 4);
         assert_eq!(compute.steps_without_discarding, 10 + 2 + 10);
+    }
+
+    /// Reasons are cut at a character boundary, so that the snapshot's chunks keep their size bound.
+    #[test]
+    fn long_reasons_are_cut_to_the_bound() {
+        assert_eq!(bounded_reason("short".into()), "short");
+        let cut = bounded_reason("é".repeat(MAX_REASON_BYTES));
+        assert!(
+            cut.len() <= MAX_REASON_BYTES && cut.ends_with('…'),
+            "{}",
+            cut.len()
+        );
+        assert!(cut.starts_with("éé"));
+        let exact = "a".repeat(MAX_REASON_BYTES);
+        assert_eq!(bounded_reason(exact.clone()), exact);
     }
 }

@@ -2,13 +2,13 @@
 //! are in [`super::runtime`].
 
 use super::checkpoints;
+use super::engine_store;
 use super::error::Result;
 use super::events::{SweepEvent, publish};
 use super::job::{LABEL_TRIAL, job_identity};
 use super::observe::{Cluster, is_finished};
 use super::runtime::{SweepRuntime, background, write_invalid, write_waiting};
 use super::{Context, Error};
-use crate::engine::snapshot::Snapshot;
 use crate::manifest;
 use crate::seed_sources::{self, Source, Unresolved};
 use k8s_openapi::api::batch::v1::Job;
@@ -74,9 +74,13 @@ async fn reconcile_sweep(sweep: &SeedSweep, ctx: &Context) -> Result<Action> {
                     sweep: name.clone(),
                     message,
                 };
-                let snapshot: Snapshot =
-                    serde_json::from_value(engine.clone()).map_err(|e| corrupt(e.to_string()))?;
-                let runtime = SweepRuntime::resume(&snapshot, status).map_err(corrupt)?;
+                let (snapshot, written) = engine_store::load(&ctx.client, &ns, &name, engine)
+                    .await
+                    .map_err(|e| match e {
+                        engine_store::LoadError::Kube(e) => Error::Kube(e),
+                        engine_store::LoadError::Corrupt(message) => corrupt(message),
+                    })?;
+                let runtime = SweepRuntime::resume(&snapshot, status, written).map_err(corrupt)?;
                 tracing::info!(sweep = %name, namespace = %ns, "resuming from the recorded status");
                 *guard = Some(runtime);
             }
@@ -241,9 +245,10 @@ async fn planned_spec(
             None => Source::Absent(format!("SeedSweep {ns}/{name} does not exist")),
             Some(earlier) => match earlier.status.and_then(|s| s.engine) {
                 None => Source::Absent(format!("SeedSweep {ns}/{name} has not started")),
-                Some(engine) => match serde_json::from_value::<Snapshot>(engine)
+                Some(engine) => match engine_store::load(&ctx.client, ns, &name, &engine)
+                    .await
                     .map_err(|e| e.to_string())
-                    .and_then(|snapshot| {
+                    .and_then(|(snapshot, _)| {
                         let state = snapshot.restore().map_err(|e| e.to_string())?;
                         Ok((snapshot.spec, state))
                     }) {

@@ -4,6 +4,7 @@
 
 use super::Context;
 use super::checkpoints;
+use super::engine_store::{self, Written};
 use super::error::Result;
 use super::events::{SweepEvent, publish};
 use super::job::{LABEL_TRIAL, MANAGER, build_job, job_identity, job_name};
@@ -54,6 +55,8 @@ pub struct SweepRuntime {
     /// after a restart a removal runs again, which removes nothing twice.
     checkpoints_removed: HashSet<String>,
     checkpoints_gone: bool,
+    /// What each chunk of the engine's memory held when last written (see `engine_store`).
+    written: Written,
 }
 
 /// How one running trial's metrics endpoint has answered this attempt.
@@ -83,9 +86,15 @@ impl SweepRuntime {
     }
 
     /// Picks a sweep up from its status (after a restart, or on the replica that took over the lease).
-    pub fn resume(snapshot: &Snapshot, status: &SeedSweepStatus) -> Result<Self, String> {
+    pub fn resume(
+        snapshot: &Snapshot,
+        status: &SeedSweepStatus,
+        written: Written,
+    ) -> Result<Self, String> {
         let state = snapshot.restore().map_err(|e| e.to_string())?;
-        Ok(Self::new(snapshot.spec.clone(), state, Some(status)))
+        let mut runtime = Self::new(snapshot.spec.clone(), state, Some(status));
+        runtime.written = written;
+        Ok(runtime)
     }
 
     fn new(spec: SeedSweepSpec, state: SweepState, status: Option<&SeedSweepStatus>) -> Self {
@@ -107,6 +116,7 @@ impl SweepRuntime {
                 .unwrap_or_default(),
             checkpoints_removed: HashSet::new(),
             checkpoints_gone: false,
+            written: Written::default(),
         }
     }
 
@@ -410,7 +420,9 @@ impl SweepRuntime {
         status.observed_generation = sweep.metadata.generation;
         status.start_time = Some(self.start_time.clone());
         status.completion_time = self.completion_time.clone();
-        status.engine = Some(serde_json::to_value(Snapshot::of(&self.spec, &self.state))?);
+        let (head, chunks) =
+            engine_store::split(&self.spec, Snapshot::of(&self.spec, &self.state))?;
+        status.engine = Some(serde_json::to_value(head)?);
         for event in std::mem::take(&mut self.pending_events) {
             let event = match event {
                 SweepEvent::SweepComplete { trials, .. } if status.phase == SweepPhase::Failed => {
@@ -439,9 +451,16 @@ impl SweepRuntime {
             &previous,
             &Time(Timestamp::now()),
         );
+        report::bound_trial_records(
+            &mut status,
+            self.state.objective.direction,
+            report::MAX_TRIAL_RECORDS,
+        );
         if self.last_status.as_ref() != Some(&status) {
             apply_status(sweep, ctx, &status).await?;
         }
+        // After the head: see `engine_store`.
+        engine_store::write_chunks(&ctx.client, sweep, ns, &chunks, &mut self.written).await?;
         self.last_write = Some(Instant::now());
         self.unwritten = false;
         ctx.metrics.record_sweep(ns, &sweep.name_any(), &status);

@@ -2,7 +2,7 @@
 //! engine snapshot (the spec the plan was made from and every recorded evaluation), so a report reads the same
 //! either way.
 
-use crate::engine::snapshot::Snapshot;
+use crate::controller::engine_store;
 use crate::engine::state::SweepState;
 use crate::kubeconfig::kube_config;
 use crate::local::store;
@@ -115,7 +115,7 @@ pub async fn from_cluster(
     let config = kube_config(kubeconfig).await?;
     let namespace = namespace.unwrap_or(&config.default_namespace).to_string();
     let client = kube::Client::try_from(config)?;
-    let api: kube::Api<SeedSweep> = kube::Api::namespaced(client, &namespace);
+    let api: kube::Api<SeedSweep> = kube::Api::namespaced(client.clone(), &namespace);
     let sweep = api
         .get_opt(name)
         .await
@@ -130,9 +130,11 @@ pub async fn from_cluster(
                  not started it"
             )
         })?;
-    let snapshot: Snapshot = serde_json::from_value(engine).with_context(|| {
-        format!("status.engine of SeedSweep {namespace}/{name} is not a SeedSweep snapshot")
-    })?;
+    let (snapshot, _) = engine_store::load(&client, &namespace, name, &engine)
+        .await
+        .with_context(|| {
+            format!("the recorded state of SeedSweep {namespace}/{name} cannot be read")
+        })?;
     let state = snapshot
         .restore()
         .with_context(|| format!("status.engine of SeedSweep {namespace}/{name} cannot be read"))?;
