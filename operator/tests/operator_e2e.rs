@@ -1289,6 +1289,7 @@ async fn rbac_allows_what_the_operator_does() -> Result<()> {
                 ("", "pods", "", "watch"),
                 ("events.k8s.io", "events", "", "create"),
                 ("", "configmaps", "", "get"),
+                ("", "configmaps", "", "create"),
                 ("", "configmaps", "", "patch"),
                 ("coordination.k8s.io", "leases", "", "update"),
             ];

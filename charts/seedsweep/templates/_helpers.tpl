@@ -88,10 +88,11 @@ app.kubernetes.io/part-of: seedsweep
 - apiGroups: [events.k8s.io]
   resources: [events]
   verbs: [create, patch]
-# The engine's memory of each sweep, in chunks the sweep owns (server-side apply creates them).
+# The engine's memory of each sweep, in chunks the sweep owns, written by server-side apply (which the apiserver
+# authorizes as create for a chunk not there yet).
 - apiGroups: [""]
   resources: [configmaps]
-  verbs: [get, patch]
+  verbs: [get, create, patch]
 {{- end -}}
 
 {{- define "seedsweep.leaseRules" -}}

@@ -19,8 +19,8 @@ NEEDED = {
     # Trial pods: IPs to scrape, termination messages to read.
     *(("", "pods", v) for v in ("get", "list", "watch")),
     *(("events.k8s.io", "events", v) for v in ("create", "patch")),
-    # The engine's memory of each sweep, in chunks the sweep owns (server-side apply creates them).
-    *(("", "configmaps", v) for v in ("get", "patch")),
+    # The engine's memory of each sweep, in chunks the sweep owns (server-side apply: create, then patch).
+    *(("", "configmaps", v) for v in ("get", "create", "patch")),
     # Leader election.
     *(("coordination.k8s.io", "leases", v) for v in ("get", "create", "update")),
 }

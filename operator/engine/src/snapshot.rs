@@ -64,6 +64,14 @@ pub const MAX_EVALS_PER_TRIAL: usize = 5000;
 const _: () =
     assert!(TRIAL_BYTES_BUT_EVALS + EVAL_BYTES * (MAX_EVALS_PER_TRIAL + 1) <= CHUNK_BYTES);
 
+/// The ConfigMap in which the operator keeps chunk `k` of sweep `sweep` (readers of the cluster find them so).
+pub fn chunk_name(sweep: &str, k: usize) -> String {
+    format!("{sweep}-engine-{k}")
+}
+
+/// The ConfigMap key holding a chunk: the JSON array of its trials' records.
+pub const CHUNK_DATA_KEY: &str = "trials.json";
+
 /// How many trials one chunk holds for a sweep of `spec`: as many as fit in [`CHUNK_BYTES`] when every trial has
 /// every evaluation the spec plans.
 pub fn trials_per_chunk(spec: &SeedSweepSpec) -> usize {

@@ -8,7 +8,7 @@
 //! `Snapshot::from_chunks`).
 
 use super::job::{LABEL_MANAGED_BY, LABEL_SWEEP, MANAGER, owner_reference};
-use crate::engine::snapshot::{Snapshot, trials_per_chunk};
+use crate::engine::snapshot::{CHUNK_DATA_KEY as DATA_KEY, Snapshot, chunk_name, trials_per_chunk};
 use crate::engine::state::TrialState;
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::api::{Patch, PatchParams};
@@ -17,15 +17,8 @@ use seedsweep_crds::sweep::{SeedSweep, SeedSweepSpec};
 use std::collections::HashMap;
 use std::hash::{DefaultHasher, Hash, Hasher};
 
-/// The ConfigMap key holding a chunk: the JSON array of its trials' records.
-pub const DATA_KEY: &str = "trials.json";
 /// Marks the ConfigMaps holding engine chunks (value: the chunk's number).
 pub const LABEL_CHUNK: &str = "seedsweep.dev/engine-chunk";
-
-/// The ConfigMap of chunk `k` of `sweep`.
-pub fn chunk_name(sweep: &str, k: usize) -> String {
-    format!("{sweep}-engine-{k}")
-}
 
 /// What each chunk held when last written or read, so that a write sends only the chunks that changed.
 #[derive(Debug, Default)]

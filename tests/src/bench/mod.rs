@@ -14,12 +14,13 @@ use crate::standin::offline::{Schedule, offline_top, rung_score, served_evals};
 use anyhow::{Context, Result, bail, ensure};
 use futures::StreamExt;
 use k8s_openapi::api::batch::v1::Job;
-use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::api::core::v1::{ConfigMap, Pod};
 use kube::api::{Api, PostParams};
 use kube::runtime::watcher;
 use kube::{Client, ResourceExt};
 use seedsweep_crds::MetricName;
-use seedsweep_crds::sweep::{SeedSweep, SeedSweepStatus, SweepPhase, TrialPhase};
+use seedsweep_crds::sweep::{SeedSweep, SeedSweepStatus, SweepPhase, TrialPhase, TrialRecord};
+use seedsweep_engine::snapshot::{CHUNK_DATA_KEY, Snapshot, chunk_name};
 use serde_json::json;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -517,9 +518,10 @@ pub async fn run(o: Options) -> Result<serde_json::Value> {
         .map(|(_, n)| n)
         .sum();
 
-    // The engine's decisions against the offline cut of the curves the stand-ins served.
-    let scored: Vec<(String, f64)> = final_status
-        .trials
+    // The engine's decisions against the offline cut of the curves the stand-ins served: every trial's record, from
+    // the engine's memory (the status keeps at most 1,000).
+    let (records, engine_chunks) = all_records(&client, &ns, SWEEP, &final_status).await?;
+    let scored: Vec<(String, f64)> = records
         .iter()
         .map(|t| {
             let (evals, _) = served_evals(&file, &SCHEDULE, t.weight_init, t.data_order, 0.0);
@@ -529,8 +531,7 @@ pub async fn run(o: Options) -> Result<serde_json::Value> {
         .collect();
     let keep = (KEEP_FRACTION * f64::from(o.trials)).ceil() as usize;
     let offline = offline_top(&scored, keep);
-    let kept: BTreeSet<String> = final_status
-        .trials
+    let kept: BTreeSet<String> = records
         .iter()
         .filter(|t| t.phase == TrialPhase::Succeeded)
         .map(|t| t.name.clone())
@@ -570,6 +571,8 @@ pub async fn run(o: Options) -> Result<serde_json::Value> {
         "statusWrites": status_writes,
         "finalStatusBytes": status_bytes,
         "finalObjectBytes": object_bytes,
+        "statusTrialRecords": final_status.trials.len(),
+        "engineConfigMaps": {"count": engine_chunks.len(), "largestBytes": engine_chunks.iter().max(), "totalBytes": engine_chunks.iter().sum::<usize>()},
         "runningPodsFractionWhileTrialsRemain": {"samples": running_fraction.len(), "mean": mean(&running_fraction), "quantiles": q(&running_fraction), "min": running_fraction.iter().copied().reduce(f64::min)},
     });
     std::fs::write(
@@ -587,6 +590,38 @@ pub async fn run(o: Options) -> Result<serde_json::Value> {
         );
     }
     Ok(report)
+}
+
+/// Every trial's record as the engine reports it, read from the sweep's `status.engine` and its ConfigMaps, with
+/// the size of each ConfigMap's data.
+async fn all_records(
+    client: &Client,
+    ns: &str,
+    name: &str,
+    status: &SeedSweepStatus,
+) -> Result<(Vec<TrialRecord>, Vec<usize>)> {
+    let head: Snapshot = serde_json::from_value(
+        status
+            .engine
+            .clone()
+            .context("the final status has no engine")?,
+    )?;
+    let count = head.trial_chunks.map_or(0, |c| c.count());
+    let api: Api<ConfigMap> = Api::namespaced(client.clone(), ns);
+    let (mut chunks, mut sizes) = (Vec::new(), Vec::new());
+    for k in 0..count {
+        let cm = api.get(&chunk_name(name, k)).await?;
+        let text = (cm.data.as_ref())
+            .and_then(|d| d.get(CHUNK_DATA_KEY))
+            .context("a chunk without data")?;
+        sizes.push(text.len());
+        chunks.push(Some(serde_json::from_str(text)?));
+    }
+    let snapshot = Snapshot::from_chunks(head, chunks).map_err(anyhow::Error::msg)?;
+    let state = snapshot.restore().map_err(anyhow::Error::msg)?;
+    let rules = state.rules(&snapshot.spec, snapshot.spec.parallelism as usize);
+    let full = seedsweep_engine::report::status(&state, &state.decide(&rules));
+    Ok((full.trials, sizes))
 }
 
 pub(crate) fn cpu_model() -> String {
