@@ -122,12 +122,37 @@ fn phases(status: &Value) -> Vec<(String, String)> {
         .collect()
 }
 
+/// One uninterrupted run of the small sweep: its manifest, state directory and output, shared by the tests that
+/// check it and the test that compares an interrupted run with it (one sweep fewer to train). A static is never
+/// dropped: its directory (a few MB) stays in $TMPDIR after the tests.
+struct Reference {
+    dir: tempfile::TempDir,
+    manifest: PathBuf,
+    state: PathBuf,
+    stdout: String,
+}
+
+fn reference() -> &'static Reference {
+    static REFERENCE: std::sync::OnceLock<Reference> = std::sync::OnceLock::new();
+    REFERENCE.get_or_init(|| {
+        let dir = tempfile::tempdir().unwrap();
+        let manifest = manifest(dir.path(), "e2e");
+        let state = dir.path().join("reference");
+        let out = run_sweep(&manifest, &state);
+        Reference {
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            dir,
+            manifest,
+            state,
+        }
+    })
+}
+
 #[test]
 fn a_local_sweep_discards_exactly_the_offline_cut() {
-    let dir = tempfile::tempdir().unwrap();
-    let state = dir.path().join("state");
-    let out = run_sweep(&manifest(dir.path(), "e2e"), &state);
-    let stdout = String::from_utf8_lossy(&out.stdout);
+    let Reference {
+        dir, state, stdout, ..
+    } = reference();
     assert!(stdout.contains("sweep e2e: Succeeded"), "{stdout}");
 
     let saved = saved_state(&state);
@@ -214,14 +239,15 @@ fn a_local_sweep_discards_exactly_the_offline_cut() {
 
 #[test]
 fn an_interrupted_sweep_resumes_without_rerunning_finished_trials() {
+    let Reference {
+        manifest,
+        state: reference,
+        ..
+    } = reference();
     let dir = tempfile::tempdir().unwrap();
-    let manifest = manifest(dir.path(), "resume");
-    let reference = dir.path().join("reference");
-    run_sweep(&manifest, &reference);
-
     let state = dir.path().join("state");
     let mut child = seedsweep(&["run", "--parallel", "2", "--scrape-interval", "0.2"])
-        .arg(&manifest)
+        .arg(manifest)
         .arg("--state-dir")
         .arg(&state)
         .arg("--trainer")
@@ -256,7 +282,7 @@ fn an_interrupted_sweep_resumes_without_rerunning_finished_trials() {
     child.wait().unwrap();
 
     // A second run on the same directory while none holds it resumes and completes.
-    run_sweep(&manifest, &state);
+    run_sweep(manifest, &state);
     let resumed = saved_state(&state);
     for (planned, t) in resumed.plan.trials.iter().zip(&resumed.trials) {
         let name = &planned.name;
@@ -269,7 +295,7 @@ fn an_interrupted_sweep_resumes_without_rerunning_finished_trials() {
     }
     assert_eq!(
         phases(&status_json(&state)),
-        phases(&status_json(&reference))
+        phases(&status_json(reference))
     );
     let scores = |v: &Value| -> Vec<Value> {
         v["trials"]
@@ -281,7 +307,7 @@ fn an_interrupted_sweep_resumes_without_rerunning_finished_trials() {
     };
     assert_eq!(
         scores(&status_json(&state)),
-        scores(&status_json(&reference)),
+        scores(&status_json(reference)),
         "rung scores differ from an uninterrupted run"
     );
 }

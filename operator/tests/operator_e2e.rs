@@ -19,6 +19,7 @@ use k8s_openapi::api::core::v1::{Event, Pod};
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use kube::{Client, ResourceExt};
 use seedsweep_crds::sweep::{SeedSweep, SeedSweepStatus, SweepPhase, TrialPhase};
+use seedsweep_operator::controller::engine_store;
 use seedsweep_operator::controller::observe::is_finished;
 use seedsweep_operator::engine::snapshot::Snapshot;
 use seedsweep_operator::engine::transfer;
@@ -1424,8 +1425,7 @@ async fn weight_init_seeds_come_from_an_earlier_sweep() -> Result<()> {
                 .context("no scored seed")?
                 .0;
             // The engine's ranking of the same record.
-            let snapshot: Snapshot =
-                serde_json::from_value(earlier.engine.clone().context("no engine state")?)?;
+            let snapshot = recorded(s, "earlier", &earlier).await?;
             let state = snapshot.restore()?;
             let ranking = transfer::rank_weight_init(&[transfer::SourceSweep {
                 name: "earlier",
@@ -1512,6 +1512,13 @@ async fn bound_claim(s: &Scenario, name: &str) -> Result<String> {
     Ok(pv_name)
 }
 
+/// The engine's memory of sweep `name` as the operator recorded it: `status.engine` joined with its ConfigMaps.
+async fn recorded(s: &Scenario, name: &str, status: &SeedSweepStatus) -> Result<Snapshot> {
+    let head = status.engine.as_ref().context("no engine state")?;
+    let (snapshot, _) = engine_store::load(&s.client, &s.ns, name, head).await?;
+    Ok(snapshot)
+}
+
 /// Exact mode with checkpoints on a ReadWriteMany claim: 4 trials of 40 steps, a rung at 25 % keeping 1. Every
 /// trial pauses at the rung after its checkpoint; the kept one continues from there, its pod is deleted mid-way
 /// (SIGTERM: it checkpoints) and the Job's next pod continues from that checkpoint. The sweep spends exactly
@@ -1565,7 +1572,7 @@ async fn checkpoints_resume_kept_and_killed_trials_at_the_papers_cost() -> Resul
             let status = s.wait_until_finished("ck").await?;
             let (kept, _) = succeeded_with_the_offline_cut(&status, 1)?;
             ensure!(kept.contains(&killed), "{killed} was kept: {kept:?}");
-            let engine: Snapshot = serde_json::from_value(status.engine.clone().context("engine")?)?;
+            let engine = recorded(s, "ck", &status).await?;
             let state = engine.restore().map_err(|e| anyhow::anyhow!("{e}"))?;
             let compute = &status.statistics.as_ref().context("statistics")?.compute;
             ensure!(
