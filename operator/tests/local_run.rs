@@ -122,8 +122,9 @@ fn phases(status: &Value) -> Vec<(String, String)> {
         .collect()
 }
 
-/// One uninterrupted run of the small sweep: its manifest, state directory and output, shared by the tests that
-/// check it and the test that compares an interrupted run with it (one sweep fewer to train). A static is never
+/// One uninterrupted run of the small sweep, `fs-a`: its manifest, state directory (`<dir>/states/fs-a`) and output,
+/// shared by the tests that check it, compare an interrupted run with it, and choose seeds from it (`fromSweeps`
+/// finds it beside the choosing sweep's state directory): two real sweeps fewer to train. A static is never
 /// dropped: its directory (a few MB) stays in $TMPDIR after the tests.
 struct Reference {
     dir: tempfile::TempDir,
@@ -136,8 +137,8 @@ fn reference() -> &'static Reference {
     static REFERENCE: std::sync::OnceLock<Reference> = std::sync::OnceLock::new();
     REFERENCE.get_or_init(|| {
         let dir = tempfile::tempdir().unwrap();
-        let manifest = manifest(dir.path(), "e2e");
-        let state = dir.path().join("reference");
+        let manifest = manifest(dir.path(), "fs-a");
+        let state = dir.path().join("states/fs-a");
         let out = run_sweep(&manifest, &state);
         Reference {
             stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
@@ -153,7 +154,7 @@ fn a_local_sweep_discards_exactly_the_offline_cut() {
     let Reference {
         dir, state, stdout, ..
     } = reference();
-    assert!(stdout.contains("sweep e2e: Succeeded"), "{stdout}");
+    assert!(stdout.contains("sweep fs-a: Succeeded"), "{stdout}");
 
     let saved = saved_state(&state);
     let status = status_json(&state);
@@ -478,8 +479,10 @@ fn the_quick_start_manifest_runs_to_completion() {
 /// manifest resumes rather than calling the resolved seeds a change.
 #[test]
 fn weight_init_seeds_come_from_earlier_sweeps() {
+    // fs-a is the shared real 2 × 2 sweep; fs-b and fs-c go beside it.
+    let fs_a = &reference().state;
+    let root = fs_a.parent().unwrap().to_path_buf();
     let dir = tempfile::tempdir().unwrap();
-    let root = dir.path().join("states");
     let text = std::fs::read_to_string(manifest(dir.path(), "fs-c")).unwrap();
     let chosen = dir.path().join("fs-c.yaml");
     std::fs::write(
@@ -515,10 +518,8 @@ fn weight_init_seeds_come_from_earlier_sweeps() {
             "a refused sweep must not start"
         );
     };
-    refused("sweep fs-a has no state directory");
+    refused("sweep fs-b has no state directory");
 
-    // fs-a: a real 2 × 2 sweep.
-    run_sweep(&manifest(dir.path(), "fs-a"), &root.join("fs-a"));
     // fs-b: a synthetic sweep over weight-init seeds 1, 2, 3 that ranks 2 first, then 3, then 1; first unfinished.
     let b_spec = seedsweep_operator::manifest::load(
         &text
@@ -548,7 +549,7 @@ fn weight_init_seeds_come_from_earlier_sweeps() {
     save_b(lock_step::EVALS);
 
     // By hand: fs-a's weight-init seeds by the mean of their trials' latest scores (final, else last evaluation).
-    let a = saved_state(&root.join("fs-a"));
+    let a = saved_state(fs_a);
     let mean_latest = |seed: u64| {
         let scores: Vec<f64> = (a.plan.trials.iter().zip(&a.trials))
             .filter(|(p, _)| p.weight_init == seed)
