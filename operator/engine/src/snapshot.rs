@@ -79,6 +79,14 @@ pub fn trials_per_chunk(spec: &SeedSweepSpec) -> usize {
     (CHUNK_BYTES / (TRIAL_BYTES_BUT_EVALS + EVAL_BYTES * evals)).max(1)
 }
 
+/// How many trials a snapshot records: up to the last one ever launched.
+fn recorded_count(state: &SweepState) -> usize {
+    let untouched = TrialState::new();
+    (state.trials.iter())
+        .rposition(|t| *t != untouched)
+        .map_or(0, |last| last + 1)
+}
+
 /// Why a snapshot cannot be restored.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum SnapshotError {
@@ -103,12 +111,7 @@ pub enum SnapshotError {
 impl Snapshot {
     /// The snapshot of `state`, planned from `spec`.
     pub fn of(spec: &SeedSweepSpec, state: &SweepState) -> Snapshot {
-        let untouched = TrialState::new();
-        let recorded = state
-            .trials
-            .iter()
-            .rposition(|t| *t != untouched)
-            .map_or(0, |last| last + 1);
+        let recorded = recorded_count(state);
         Snapshot {
             format_version: FORMAT_VERSION,
             sweep: state.name.clone(),
@@ -117,6 +120,29 @@ impl Snapshot {
             trials: state.trials[..recorded].to_vec(),
             trial_chunks: None,
         }
+    }
+
+    /// The head of [`Snapshot::of`]`(spec, state)` split into chunks of `per_chunk` ([`Snapshot::into_chunks`]),
+    /// and its chunks as slices of `state`'s trials: without copying them, for an executor that writes them often.
+    pub fn chunks_of<'a>(
+        spec: &SeedSweepSpec,
+        state: &'a SweepState,
+        per_chunk: usize,
+    ) -> (Snapshot, std::slice::Chunks<'a, TrialState>) {
+        let per_chunk = per_chunk.max(1);
+        let recorded = recorded_count(state);
+        let head = Snapshot {
+            format_version: FORMAT_VERSION,
+            sweep: state.name.clone(),
+            spec: spec.clone(),
+            next_seq: state.next_seq,
+            trials: Vec::new(),
+            trial_chunks: Some(TrialChunks {
+                per_chunk: per_chunk as u32,
+                recorded: recorded as u32,
+            }),
+        };
+        (head, state.trials[..recorded].chunks(per_chunk))
     }
 
     /// The head (this snapshot without its trials, saying where they are) and the trials in chunks of
@@ -497,6 +523,15 @@ spec:
             e.unwrap_err().to_string(),
             "chunk 3 holds 11 trials; chunks of this head hold 7"
         );
+    }
+
+    #[test]
+    fn chunks_of_a_state_are_the_chunks_of_its_snapshot() {
+        let (spec, state) = finished_sweep(5, 5);
+        let (head, chunks) = Snapshot::chunks_of(&spec, &state, 7);
+        let (expected_head, expected) = Snapshot::of(&spec, &state).into_chunks(7);
+        assert_eq!(head, expected_head);
+        assert_eq!(chunks.map(<[_]>::to_vec).collect::<Vec<_>>(), expected);
     }
 
     /// A write interrupted between the head and its chunks leaves chunks older than the head: missing ones and

@@ -9,7 +9,7 @@
 
 use super::job::{LABEL_MANAGED_BY, LABEL_SWEEP, MANAGER, owner_reference};
 use crate::engine::snapshot::{CHUNK_DATA_KEY as DATA_KEY, Snapshot, chunk_name, trials_per_chunk};
-use crate::engine::state::TrialState;
+use crate::engine::state::{SweepState, TrialState};
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::api::{Patch, PatchParams};
 use kube::{Api, Client, ResourceExt};
@@ -39,37 +39,42 @@ pub enum LoadError {
     Corrupt(String),
 }
 
-/// The head for `status.engine`, and the chunks of trials as JSON, in order.
-pub fn split(
+/// Chunks to write: `(k, the JSON of chunk k)`.
+pub type ChangedChunks = Vec<(usize, Vec<u8>)>;
+
+/// The head for `status.engine`, and the chunks of trials that changed since `written` saw them, as
+/// `(k, JSON)`. Every chunk is serialized to compare it, one at a time: only the changed ones are kept (a
+/// 10,000-trial sweep's chunks together are about 15 MB of JSON).
+pub fn changed_chunks(
     spec: &SeedSweepSpec,
-    snapshot: Snapshot,
-) -> serde_json::Result<(Snapshot, Vec<Vec<u8>>)> {
-    let (head, chunks) = snapshot.into_chunks(trials_per_chunk(spec));
-    let chunks = chunks
-        .iter()
-        .map(serde_json::to_vec)
-        .collect::<serde_json::Result<_>>()?;
-    Ok((head, chunks))
+    state: &SweepState,
+    written: &Written,
+) -> serde_json::Result<(Snapshot, ChangedChunks)> {
+    let (head, chunks) = Snapshot::chunks_of(spec, state, trials_per_chunk(spec));
+    let mut changed = Vec::new();
+    for (k, trials) in chunks.enumerate() {
+        let text = serde_json::to_vec(trials)?;
+        if written.0.get(&k) != Some(&digest(&text)) {
+            changed.push((k, text));
+        }
+    }
+    Ok((head, changed))
 }
 
-/// Writes the chunks whose content differs from what `written` last saw (server-side apply: creating or replacing
-/// each), recording each once it is stored.
+/// Writes `changed` chunks ([`changed_chunks`]) by server-side apply, creating or replacing each, and records each
+/// in `written` once it is stored.
 pub async fn write_chunks(
     client: &Client,
     sweep: &SeedSweep,
     ns: &str,
-    chunks: &[Vec<u8>],
+    changed: ChangedChunks,
     written: &mut Written,
-) -> kube::Result<usize> {
+) -> kube::Result<()> {
     let api: Api<ConfigMap> = Api::namespaced(client.clone(), ns);
     let name = sweep.name_any();
-    let mut count = 0;
-    for (k, text) in chunks.iter().enumerate() {
-        let hash = digest(text);
-        if written.0.get(&k) == Some(&hash) {
-            continue;
-        }
-        let text = std::str::from_utf8(text).expect("serde_json writes UTF-8");
+    for (k, text) in changed {
+        let hash = digest(&text);
+        let text = String::from_utf8(text).expect("serde_json writes UTF-8");
         let object = serde_json::json!({
             "apiVersion": "v1",
             "kind": "ConfigMap",
@@ -91,9 +96,8 @@ pub async fn write_chunks(
         )
         .await?;
         written.0.insert(k, hash);
-        count += 1;
     }
-    Ok(count)
+    Ok(())
 }
 
 /// The snapshot recorded for sweep `name`: `engine` (its `status.engine`) joined with its chunks, and what the

@@ -420,8 +420,7 @@ impl SweepRuntime {
         status.observed_generation = sweep.metadata.generation;
         status.start_time = Some(self.start_time.clone());
         status.completion_time = self.completion_time.clone();
-        let (head, chunks) =
-            engine_store::split(&self.spec, Snapshot::of(&self.spec, &self.state))?;
+        let (head, chunks) = engine_store::changed_chunks(&self.spec, &self.state, &self.written)?;
         status.engine = Some(serde_json::to_value(head)?);
         for event in std::mem::take(&mut self.pending_events) {
             let event = match event {
@@ -460,7 +459,7 @@ impl SweepRuntime {
             apply_status(sweep, ctx, &status).await?;
         }
         // After the head: see `engine_store`.
-        engine_store::write_chunks(&ctx.client, sweep, ns, &chunks, &mut self.written).await?;
+        engine_store::write_chunks(&ctx.client, sweep, ns, chunks, &mut self.written).await?;
         self.last_write = Some(Instant::now());
         self.unwritten = false;
         ctx.metrics.record_sweep(ns, &sweep.name_any(), &status);
