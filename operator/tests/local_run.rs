@@ -156,8 +156,8 @@ fn a_local_sweep_discards_exactly_the_offline_cut() {
     } = reference();
     assert!(stdout.contains("sweep fs-a: Succeeded"), "{stdout}");
 
-    let saved = saved_state(&state);
-    let status = status_json(&state);
+    let saved = saved_state(state);
+    let status = status_json(state);
     let kept = offline_top(&saved);
     assert_eq!(kept.len(), 2);
     for (t, record) in saved
@@ -215,7 +215,7 @@ fn a_local_sweep_discards_exactly_the_offline_cut() {
     // `seedsweep report` on this real sweep: the pages, the figures, and the same best trial.
     let report = dir.path().join("report");
     let out = seedsweep(&["report", "--state-dir"])
-        .arg(&state)
+        .arg(state)
         .arg("--out")
         .arg(&report)
         .output()
