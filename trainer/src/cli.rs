@@ -4,6 +4,7 @@
 use crate::seeds::DropoutSeedFrom;
 use clap::Parser;
 use seedsweep_crds::Task;
+use seedsweep_crds::sweep::Precision;
 use std::path::PathBuf;
 
 pub use seedsweep_crds::trial_output::DEFAULT_TERMINATION_LOG;
@@ -77,6 +78,12 @@ pub struct Cli {
     pub pad_to_max: bool,
     #[arg(long, value_enum, default_value = "auto")]
     pub device: DeviceChoice,
+    /// Arithmetic of the matrix products (linear layers, attention), in training and evaluation alike. bf16 is mixed
+    /// precision: fp32 weights, AdamW state, embeddings, LayerNorm, residual stream and loss; each product rounds its
+    /// operands to bfloat16. Fast where the hardware multiplies bf16 natively (GPUs with bf16 tensor cores, CPUs with
+    /// AVX512_BF16 or AMX), slower elsewhere.
+    #[arg(long, default_value = "fp32", value_parser = precision)]
+    pub precision: Precision,
     /// Torch intra-op threads (default: torch's choice). 1 makes CPU runs reproducible across machines.
     #[arg(long, value_parser = clap::value_parser!(i32).range(1..))]
     pub threads: Option<i32>,
@@ -123,6 +130,10 @@ pub struct Cli {
     /// Log a training line on stderr every N steps.
     #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..))]
     pub log_every: u64,
+}
+
+fn precision(s: &str) -> Result<Precision, String> {
+    s.parse()
 }
 
 fn fraction(s: &str) -> Result<f64, String> {

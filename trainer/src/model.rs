@@ -4,6 +4,7 @@
 use crate::config::BertConfig;
 use crate::seeds;
 use anyhow::{Context, Result, bail};
+use seedsweep_crds::sweep::Precision;
 use std::collections::HashMap;
 use std::path::Path;
 use tch::{Device, Kind, Tensor, nn};
@@ -71,8 +72,11 @@ impl Linear {
         }
     }
 
-    fn forward(&self, xs: &Tensor) -> Tensor {
-        xs.linear(&self.weight, Some(&self.bias))
+    /// The product in `kind`: the fp32 parameters are rounded to it for this product only (their gradients come
+    /// back in fp32 through the cast), as is the input.
+    fn forward(&self, xs: &Tensor, kind: Kind) -> Tensor {
+        xs.to_kind(kind)
+            .linear(&self.weight.to_kind(kind), Some(&self.bias.to_kind(kind)))
     }
 }
 
@@ -93,8 +97,10 @@ impl LayerNorm {
         }
     }
 
+    /// Always in fp32, whatever the input's kind (a bf16 product's output is promoted by the residual sum before
+    /// it gets here, except in the embeddings, which are fp32 already).
     fn forward(&self, xs: &Tensor) -> Tensor {
-        xs.layer_norm(
+        xs.to_kind(Kind::Float).layer_norm(
             [self.size],
             Some(&self.weight),
             Some(&self.bias),
@@ -148,6 +154,17 @@ pub struct Bert {
     pub pooler_source: PoolerSource,
     /// Skip pad tokens in a masked batch (see `encode`); off reproduces the reference's fixed-shape compute.
     pub skip_padding: bool,
+    /// The kind of the matrix products (linear layers and attention): Float, or BFloat16 for `--precision bf16`.
+    /// Parameters, embeddings, LayerNorm, the residual stream and the loss stay fp32.
+    compute: Kind,
+}
+
+/// The kind a precision computes its matrix products in.
+pub fn compute_kind(precision: Precision) -> Kind {
+    match precision {
+        Precision::Fp32 => Kind::Float,
+        Precision::Bf16 => Kind::BFloat16,
+    }
 }
 
 /// Formats other than safetensors that a Hugging Face model directory may hold instead.
@@ -184,7 +201,12 @@ pub fn weights_path(model_dir: &Path) -> Result<std::path::PathBuf> {
 impl Bert {
     /// Builds the model on `device` from `model_dir` (config.json + model.safetensors). The classification head (and
     /// the pooler when the checkpoint lacks one) is initialised from `wi_seed`.
-    pub fn load(model_dir: &Path, device: Device, wi_seed: u64) -> Result<Bert> {
+    pub fn load(
+        model_dir: &Path,
+        device: Device,
+        wi_seed: u64,
+        precision: Precision,
+    ) -> Result<Bert> {
         let weights = weights_path(model_dir)?;
         let config = BertConfig::load(model_dir)?;
         let activation = config.activation()?;
@@ -228,6 +250,7 @@ impl Bert {
             activation,
             pooler_source: PoolerSource::Checkpoint,
             skip_padding: true,
+            compute: compute_kind(precision),
         };
         model.pooler_source = model.load_weights(&weights)?;
         model.init_head(wi_seed);
@@ -324,6 +347,13 @@ impl Bert {
         }
     }
 
+    pub fn precision(&self) -> Precision {
+        match self.compute {
+            Kind::BFloat16 => Precision::Bf16,
+            _ => Precision::Fp32,
+        }
+    }
+
     pub fn var_store(&self) -> &nn::VarStore {
         &self.vs
     }
@@ -348,6 +378,7 @@ impl Bert {
         train: bool,
     ) -> (Tensor, Tensor) {
         let c = &self.config;
+        let kind = self.compute;
         let (b, s) = ids.size2().expect("ids are [batch, seq]");
         let positions = Tensor::arange(s, (Kind::Int64, ids.device())).unsqueeze(0);
         // padding_idx only changes the backward pass: HF's embedding gives the PAD row no gradient.
@@ -391,9 +422,11 @@ impl Bert {
             let weight = Tensor::cat(
                 &[&layer.query.weight, &layer.key.weight, &layer.value.weight],
                 0,
-            );
-            let bias = Tensor::cat(&[&layer.query.bias, &layer.key.bias, &layer.value.bias], 0);
-            let qkv = unpack3(&xs.linear(&weight, Some(&bias)))
+            )
+            .to_kind(kind);
+            let bias = Tensor::cat(&[&layer.query.bias, &layer.key.bias, &layer.value.bias], 0)
+                .to_kind(kind);
+            let qkv = unpack3(&xs.to_kind(kind).linear(&weight, Some(&bias)))
                 .view([b, s, 3, heads, head_dim])
                 .permute([2, 0, 3, 1, 4]);
             let (q, k, v) = (qkv.get(0), qkv.get(1), qkv.get(2));
@@ -413,29 +446,33 @@ impl Bert {
                 Some(real) => context.view([b * s, h]).index_select(0, real),
                 None => context.view([b, s, h]),
             };
+            // A bf16 product plus the fp32 residual is fp32: the residual stream never leaves fp32.
             let attended = layer.attention_norm.forward(
                 &(layer
                     .attention_output
-                    .forward(&context)
+                    .forward(&context, kind)
                     .dropout(c.hidden_dropout_prob, train)
                     + &xs),
             );
-            let inner = layer.intermediate.forward(&attended).gelu(self.activation);
+            let inner = layer
+                .intermediate
+                .forward(&attended, kind)
+                .gelu(self.activation);
             xs = layer.output_norm.forward(
                 &(layer
                     .output
-                    .forward(&inner)
+                    .forward(&inner, kind)
                     .dropout(c.hidden_dropout_prob, train)
                     + &attended),
             );
         }
         // Pad positions of the returned hidden state are zeros when packed.
         let xs = unpack(&xs);
-        let pooled = self.pooler.forward(&xs.select(1, 0)).tanh();
+        let pooled = self.pooler.forward(&xs.select(1, 0), kind).tanh();
         (xs, pooled)
     }
 
-    /// Class logits `[batch, NUM_LABELS]`.
+    /// Class logits `[batch, NUM_LABELS]`, fp32 whatever the precision (the loss is computed in fp32).
     pub fn logits(
         &self,
         ids: &Tensor,
@@ -445,7 +482,11 @@ impl Bert {
     ) -> Tensor {
         let (_, pooled) = self.encode(ids, token_types, mask, train);
         self.classifier
-            .forward(&pooled.dropout(self.config.head_dropout(), train))
+            .forward(
+                &pooled.dropout(self.config.head_dropout(), train),
+                self.compute,
+            )
+            .to_kind(Kind::Float)
     }
 }
 

@@ -9,6 +9,7 @@ use crate::tokenize::{BertTokenizer, Encoded};
 use crate::{config::BertConfig, metrics, optim, seeds};
 use anyhow::{Context, Result, bail};
 use seedsweep_crds::Metrics;
+use seedsweep_crds::sweep::Precision;
 use seedsweep_crds::trainer::{EvalPoint, Outcome, TrialSummary};
 use seedsweep_crds::trial_metrics::{Identity, TrialMetrics};
 use serde::Serialize;
@@ -31,6 +32,8 @@ pub struct RunRecord {
     pub evals: Vec<EvalPoint>,
     pub task: String,
     pub device: String,
+    /// `--precision`: fp32, or bf16 matrix products.
+    pub precision: Precision,
     pub dropout_seed: Option<u64>,
     pub pooler: Option<PoolerSource>,
     pub train_examples: usize,
@@ -204,6 +207,7 @@ fn train(
 ) -> Result<Ending> {
     let device = pick_device(cli.device)?;
     state.device = format!("{device:?}");
+    state.precision = cli.precision;
     if let Some(threads) = cli.threads {
         tch::set_num_threads(threads);
     }
@@ -231,7 +235,7 @@ fn train(
     state.majority_baseline = metrics::majority_baseline(&dev.labels);
     metrics.set_majority_baseline(&state.majority_baseline);
 
-    let mut model = Bert::load(&cli.model_dir, device, id.wi_seed)?;
+    let mut model = Bert::load(&cli.model_dir, device, id.wi_seed, cli.precision)?;
     // --pad-to-max is the reference's fixed-shape batch, pads computed like real tokens.
     model.skip_padding = !cli.pad_to_max;
     state.pooler = Some(model.pooler_source);
@@ -518,6 +522,7 @@ fn run_key(cli: &Cli, id: &Identity, state: &RunRecord) -> Result<RunKey> {
         train_subset: cli.train_subset,
         dev_subset: cli.dev_subset,
         pad_to_max: cli.pad_to_max,
+        precision: cli.precision,
         total_steps: state.total_steps,
     })
 }
