@@ -4,7 +4,6 @@
 use crate::config::BertConfig;
 use crate::seeds;
 use anyhow::{Context, Result, bail};
-use seedsweep_crds::sweep::Precision;
 use std::collections::HashMap;
 use std::path::Path;
 use tch::{Device, Kind, Tensor, nn};
@@ -72,11 +71,13 @@ impl Linear {
         }
     }
 
-    /// The product in `kind`: the fp32 parameters are rounded to it for this product only (their gradients come
+    /// The product as `c` computes it: the fp32 parameters are rounded for this product only (their gradients come
     /// back in fp32 through the cast), as is the input.
-    fn forward(&self, xs: &Tensor, kind: Kind) -> Tensor {
-        xs.to_kind(kind)
-            .linear(&self.weight.to_kind(kind), Some(&self.bias.to_kind(kind)))
+    fn forward(&self, xs: &Tensor, c: Compute) -> Tensor {
+        c.result(
+            c.operand(xs)
+                .linear(&c.operand(&self.weight), Some(&c.operand(&self.bias))),
+        )
     }
 }
 
@@ -154,16 +155,38 @@ pub struct Bert {
     pub pooler_source: PoolerSource,
     /// Skip pad tokens in a masked batch (see `encode`); off reproduces the reference's fixed-shape compute.
     pub skip_padding: bool,
-    /// The kind of the matrix products (linear layers and attention): Float, or BFloat16 for `--precision bf16`.
-    /// Parameters, embeddings, LayerNorm, the residual stream and the loss stay fp32.
-    compute: Kind,
+    /// How the matrix products (linear layers and attention) compute. Parameters, embeddings, LayerNorm, the
+    /// residual stream and the loss stay fp32 whatever it is.
+    pub compute: Compute,
 }
 
-/// The kind a precision computes its matrix products in.
-pub fn compute_kind(precision: Precision) -> Kind {
-    match precision {
-        Precision::Fp32 => Kind::Float,
-        Precision::Bf16 => Kind::BFloat16,
+/// How the matrix products compute: `--precision` and, for bf16, `--bf16-kernels`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub enum Compute {
+    Fp32,
+    /// bf16 operands in libtorch's bf16 kernels (fp32 accumulation), bf16 results.
+    Bf16,
+    /// The same roundings in fp32 kernels: operands and results rounded to bf16 and held in fp32. A product of two
+    /// bf16 values is exact in fp32, so this differs from [`Compute::Bf16`] only in summation order; on a CPU
+    /// without native bf16 it runs at fp32 speed, where libtorch's bf16 matrix product is a scalar reference loop.
+    Bf16RoundedFp32,
+}
+
+impl Compute {
+    fn operand(self, t: &Tensor) -> Tensor {
+        match self {
+            Compute::Fp32 => t.shallow_clone(),
+            Compute::Bf16 => t.to_kind(Kind::BFloat16),
+            Compute::Bf16RoundedFp32 => t.to_kind(Kind::BFloat16).to_kind(Kind::Float),
+        }
+    }
+
+    fn result(self, t: Tensor) -> Tensor {
+        match self {
+            Compute::Fp32 | Compute::Bf16 => t,
+            Compute::Bf16RoundedFp32 => t.to_kind(Kind::BFloat16).to_kind(Kind::Float),
+        }
     }
 }
 
@@ -201,12 +224,7 @@ pub fn weights_path(model_dir: &Path) -> Result<std::path::PathBuf> {
 impl Bert {
     /// Builds the model on `device` from `model_dir` (config.json + model.safetensors). The classification head (and
     /// the pooler when the checkpoint lacks one) is initialised from `wi_seed`.
-    pub fn load(
-        model_dir: &Path,
-        device: Device,
-        wi_seed: u64,
-        precision: Precision,
-    ) -> Result<Bert> {
+    pub fn load(model_dir: &Path, device: Device, wi_seed: u64, compute: Compute) -> Result<Bert> {
         let weights = weights_path(model_dir)?;
         let config = BertConfig::load(model_dir)?;
         let activation = config.activation()?;
@@ -250,7 +268,7 @@ impl Bert {
             activation,
             pooler_source: PoolerSource::Checkpoint,
             skip_padding: true,
-            compute: compute_kind(precision),
+            compute,
         };
         model.pooler_source = model.load_weights(&weights)?;
         model.init_head(wi_seed);
@@ -347,13 +365,6 @@ impl Bert {
         }
     }
 
-    pub fn precision(&self) -> Precision {
-        match self.compute {
-            Kind::BFloat16 => Precision::Bf16,
-            _ => Precision::Fp32,
-        }
-    }
-
     pub fn var_store(&self) -> &nn::VarStore {
         &self.vs
     }
@@ -378,7 +389,7 @@ impl Bert {
         train: bool,
     ) -> (Tensor, Tensor) {
         let c = &self.config;
-        let kind = self.compute;
+        let cm = self.compute;
         let (b, s) = ids.size2().expect("ids are [batch, seq]");
         let positions = Tensor::arange(s, (Kind::Int64, ids.device())).unsqueeze(0);
         // padding_idx only changes the backward pass: HF's embedding gives the PAD row no gradient.
@@ -422,26 +433,29 @@ impl Bert {
             let weight = Tensor::cat(
                 &[&layer.query.weight, &layer.key.weight, &layer.value.weight],
                 0,
-            )
-            .to_kind(kind);
-            let bias = Tensor::cat(&[&layer.query.bias, &layer.key.bias, &layer.value.bias], 0)
-                .to_kind(kind);
-            let qkv = unpack3(&xs.to_kind(kind).linear(&weight, Some(&bias)))
+            );
+            let bias = Tensor::cat(&[&layer.query.bias, &layer.key.bias, &layer.value.bias], 0);
+            let qkv = cm.result(
+                cm.operand(&xs)
+                    .linear(&cm.operand(&weight), Some(&cm.operand(&bias))),
+            );
+            let qkv = unpack3(&qkv)
                 .view([b, s, 3, heads, head_dim])
                 .permute([2, 0, 3, 1, 4]);
             let (q, k, v) = (qkv.get(0), qkv.get(1), qkv.get(2));
-            let context = Tensor::scaled_dot_product_attention(
-                &q,
-                &k,
-                &v,
-                attention_mask.as_ref(),
-                attention_dropout,
-                false,
-                None,
-                false,
-            )
-            .transpose(1, 2)
-            .contiguous();
+            let context = cm
+                .result(Tensor::scaled_dot_product_attention(
+                    &q,
+                    &k,
+                    &v,
+                    attention_mask.as_ref(),
+                    attention_dropout,
+                    false,
+                    None,
+                    false,
+                ))
+                .transpose(1, 2)
+                .contiguous();
             let context = match &real {
                 Some(real) => context.view([b * s, h]).index_select(0, real),
                 None => context.view([b, s, h]),
@@ -450,25 +464,25 @@ impl Bert {
             let attended = layer.attention_norm.forward(
                 &(layer
                     .attention_output
-                    .forward(&context, kind)
+                    .forward(&context, cm)
                     .dropout(c.hidden_dropout_prob, train)
                     + &xs),
             );
             let inner = layer
                 .intermediate
-                .forward(&attended, kind)
+                .forward(&attended, cm)
                 .gelu(self.activation);
             xs = layer.output_norm.forward(
                 &(layer
                     .output
-                    .forward(&inner, kind)
+                    .forward(&inner, cm)
                     .dropout(c.hidden_dropout_prob, train)
                     + &attended),
             );
         }
         // Pad positions of the returned hidden state are zeros when packed.
         let xs = unpack(&xs);
-        let pooled = self.pooler.forward(&xs.select(1, 0), kind).tanh();
+        let pooled = self.pooler.forward(&xs.select(1, 0), cm).tanh();
         (xs, pooled)
     }
 

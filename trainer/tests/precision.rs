@@ -1,5 +1,6 @@
 //! `--precision bf16`: the same seeds give the same curve, a curve close to fp32's but not equal to it (the flag
-//! changes the arithmetic), and a bf16 checkpoint never continues an fp32 run.
+//! changes the arithmetic), libtorch's bf16 kernels and fp32 kernels on bf16-rounded values agree closely, and a
+//! bf16 checkpoint never continues an fp32 run.
 
 mod common;
 
@@ -16,7 +17,8 @@ fn losses(summary: &Value) -> Vec<f64> {
 }
 
 /// Two steps of 4 MRPC pairs of at most 16 tokens, an evaluation of 4 pairs after each, in the given precision;
-/// `extra` appended. Tiny, because bf16 products are several times slower than fp32 on CPUs without native bf16.
+/// `extra` appended. Tiny, because libtorch's bf16 products are many times slower than fp32 on CPUs without native
+/// bf16 (the run with `--bf16-kernels native`).
 fn run(dir: &Path, precision: &str, extra: &[&str]) -> Value {
     let mut args = common::small_mrpc_args(dir);
     args.extend(
@@ -55,7 +57,7 @@ fn run(dir: &Path, precision: &str, extra: &[&str]) -> Value {
 
 #[test]
 fn bf16_repeats_itself_stays_near_fp32_and_keeps_its_checkpoints_to_itself() {
-    let dirs: Vec<_> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
+    let dirs: Vec<_> = (0..5).map(|_| tempfile::tempdir().unwrap()).collect();
     let checkpoints = dirs[0].path().join("checkpoints");
     let checkpoints = checkpoints.to_str().unwrap();
     let bf16 = run(
@@ -64,6 +66,9 @@ fn bf16_repeats_itself_stays_near_fp32_and_keeps_its_checkpoints_to_itself() {
         &["--checkpoint-dir", checkpoints, "--rungs", "0.5"],
     );
     let again = run(dirs[1].path(), "bf16", &[]);
+    // Both ways of computing bf16 products, whichever `auto` picked on this machine.
+    let fp32_kernels = run(dirs[3].path(), "bf16", &["--bf16-kernels", "fp32"]);
+    let native = run(dirs[4].path(), "bf16", &["--bf16-kernels", "native"]);
     // The fp32 run is pointed at the bf16 run's checkpoint: it must refuse it and start from the beginning.
     let fp32 = run(dirs[2].path(), "fp32", &["--resume-from", checkpoints]);
 
@@ -75,6 +80,21 @@ fn bf16_repeats_itself_stays_near_fp32_and_keeps_its_checkpoints_to_itself() {
     assert_eq!(losses(&bf16).len(), 2);
     assert_eq!(losses(&bf16), losses(&again));
     assert_eq!(bf16["evals"], again["evals"]);
+
+    assert_eq!(fp32["compute"], "fp32");
+    assert_eq!(fp32_kernels["compute"], "bf16RoundedFp32");
+    assert_eq!(native["compute"], "bf16");
+    assert!(bf16["compute"] == "bf16" || bf16["compute"] == "bf16RoundedFp32");
+    for (step, (n, r)) in losses(&native)
+        .iter()
+        .zip(losses(&fp32_kernels))
+        .enumerate()
+    {
+        assert!(
+            (n - r).abs() < 0.01,
+            "step {step}: bf16 kernels' loss {n}, fp32 kernels on bf16-rounded values' {r}"
+        );
+    }
 
     // Another precision: every loss differs, by rounding only.
     let (b, f) = (losses(&bf16), losses(&fp32));
