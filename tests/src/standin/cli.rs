@@ -210,6 +210,7 @@ mod tests {
         assert_eq!((cli.wi_seed, cli.do_seed, cli.epochs), (3, 4, 3));
         assert_eq!(cli.train_subset, Some(1000));
         assert_eq!(cli.trial_name(), "s-w3-d4");
+        assert_eq!(cli.precision, seedsweep_crds::sweep::Precision::Bf16);
     }
 
     #[test]
