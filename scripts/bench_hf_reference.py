@@ -3,9 +3,13 @@ at the trainer's benchmark shapes (MRPC training pairs, batch 32, padded to 128 
 paper's run_glue.py used (AdamW, no weight decay for biases and LayerNorm, linear schedule with warmup, gradient
 clipping at 1.0). Prints one JSON object: every step's wall time and the peak RSS.
 
-    python bench_hf_reference.py MODEL_DIR MRPC_DIR STEPS
+    python bench_hf_reference.py MODEL_DIR MRPC_DIR STEPS [fp32|bf16 [BATCH]]
+
+bf16 is PyTorch's own mixed precision, as the HF Trainer's `--bf16` does it: the forward pass and the loss under
+`torch.autocast(device_type="cpu", dtype=torch.bfloat16)`, backward and optimizer outside it, fp32 weights.
 """
 
+import contextlib
 import csv
 import json
 import resource
@@ -29,6 +33,10 @@ def mrpc_train(data_dir):
 
 def main():
     model_dir, data_dir, steps = sys.argv[1], sys.argv[2], int(sys.argv[3])
+    precision = sys.argv[4] if len(sys.argv) > 4 else "fp32"
+    if precision not in ("fp32", "bf16"):
+        sys.exit(f"precision must be fp32 or bf16, got {precision!r}")
+    size = int(sys.argv[5]) if len(sys.argv) > 5 else 32
     torch.manual_seed(1)
     tokenizer = BertTokenizerFast.from_pretrained(model_dir)
     model = BertForSequenceClassification.from_pretrained(model_dir, num_labels=2)
@@ -45,12 +53,14 @@ def main():
     examples = mrpc_train(data_dir)
     seconds = []
     for step in range(steps):
-        batch = examples[step * 32:(step + 1) * 32]
+        batch = examples[step * size:(step + 1) * size]
         inputs = tokenizer([a for a, _, _ in batch], [b for _, b, _ in batch], padding="max_length",
                            truncation=True, max_length=128, return_tensors="pt")
         labels = torch.tensor([y for _, _, y in batch])
         start = time.perf_counter()
-        loss = model(**inputs, labels=labels).loss
+        with (torch.autocast(device_type="cpu", dtype=torch.bfloat16) if precision == "bf16"
+              else contextlib.nullcontext()):
+            loss = model(**inputs, labels=labels).loss
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         optimizer.step()
@@ -60,6 +70,8 @@ def main():
     print(json.dumps({
         "stepSeconds": seconds,
         "threads": torch.get_num_threads(),
+        "precision": precision,
+        "cpuCapability": torch.backends.cpu.get_cpu_capability(),
         "torch": torch.__version__,
         "peakRssBytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
     }))

@@ -284,6 +284,11 @@ pub struct TrainingSpec {
     /// before training, so dropout followed the data order there.
     #[serde(default)]
     pub dropout_seed: DropoutSeed,
+    /// Arithmetic of the trainer's matrix products: `fp32` (default), or `bf16`, mixed precision with fp32 weights,
+    /// optimizer state, normalisation and loss. Trials of one precision are reproducible among themselves; the two
+    /// precisions give different (close) curves, so compare seeds within one.
+    #[serde(default)]
+    pub precision: Precision,
 }
 
 fn default_epochs() -> u32 {
@@ -319,6 +324,7 @@ impl Default for TrainingSpec {
             weight_decay: default_weight_decay(),
             evals_per_epoch: default_evals_per_epoch(),
             dropout_seed: DropoutSeed::default(),
+            precision: Precision::default(),
         }
     }
 }
@@ -338,6 +344,44 @@ impl DropoutSeed {
             DropoutSeed::DataOrder => "do",
             DropoutSeed::WeightInit => "wi",
         }
+    }
+}
+
+/// The trainer's compute precision (`--precision`): fp32 throughout, or bf16 matrix products (weights and
+/// activations rounded to bfloat16 for each product, accumulated in fp32) around fp32 master weights.
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Copy, Debug, PartialEq, Eq, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Precision {
+    #[default]
+    Fp32,
+    Bf16,
+}
+
+impl Precision {
+    pub const ALL: [Precision; 2] = [Precision::Fp32, Precision::Bf16];
+
+    /// The spec's value, which is also the trainer's `--precision` value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Precision::Fp32 => "fp32",
+            Precision::Bf16 => "bf16",
+        }
+    }
+}
+
+impl std::fmt::Display for Precision {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for Precision {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        Precision::ALL
+            .into_iter()
+            .find(|p| p.as_str() == s)
+            .ok_or_else(|| format!("{s:?} is not a precision; use fp32 or bf16"))
     }
 }
 

@@ -2,7 +2,7 @@
 //! same way in a pod and on this machine.
 
 use crate::engine::plan::PlannedTrial;
-use seedsweep_crds::sweep::{DiscardMode, SeedSweepSpec};
+use seedsweep_crds::sweep::{DiscardMode, Precision, SeedSweepSpec};
 
 /// Where a trial's trainer finds its inputs and puts its outputs; differs between a pod and this machine.
 #[derive(Debug, Clone)]
@@ -59,6 +59,11 @@ pub fn trainer_args(
         "--termination-log".into(),
         paths.termination_log.clone(),
     ];
+    // Only when not the default: an fp32 sweep keeps the command line (and the Job) it had before precision existed,
+    // so trainer images without the flag still run it.
+    if t.precision != Precision::default() {
+        args.extend(["--precision".into(), t.precision.as_str().into()]);
+    }
     if let Some(k) = spec.task.train_subset {
         args.extend(["--train-subset".into(), k.to_string()]);
     }

@@ -14,7 +14,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, ObjectMeta, Time
 use k8s_openapi::jiff::Timestamp;
 use seedsweep_crds::Metrics;
 use seedsweep_crds::sweep::{
-    BestTrial, SeedSweep, SeedSweepSpec, SeedSweepStatus, SweepPhase, TrialCounts,
+    BestTrial, Precision, SeedSweep, SeedSweepSpec, SeedSweepStatus, SweepPhase, TrialCounts,
 };
 use seedsweep_crds::trainer::{EvalPoint, Outcome, TERMINATION_LOG_LIMIT, TrialSummary};
 use seedsweep_operator::controller::job::{self, TrainerImage, build_job, job_identity};
@@ -237,6 +237,30 @@ fn trial_job_pod_is_hardened() {
         sc.seccomp_profile.as_ref().map(|s| s.type_.as_str()),
         Some("RuntimeDefault")
     );
+}
+
+/// fp32 is the default and leaves the command line as it was; bf16 is passed on, once.
+#[test]
+fn trial_job_passes_the_precision_only_when_not_fp32() {
+    let args_for = |precision: Option<Precision>| {
+        let mut sweep = golden_sweep();
+        if let Some(p) = precision {
+            sweep.spec.training.precision = p;
+        }
+        let plan = plan("golden", &sweep.spec);
+        let job = build_job(&sweep, &sweep.spec, &plan.trials[0], 2, &image());
+        container_of(&job).args.clone().expect("args")
+    };
+    let default = args_for(None);
+    assert!(!default.iter().any(|a| a == "--precision"), "{default:?}");
+    assert_eq!(args_for(Some(Precision::Fp32)), default);
+    let bf16 = args_for(Some(Precision::Bf16));
+    let at: Vec<usize> = (bf16.iter().enumerate())
+        .filter(|(_, a)| *a == "--precision")
+        .map(|(i, _)| i)
+        .collect();
+    assert_eq!(at.len(), 1, "{bf16:?}");
+    assert_eq!(bf16[at[0] + 1], "bf16");
 }
 
 #[test]

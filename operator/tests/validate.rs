@@ -656,3 +656,33 @@ fn a_type_error_names_its_path_once() {
         "{errors:?}"
     );
 }
+
+/// `spec.training.precision`: fp32 when absent, bf16 as written and back, and anything else refused by name.
+#[test]
+fn training_precision_round_trips_and_a_bad_value_names_the_field() {
+    use seedsweep_crds::sweep::{Precision, SeedSweepSpec};
+    assert_eq!(load(BASE).unwrap().spec.training.precision, Precision::Fp32);
+    let spec = load(&with(
+        "    learningRate: 5.0e-5\n",
+        "    learningRate: 5.0e-5\n    precision: bf16\n",
+    ))
+    .expect("bf16 is a precision")
+    .spec;
+    assert_eq!(spec.training.precision, Precision::Bf16);
+    let written = serde_yaml::to_string(&spec).unwrap();
+    assert!(written.contains("precision: bf16"), "{written}");
+    let back: SeedSweepSpec = serde_yaml::from_str(&written).unwrap();
+    assert_eq!(back, spec);
+
+    let errors = errors_of(&with(
+        "    learningRate: 5.0e-5\n",
+        "    learningRate: 5.0e-5\n    precision: fp16\n",
+    ));
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert!(
+        errors[0].starts_with(
+            "spec.training.precision: unknown variant `fp16`, expected `fp32` or `bf16`"
+        ),
+        "{errors:?}"
+    );
+}

@@ -9,6 +9,7 @@
 
 use anyhow::{Context, Result, bail};
 use safetensors::tensor::{Dtype, SafeTensors, View};
+use seedsweep_crds::sweep::Precision;
 use seedsweep_crds::trainer::EvalPoint;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -49,6 +50,9 @@ pub struct RunKey {
     pub train_subset: Option<u64>,
     pub dev_subset: Option<u64>,
     pub pad_to_max: bool,
+    /// Absent from checkpoints written before precision existed, which were all fp32.
+    #[serde(default)]
+    pub precision: Precision,
     pub total_steps: u64,
 }
 
@@ -337,6 +341,7 @@ mod tests {
             train_subset: None,
             dev_subset: None,
             pad_to_max: false,
+            precision: Precision::Fp32,
             total_steps: 345,
         }
     }
@@ -375,6 +380,16 @@ mod tests {
         assert_eq!(loaded.meta.step, 9);
         assert_eq!(loaded.meta.train_loss.len(), 9);
         assert!(loaded.tensors["a"].equal(&a) && loaded.tensors["b"].equal(&b));
+    }
+
+    /// Checkpoints written before `precision` was part of the key were fp32 ones, and still continue fp32 runs.
+    #[test]
+    fn a_run_key_without_precision_is_fp32() {
+        let mut old = serde_json::to_value(key()).unwrap();
+        old.as_object_mut().unwrap().remove("precision").unwrap();
+        let old: RunKey = serde_json::from_value(old).unwrap();
+        assert_eq!(old, key());
+        assert_eq!(first_difference(&old, &key()), None);
     }
 
     #[test]
@@ -422,6 +437,14 @@ mod tests {
             ..key()
         };
         assert!(err(&whole, &other).contains("modelSha256"));
+        let other = RunKey {
+            precision: Precision::Bf16,
+            ..key()
+        };
+        assert_eq!(
+            err(&whole, &other),
+            r#"it was written for precision "fp32", this run has "bf16""#
+        );
 
         let mut old = meta(3);
         old.format_version = 0;

@@ -4,9 +4,22 @@
 use crate::seeds::DropoutSeedFrom;
 use clap::Parser;
 use seedsweep_crds::Task;
+use seedsweep_crds::sweep::Precision;
 use std::path::PathBuf;
 
 pub use seedsweep_crds::trial_output::DEFAULT_TERMINATION_LOG;
+
+/// How `--precision bf16` computes its matrix products.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Bf16Kernels {
+    /// native on CUDA and on CPUs whose /proc/cpuinfo lists avx512_bf16 or amx_bf16, else fp32.
+    Auto,
+    /// libtorch's bf16 kernels, whatever the hardware.
+    Native,
+    /// fp32 kernels on operands and results rounded to bf16: the same roundings (up to summation order) at fp32
+    /// speed.
+    Fp32,
+}
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum DeviceChoice {
@@ -77,6 +90,16 @@ pub struct Cli {
     pub pad_to_max: bool,
     #[arg(long, value_enum, default_value = "auto")]
     pub device: DeviceChoice,
+    /// Arithmetic of the matrix products (linear layers, attention), in training and evaluation alike. bf16 is mixed
+    /// precision: fp32 weights, AdamW state, embeddings, LayerNorm, residual stream and loss; each product rounds its
+    /// operands to bfloat16 and accumulates in fp32. Faster only where the hardware multiplies bf16 natively (GPUs
+    /// with bf16 tensor cores, CPUs with AVX512_BF16 or AMX); see --bf16-kernels.
+    #[arg(long, default_value = "fp32", value_parser = precision)]
+    pub precision: Precision,
+    /// Kernels of --precision bf16's products. On a CPU without native bf16, libtorch's bf16 matrix product is a
+    /// scalar reference loop, many times slower than fp32; `auto` then computes the same roundings in fp32 kernels.
+    #[arg(long, value_enum, default_value = "auto")]
+    pub bf16_kernels: Bf16Kernels,
     /// Torch intra-op threads (default: torch's choice). 1 makes CPU runs reproducible across machines.
     #[arg(long, value_parser = clap::value_parser!(i32).range(1..))]
     pub threads: Option<i32>,
@@ -123,6 +146,10 @@ pub struct Cli {
     /// Log a training line on stderr every N steps.
     #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..))]
     pub log_every: u64,
+}
+
+fn precision(s: &str) -> Result<Precision, String> {
+    s.parse()
 }
 
 fn fraction(s: &str) -> Result<f64, String> {

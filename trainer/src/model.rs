@@ -71,8 +71,13 @@ impl Linear {
         }
     }
 
-    fn forward(&self, xs: &Tensor) -> Tensor {
-        xs.linear(&self.weight, Some(&self.bias))
+    /// The product as `c` computes it: the fp32 parameters are rounded for this product only (their gradients come
+    /// back in fp32 through the cast), as is the input.
+    fn forward(&self, xs: &Tensor, c: Compute) -> Tensor {
+        c.result(
+            c.operand(xs)
+                .linear(&c.operand(&self.weight), Some(&c.operand(&self.bias))),
+        )
     }
 }
 
@@ -93,8 +98,10 @@ impl LayerNorm {
         }
     }
 
+    /// Always in fp32, whatever the input's kind (a bf16 product's output is promoted by the residual sum before
+    /// it gets here, except in the embeddings, which are fp32 already).
     fn forward(&self, xs: &Tensor) -> Tensor {
-        xs.layer_norm(
+        xs.to_kind(Kind::Float).layer_norm(
             [self.size],
             Some(&self.weight),
             Some(&self.bias),
@@ -148,6 +155,39 @@ pub struct Bert {
     pub pooler_source: PoolerSource,
     /// Skip pad tokens in a masked batch (see `encode`); off reproduces the reference's fixed-shape compute.
     pub skip_padding: bool,
+    /// How the matrix products (linear layers and attention) compute. Parameters, embeddings, LayerNorm, the
+    /// residual stream and the loss stay fp32 whatever it is.
+    pub compute: Compute,
+}
+
+/// How the matrix products compute: `--precision` and, for bf16, `--bf16-kernels`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub enum Compute {
+    Fp32,
+    /// bf16 operands in libtorch's bf16 kernels (fp32 accumulation), bf16 results.
+    Bf16,
+    /// The same roundings in fp32 kernels: operands and results rounded to bf16 and held in fp32. A product of two
+    /// bf16 values is exact in fp32, so this differs from [`Compute::Bf16`] only in summation order; on a CPU
+    /// without native bf16 it runs at fp32 speed, where libtorch's bf16 matrix product is a scalar reference loop.
+    Bf16RoundedFp32,
+}
+
+impl Compute {
+    fn operand(self, t: &Tensor) -> Tensor {
+        match self {
+            Compute::Fp32 => t.shallow_clone(),
+            Compute::Bf16 => t.to_kind(Kind::BFloat16),
+            Compute::Bf16RoundedFp32 => t.to_kind(Kind::BFloat16).to_kind(Kind::Float),
+        }
+    }
+
+    fn result(self, t: Tensor) -> Tensor {
+        match self {
+            Compute::Fp32 | Compute::Bf16 => t,
+            Compute::Bf16RoundedFp32 => t.to_kind(Kind::BFloat16).to_kind(Kind::Float),
+        }
+    }
 }
 
 /// Formats other than safetensors that a Hugging Face model directory may hold instead.
@@ -184,7 +224,7 @@ pub fn weights_path(model_dir: &Path) -> Result<std::path::PathBuf> {
 impl Bert {
     /// Builds the model on `device` from `model_dir` (config.json + model.safetensors). The classification head (and
     /// the pooler when the checkpoint lacks one) is initialised from `wi_seed`.
-    pub fn load(model_dir: &Path, device: Device, wi_seed: u64) -> Result<Bert> {
+    pub fn load(model_dir: &Path, device: Device, wi_seed: u64, compute: Compute) -> Result<Bert> {
         let weights = weights_path(model_dir)?;
         let config = BertConfig::load(model_dir)?;
         let activation = config.activation()?;
@@ -228,6 +268,7 @@ impl Bert {
             activation,
             pooler_source: PoolerSource::Checkpoint,
             skip_padding: true,
+            compute,
         };
         model.pooler_source = model.load_weights(&weights)?;
         model.init_head(wi_seed);
@@ -348,6 +389,7 @@ impl Bert {
         train: bool,
     ) -> (Tensor, Tensor) {
         let c = &self.config;
+        let cm = self.compute;
         let (b, s) = ids.size2().expect("ids are [batch, seq]");
         let positions = Tensor::arange(s, (Kind::Int64, ids.device())).unsqueeze(0);
         // padding_idx only changes the backward pass: HF's embedding gives the PAD row no gradient.
@@ -393,49 +435,58 @@ impl Bert {
                 0,
             );
             let bias = Tensor::cat(&[&layer.query.bias, &layer.key.bias, &layer.value.bias], 0);
-            let qkv = unpack3(&xs.linear(&weight, Some(&bias)))
+            let qkv = cm.result(
+                cm.operand(&xs)
+                    .linear(&cm.operand(&weight), Some(&cm.operand(&bias))),
+            );
+            let qkv = unpack3(&qkv)
                 .view([b, s, 3, heads, head_dim])
                 .permute([2, 0, 3, 1, 4]);
             let (q, k, v) = (qkv.get(0), qkv.get(1), qkv.get(2));
-            let context = Tensor::scaled_dot_product_attention(
-                &q,
-                &k,
-                &v,
-                attention_mask.as_ref(),
-                attention_dropout,
-                false,
-                None,
-                false,
-            )
-            .transpose(1, 2)
-            .contiguous();
+            let context = cm
+                .result(Tensor::scaled_dot_product_attention(
+                    &q,
+                    &k,
+                    &v,
+                    attention_mask.as_ref(),
+                    attention_dropout,
+                    false,
+                    None,
+                    false,
+                ))
+                .transpose(1, 2)
+                .contiguous();
             let context = match &real {
                 Some(real) => context.view([b * s, h]).index_select(0, real),
                 None => context.view([b, s, h]),
             };
+            // A bf16 product plus the fp32 residual is fp32: the residual stream never leaves fp32.
             let attended = layer.attention_norm.forward(
                 &(layer
                     .attention_output
-                    .forward(&context)
+                    .forward(&context, cm)
                     .dropout(c.hidden_dropout_prob, train)
                     + &xs),
             );
-            let inner = layer.intermediate.forward(&attended).gelu(self.activation);
+            let inner = layer
+                .intermediate
+                .forward(&attended, cm)
+                .gelu(self.activation);
             xs = layer.output_norm.forward(
                 &(layer
                     .output
-                    .forward(&inner)
+                    .forward(&inner, cm)
                     .dropout(c.hidden_dropout_prob, train)
                     + &attended),
             );
         }
         // Pad positions of the returned hidden state are zeros when packed.
         let xs = unpack(&xs);
-        let pooled = self.pooler.forward(&xs.select(1, 0)).tanh();
+        let pooled = self.pooler.forward(&xs.select(1, 0), cm).tanh();
         (xs, pooled)
     }
 
-    /// Class logits `[batch, NUM_LABELS]`.
+    /// Class logits `[batch, NUM_LABELS]`, fp32 whatever the precision (the loss is computed in fp32).
     pub fn logits(
         &self,
         ids: &Tensor,
@@ -445,7 +496,11 @@ impl Bert {
     ) -> Tensor {
         let (_, pooled) = self.encode(ids, token_types, mask, train);
         self.classifier
-            .forward(&pooled.dropout(self.config.head_dropout(), train))
+            .forward(
+                &pooled.dropout(self.config.head_dropout(), train),
+                self.compute,
+            )
+            .to_kind(Kind::Float)
     }
 }
 

@@ -1,14 +1,15 @@
 //! One trial: load, train, evaluate, report.
 
 use crate::checkpoint::{self, RunKey};
-use crate::cli::{Cli, DeviceChoice};
+use crate::cli::{Bf16Kernels, Cli, DeviceChoice};
 use crate::data::{self, Example};
-use crate::model::{self, Bert, PoolerSource};
+use crate::model::{self, Bert, Compute, PoolerSource};
 use crate::schedule::{self, LinearSchedule};
 use crate::tokenize::{BertTokenizer, Encoded};
 use crate::{config::BertConfig, metrics, optim, seeds};
 use anyhow::{Context, Result, bail};
 use seedsweep_crds::Metrics;
+use seedsweep_crds::sweep::Precision;
 use seedsweep_crds::trainer::{EvalPoint, Outcome, TrialSummary};
 use seedsweep_crds::trial_metrics::{Identity, TrialMetrics};
 use serde::Serialize;
@@ -31,6 +32,10 @@ pub struct RunRecord {
     pub evals: Vec<EvalPoint>,
     pub task: String,
     pub device: String,
+    /// `--precision`: fp32, or bf16 matrix products.
+    pub precision: Precision,
+    /// How the products computed: fp32, bf16 (native kernels) or bf16RoundedFp32 (`--bf16-kernels`).
+    pub compute: Option<Compute>,
     pub dropout_seed: Option<u64>,
     pub pooler: Option<PoolerSource>,
     pub train_examples: usize,
@@ -112,6 +117,29 @@ fn pick_device(choice: DeviceChoice) -> Result<Device> {
             "--device cuda: libtorch sees no CUDA device (is the binary linked against libtorch_cuda.so, \
              see `ldd`, and is a GPU visible?)"
         ),
+    }
+}
+
+/// Whether this CPU multiplies bf16 natively (Linux's flag names); anywhere else it is taken not to.
+fn cpu_has_native_bf16() -> bool {
+    let Ok(info) = std::fs::read_to_string("/proc/cpuinfo") else {
+        return false;
+    };
+    let flags = info.lines().find(|l| l.starts_with("flags")).unwrap_or("");
+    flags
+        .split_whitespace()
+        .any(|f| f == "avx512_bf16" || f == "amx_bf16")
+}
+
+fn pick_compute(precision: Precision, kernels: Bf16Kernels, device: Device) -> Compute {
+    match (precision, kernels) {
+        (Precision::Fp32, _) => Compute::Fp32,
+        (Precision::Bf16, Bf16Kernels::Native) => Compute::Bf16,
+        (Precision::Bf16, Bf16Kernels::Fp32) => Compute::Bf16RoundedFp32,
+        (Precision::Bf16, Bf16Kernels::Auto) if device.is_cuda() || cpu_has_native_bf16() => {
+            Compute::Bf16
+        }
+        (Precision::Bf16, Bf16Kernels::Auto) => Compute::Bf16RoundedFp32,
     }
 }
 
@@ -204,6 +232,15 @@ fn train(
 ) -> Result<Ending> {
     let device = pick_device(cli.device)?;
     state.device = format!("{device:?}");
+    state.precision = cli.precision;
+    let compute = pick_compute(cli.precision, cli.bf16_kernels, device);
+    state.compute = Some(compute);
+    if compute == Compute::Bf16 && device == Device::Cpu && !cpu_has_native_bf16() {
+        eprintln!(
+            "warning: bf16 kernels on a CPU without avx512_bf16 or amx_bf16 are many times slower than fp32 \
+             (--bf16-kernels fp32 computes the same roundings at fp32 speed)"
+        );
+    }
     if let Some(threads) = cli.threads {
         tch::set_num_threads(threads);
     }
@@ -231,7 +268,7 @@ fn train(
     state.majority_baseline = metrics::majority_baseline(&dev.labels);
     metrics.set_majority_baseline(&state.majority_baseline);
 
-    let mut model = Bert::load(&cli.model_dir, device, id.wi_seed)?;
+    let mut model = Bert::load(&cli.model_dir, device, id.wi_seed, compute)?;
     // --pad-to-max is the reference's fixed-shape batch, pads computed like real tokens.
     model.skip_padding = !cli.pad_to_max;
     state.pooler = Some(model.pooler_source);
@@ -518,6 +555,7 @@ fn run_key(cli: &Cli, id: &Identity, state: &RunRecord) -> Result<RunKey> {
         train_subset: cli.train_subset,
         dev_subset: cli.dev_subset,
         pad_to_max: cli.pad_to_max,
+        precision: cli.precision,
         total_steps: state.total_steps,
     })
 }

@@ -134,6 +134,22 @@ fn unknown_task() {
 }
 
 #[test]
+fn unknown_precision() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut args = base_args(dir.path());
+    args.extend(["--precision".to_string(), "fp16".to_string()]);
+    let out = run(&args);
+    assert_eq!(out.status.code(), Some(2), "a usage error");
+    assert!(
+        stderr(&out).contains(
+            "invalid value 'fp16' for '--precision <PRECISION>': \"fp16\" is not a precision; use fp32 or bf16"
+        ),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
 fn seq_length_above_the_models_limit() {
     let dir = tempfile::tempdir().unwrap();
     let mut args = base_args(dir.path());

@@ -2,7 +2,7 @@
 
 mod common;
 
-use seedsweep_trainer::model::Bert;
+use seedsweep_trainer::model::{Bert, Compute};
 use seedsweep_trainer::optim;
 use seedsweep_trainer::tokenize::BertTokenizer;
 use serde_json::Value;
@@ -65,7 +65,7 @@ fn vocab_txt_fallback_matches_reference_ids() {
 #[test]
 fn minilm_forward_matches_reference_within_1e4() {
     let model_dir = common::model_dir();
-    let mut model = Bert::load(&model_dir, Device::Cpu, 0).unwrap();
+    let mut model = Bert::load(&model_dir, Device::Cpu, 0, Compute::Fp32).unwrap();
     let tokenizer = BertTokenizer::load(&model_dir, 128, 512).unwrap();
     for case in golden() {
         let ids = ints(&case["input_ids"]);
@@ -134,7 +134,7 @@ fn minilm_forward_matches_reference_within_1e4() {
 
 #[test]
 fn weight_decay_skips_biases_and_layer_norm_weights_in_the_optimizer() {
-    let model = Bert::load(&common::model_dir(), Device::Cpu, 0).unwrap();
+    let model = Bert::load(&common::model_dir(), Device::Cpu, 0, Compute::Fp32).unwrap();
     let vars = model.var_store().variables();
     let before: Vec<(String, Tensor)> = [
         "encoder.layer.0.attention.self.query.weight",

@@ -79,6 +79,9 @@ pub struct Cli {
     pub device: String,
     #[arg(long, value_parser = clap::value_parser!(i32).range(1..))]
     pub threads: Option<i32>,
+    /// Accepted like the trainer's; the recorded curves do not depend on it.
+    #[arg(long, default_value = "fp32")]
+    pub precision: seedsweep_crds::sweep::Precision,
     #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..))]
     pub log_every: u64,
 
@@ -178,6 +181,8 @@ mod tests {
             "0.01",
             "--evals-per-epoch",
             "10",
+            "--precision",
+            "bf16",
             "--metrics-addr",
             "127.0.0.1:0",
             "--termination-log",
@@ -205,6 +210,7 @@ mod tests {
         assert_eq!((cli.wi_seed, cli.do_seed, cli.epochs), (3, 4, 3));
         assert_eq!(cli.train_subset, Some(1000));
         assert_eq!(cli.trial_name(), "s-w3-d4");
+        assert_eq!(cli.precision, seedsweep_crds::sweep::Precision::Bf16);
     }
 
     #[test]
