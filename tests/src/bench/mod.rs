@@ -6,6 +6,7 @@
 
 pub mod apiserver;
 pub mod events;
+pub mod local;
 pub mod procstat;
 pub mod reconciles;
 pub mod slots;
