@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
-# The scale benchmark: a real v1.20 control plane (../shared/k8s) with a simulated node of --parallelism GPUs, the
-# `seedsweep operator` release binary, and one SeedSweep of stand-in trials replaying the recorded SST-2 curves in
-# bench/curves/ (exact mode, one rung at 25 % keeping a quarter, 3 epochs × 10 evaluations). Prints a JSON report
-# (also <out>/report.json); docs/benchmarks.md explains every figure.
+# The scale benchmark: a real v1.20 control plane (../shared/k8s) with a simulated node of --sweeps × --parallelism
+# GPUs, the `seedsweep operator` release binary, and --sweeps SeedSweeps (default one) of stand-in trials created at
+# once, replaying the recorded SST-2 curves in bench/curves/ (exact mode, one rung at 25 % keeping a quarter, 3
+# epochs × 10 evaluations). Prints a JSON report, per sweep and over all (also <out>/report.json);
+# docs/benchmarks.md explains every figure.
 #
 #   bench/scale.sh                                   # 625 trials (25 × 25), parallelism 64, 20 s per trial
 #   bench/scale.sh --trials 25 --parallelism 8       # a reduced run, about 1.5 minutes
+#   bench/scale.sh --sweeps 3                        # three such sweeps at once (the node gets 3 × 64 GPUs)
 #   bench/scale.sh --help                            # every option (--trial-seconds, --scrape-interval, --out ...)
 #
 # Builds what it runs first: the operator and the stand-in in release mode (not the trainer).

@@ -36,6 +36,7 @@ async fn the_operator_keeps_the_offline_cut_of_standin_curves() {
     let report = run(Options {
         trials: 9,
         parallelism: 4,
+        sweeps: 1,
         trial_seconds: 4.0,
         operator: bin.to_path_buf(),
         standin: Some(standin),

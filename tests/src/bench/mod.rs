@@ -1,11 +1,15 @@
 //! The scale benchmark (`bench/scale.sh`, binary `seedsweep-scale-bench`): a real v1.20 control plane and a simulated
-//! GPU node from this crate's harness, the `seedsweep operator` binary, and one SeedSweep of stand-in trials
-//! (`crate::standin`) replaying recorded SST-2 curves. It measures what the operator costs and how fast it decides,
-//! not training: see docs/benchmarks.md for what each figure means.
+//! GPU node from this crate's harness, the `seedsweep operator` binary, and one or more SeedSweeps of stand-in
+//! trials (`crate::standin`) replaying recorded SST-2 curves. It measures what the operator costs, how fast it
+//! decides and how full it keeps the slots, not training: see docs/benchmarks.md for what each figure means.
+//! [`local`] runs the same sweep through `seedsweep run`.
 
 pub mod apiserver;
 pub mod events;
+pub mod local;
 pub mod procstat;
+pub mod reconciles;
+pub mod slots;
 
 use crate::cluster::{ClusterOptions, Setup, TestCluster};
 use crate::helpers;
@@ -32,11 +36,16 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 #[derive(clap::Parser, Debug, Clone)]
 #[command(name = "seedsweep-scale-bench")]
 pub struct Options {
-    /// Trials: a square number gives a √n × √n grid; otherwise the first n pairs of the next larger grid.
+    /// Trials of each sweep: a square number gives a √n × √n grid; otherwise the first n pairs of the next larger grid.
     #[arg(long, default_value_t = 625)]
     pub trials: u32,
+    /// Each sweep's.
     #[arg(long, default_value_t = 64)]
     pub parallelism: u32,
+    /// SeedSweeps of that size created at once, named scale-1 … scale-N (a single one: scale); the node has
+    /// N × parallelism GPUs.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=50))]
+    pub sweeps: u32,
     /// Wall-clock seconds of one whole stand-in trial.
     #[arg(long, default_value_t = 20.0)]
     pub trial_seconds: f64,
@@ -61,7 +70,6 @@ pub struct Options {
 pub(crate) const RUNG_AT: f64 = 0.25;
 pub(crate) const KEEP_FRACTION: f64 = 0.25;
 const NODE: &str = "bench-gpu";
-const SWEEP: &str = "scale";
 pub(crate) const SCHEDULE: Schedule = Schedule {
     epochs: 3,
     batch_size: 16,
@@ -95,9 +103,17 @@ fn seeds_yaml(trials: u32) -> String {
     format!("pairs: [{}]", pairs.join(", "))
 }
 
-fn sweep_yaml(o: &Options, curves: &Path, events: &Path) -> String {
+/// The sweeps' names: `scale` alone, else `scale-1` … `scale-N`.
+fn sweep_names(sweeps: u32) -> Vec<String> {
+    match sweeps {
+        1 => vec!["scale".to_string()],
+        n => (1..=n).map(|i| format!("scale-{i}")).collect(),
+    }
+}
+
+fn sweep_yaml(o: &Options, name: &str, curves: &Path, events: &Path) -> String {
     standin_sweep_yaml(&StandinSweep {
-        name: SWEEP,
+        name,
         trials: o.trials,
         parallelism: o.parallelism,
         trial_seconds: o.trial_seconds,
@@ -131,21 +147,7 @@ pub(crate) fn standin_sweep_yaml(s: &StandinSweep) -> String {
         env.push_str(&format!("      - {{name: {name}, value: \"{value}\"}}\n"));
     }
     format!(
-        r#"apiVersion: seedsweep.dev/v1alpha1
-kind: SeedSweep
-metadata:
-  name: {name}
-spec:
-  task: {{name: sst2, dataDir: /data/glue/SST-2, trainSubset: 1000}}
-  model: {{path: /models/minilm}}
-  seeds:
-    {seeds}
-  training: {{epochs: {epochs}, batchSize: {batch}, learningRate: 1.0e-4, maxSeqLength: 64, evalsPerEpoch: {evals}}}
-  earlyDiscard:
-    mode: exact
-    rungs: [{{atFraction: {RUNG_AT}, keepFraction: {KEEP_FRACTION}}}]
-  parallelism: {par}
-  backoffLimit: {backoff}
+        r#"{head}
   trialTemplate:
     image: seedsweep/standin:bench
     nodeSelector: {{kubernetes.io/hostname: {node}}}
@@ -155,13 +157,14 @@ spec:
       - {{name: SEEDSWEEP_STANDIN_SECONDS, value: "{secs}"}}
       - {{name: SEEDSWEEP_STANDIN_EVENTS, value: "{events}"}}
 {env}"#,
-        name = s.name,
-        seeds = seeds_yaml(s.trials),
-        epochs = SCHEDULE.epochs,
-        batch = SCHEDULE.batch_size,
-        evals = SCHEDULE.evals_per_epoch,
-        par = s.parallelism,
-        backoff = s.backoff_limit,
+        head = sweep_head_yaml(
+            s.name,
+            s.trials,
+            s.parallelism,
+            s.backoff_limit,
+            "/data/glue/SST-2",
+            "/models/minilm"
+        ),
         node = s.node,
         curves = s.curves.display(),
         secs = s.trial_seconds,
@@ -169,14 +172,77 @@ spec:
     )
 }
 
+/// The benchmark sweep without its trial template: seeds, training settings, the rung, parallelism. The cluster's
+/// sweep adds the stand-in's pod settings; the local one ([`local`]) runs it as it is.
+pub(crate) fn sweep_head_yaml(
+    name: &str,
+    trials: u32,
+    parallelism: u32,
+    backoff_limit: u32,
+    data_dir: &str,
+    model_dir: &str,
+) -> String {
+    format!(
+        r#"apiVersion: seedsweep.dev/v1alpha1
+kind: SeedSweep
+metadata:
+  name: {name}
+spec:
+  task: {{name: sst2, dataDir: "{data_dir}", trainSubset: 1000}}
+  model: {{path: "{model_dir}"}}
+  seeds:
+    {seeds}
+  training: {{epochs: {epochs}, batchSize: {batch}, learningRate: 1.0e-4, maxSeqLength: 64, evalsPerEpoch: {evals}}}
+  earlyDiscard:
+    mode: exact
+    rungs: [{{atFraction: {RUNG_AT}, keepFraction: {KEEP_FRACTION}}}]
+  parallelism: {parallelism}
+  backoffLimit: {backoff_limit}"#,
+        seeds = seeds_yaml(trials),
+        epochs = SCHEDULE.epochs,
+        batch = SCHEDULE.batch_size,
+        evals = SCHEDULE.evals_per_epoch,
+    )
+}
+
+/// The label the operator puts on its Jobs and their pods.
+const LABEL_SWEEP: &str = "seedsweep.dev/sweep";
+
 /// What the watches have seen, shared with the sampling loop.
 #[derive(Default)]
 struct Seen {
-    /// Pod name → (phase, being deleted).
-    pods: BTreeMap<String, (String, bool)>,
+    /// Pod name → (its sweep, phase, being deleted).
+    pods: BTreeMap<String, (String, String, bool)>,
     /// Job name → unix seconds of its deletion event.
     jobs_deleted: BTreeMap<String, f64>,
-    status: Option<SeedSweepStatus>,
+    /// Job name → (its sweep, unix seconds the watch first saw it: its creation).
+    jobs_created: BTreeMap<String, (String, f64)>,
+    /// Job name → (unix seconds its slot was first seen free: its pod ended, was being deleted or gone, or the Job
+    /// was deleted; whether its sweep had trials left to start as last seen then).
+    slots_freed: BTreeMap<String, (f64, bool)>,
+    /// Sweep name → its status as last seen.
+    statuses: BTreeMap<String, SeedSweepStatus>,
+    /// Sweep name → how many times the watch saw its status change (each is at least one status write).
+    status_changes: BTreeMap<String, u64>,
+    /// Sweep name → unix seconds the watch first saw it in a final phase.
+    finished: BTreeMap<String, f64>,
+}
+
+impl Seen {
+    fn free_slot(&mut self, job: &str, sweep: &str) {
+        if self.slots_freed.contains_key(job) {
+            return;
+        }
+        let remaining = self
+            .statuses
+            .get(sweep)
+            .is_some_and(|s| s.counts.pending > 0);
+        self.slots_freed.insert(job.to_string(), (now(), remaining));
+    }
+}
+
+fn sweep_label<K: kube::Resource>(o: &K) -> Option<String> {
+    o.meta().labels.as_ref()?.get(LABEL_SWEEP).cloned()
 }
 
 fn watch<K, F>(api: Api<K>, seen: Arc<Mutex<Seen>>, mut on: F) -> tokio::task::JoinHandle<()>
@@ -210,15 +276,22 @@ fn start_watches(
         |s, e| match e {
             watcher::Event::Init => s.pods.clear(),
             watcher::Event::InitApply(p) | watcher::Event::Apply(p) => {
+                let Some(sweep) = sweep_label(&p) else { return };
                 let phase = p
                     .status
                     .as_ref()
                     .and_then(|st| st.phase.clone())
                     .unwrap_or_default();
                 let deleting = p.metadata.deletion_timestamp.is_some();
-                s.pods.insert(p.name_any(), (phase, deleting));
+                if deleting || matches!(phase.as_str(), "Succeeded" | "Failed") {
+                    s.free_slot(events::job_of_pod(&p.name_any()), &sweep);
+                }
+                s.pods.insert(p.name_any(), (sweep, phase, deleting));
             }
             watcher::Event::Delete(p) => {
+                if let Some(sweep) = sweep_label(&p) {
+                    s.free_slot(events::job_of_pod(&p.name_any()), &sweep);
+                }
                 s.pods.remove(&p.name_any());
             }
             watcher::Event::InitDone => {}
@@ -227,10 +300,21 @@ fn start_watches(
     let jobs = watch(
         Api::<Job>::namespaced(client.clone(), ns),
         seen.clone(),
-        |s, e| {
-            if let watcher::Event::Delete(j) = e {
-                s.jobs_deleted.entry(j.name_any()).or_insert_with(now);
+        |s, e| match e {
+            watcher::Event::Apply(j) | watcher::Event::InitApply(j) => {
+                if let Some(sweep) = sweep_label(&j) {
+                    s.jobs_created
+                        .entry(j.name_any())
+                        .or_insert_with(|| (sweep, now()));
+                }
             }
+            watcher::Event::Delete(j) => {
+                s.jobs_deleted.entry(j.name_any()).or_insert_with(now);
+                if let Some(sweep) = sweep_label(&j) {
+                    s.free_slot(&j.name_any(), &sweep);
+                }
+            }
+            watcher::Event::Init | watcher::Event::InitDone => {}
         },
     );
     let sweeps = watch(
@@ -238,9 +322,19 @@ fn start_watches(
         seen.clone(),
         |s, e| {
             if let watcher::Event::Apply(w) | watcher::Event::InitApply(w) = e
-                && w.name_any() == SWEEP
+                && let Some(status) = w.status
             {
-                s.status = w.status;
+                let name = w.metadata.name.unwrap_or_default();
+                if s.statuses.get(&name) != Some(&status) {
+                    *s.status_changes.entry(name.clone()).or_default() += 1;
+                }
+                if matches!(
+                    status.phase,
+                    SweepPhase::Succeeded | SweepPhase::Failed | SweepPhase::Invalid
+                ) {
+                    s.finished.entry(name.clone()).or_insert_with(now);
+                }
+                s.statuses.insert(name, status);
             }
         },
     );
@@ -344,6 +438,11 @@ pub async fn run(o: Options) -> Result<serde_json::Value> {
         "--trials and --parallelism must be at least 1"
     );
     ensure!(
+        (1..=50).contains(&o.sweeps),
+        "--sweeps must be 1 to 50, got {}",
+        o.sweeps
+    );
+    ensure!(
         o.trial_seconds.is_finite() && o.trial_seconds > 0.0,
         "--trial-seconds must be a positive number, got {}",
         o.trial_seconds
@@ -375,15 +474,17 @@ pub async fn run(o: Options) -> Result<serde_json::Value> {
     let events_path = out.join("events.jsonl");
     let _ = std::fs::remove_file(&events_path);
     eprintln!("output in {}", out.display());
+    let names = sweep_names(o.sweeps);
+    let slots = o.parallelism * o.sweeps;
 
     eprintln!("starting the control plane ...");
     let cluster = match TestCluster::start(ClusterOptions::default())? {
         Setup::Ready(c) => c,
         Setup::Skip(why) => bail!("no control plane to benchmark on: {why}"),
     };
-    let mut node = cluster.node_config(NODE)?.with_gpus(o.parallelism);
+    let mut node = cluster.node_config(NODE)?.with_gpus(slots);
     // Finished trial pods stay (their Jobs are kept); the node must take all of them.
-    node.pods = (o.trials * 3).max(110);
+    node.pods = (o.trials * o.sweeps * 3).max(110);
     cluster.add_node(node).await?;
     let client = cluster.client().await?;
     helpers::apply_crd_yaml(
@@ -395,6 +496,7 @@ pub async fn run(o: Options) -> Result<serde_json::Value> {
     let seen = Arc::new(Mutex::new(Seen::default()));
     let watches = start_watches(&client, &ns, &seen);
 
+    let log = out.join("operator.log");
     let operator = OperatorProcess::start(OperatorLaunch {
         operator: &o.operator,
         kubeconfig: cluster.kubeconfig(),
@@ -402,112 +504,86 @@ pub async fn run(o: Options) -> Result<serde_json::Value> {
         standin: &standin,
         scrape_interval: o.scrape_interval,
         leader: None,
-        log: &out.join("operator.log"),
+        log: &log,
     })?;
     let before = apiserver::request_counts(&get_text(&client, "/metrics").await?)
         .map_err(anyhow::Error::msg)?;
     let cpu_before = procstat::read(operator.pid()).map_err(anyhow::Error::msg)?;
+    let reconciles_before = read_reconciles(&log).await;
 
-    let sweep: SeedSweep = serde_yaml::from_str(&sweep_yaml(&o, &curves, &events_path))?;
-    let started = now();
-    Api::<SeedSweep>::namespaced(client.clone(), &ns)
-        .create(&PostParams::default(), &sweep)
-        .await
-        .context("creating the SeedSweep")?;
+    let api = Api::<SeedSweep>::namespaced(client.clone(), &ns);
+    let mut created = BTreeMap::new();
+    for name in &names {
+        let sweep: SeedSweep = serde_yaml::from_str(&sweep_yaml(&o, name, &curves, &events_path))?;
+        api.create(&PostParams::default(), &sweep)
+            .await
+            .with_context(|| format!("creating the SeedSweep {name}"))?;
+        created.insert(name.clone(), now());
+    }
+    let started = created.values().copied().fold(f64::INFINITY, f64::min);
     eprintln!(
-        "{} trials, parallelism {}, {} s per trial",
-        o.trials, o.parallelism, o.trial_seconds
+        "{} sweep(s) of {} trials, parallelism {} each, {} s per trial",
+        o.sweeps, o.trials, o.parallelism, o.trial_seconds
     );
 
     // Every second: the running pods while trials remain to be started, and the operator's memory.
-    let mut running_fraction = Vec::new();
+    let mut fill = Fill::default();
     let mut peak_rss = 0u64;
     let deadline = Instant::now() + Duration::from_secs(o.timeout_minutes * 60);
     let mut last_print = Instant::now();
-    let final_status = loop {
+    loop {
         tokio::time::sleep(Duration::from_secs(1)).await;
         if let Ok(p) = procstat::read(operator.pid()) {
             peak_rss = peak_rss.max(p.peak_rss_bytes);
         } else {
-            bail!(
-                "the operator exited; see {}",
-                out.join("operator.log").display()
-            );
+            bail!("the operator exited; see {}", log.display());
         }
-        let (status, running) = {
+        let done = {
             let s = seen.lock().map_err(|_| anyhow::anyhow!("poisoned"))?;
-            let running = s
-                .pods
-                .values()
-                .filter(|(phase, deleting)| phase == "Running" && !deleting)
-                .count();
-            (s.status.clone(), running)
+            fill.sample(&s, &names, o.parallelism);
+            if last_print.elapsed() >= Duration::from_secs(15) {
+                print_progress(&s, &names, now() - started);
+                last_print = Instant::now();
+            }
+            names.iter().all(|n| s.finished.contains_key(n))
         };
-        let Some(status) = status else { continue };
-        if status.counts.pending > 0 {
-            running_fraction.push(running as f64 / f64::from(o.parallelism));
-        }
-        if last_print.elapsed() >= Duration::from_secs(15) {
-            let c = &status.counts;
-            eprintln!(
-                "{:>5.0} s: {:?} pending {} running {} paused {} succeeded {} discarded {} failed {}; pods running {running}",
-                now() - started,
-                status.phase,
-                c.pending,
-                c.running,
-                c.paused,
-                c.succeeded,
-                c.discarded,
-                c.failed
-            );
-            last_print = Instant::now();
-        }
-        if matches!(
-            status.phase,
-            SweepPhase::Succeeded | SweepPhase::Failed | SweepPhase::Invalid
-        ) {
-            break status;
+        if done {
+            break;
         }
         ensure!(
             Instant::now() < deadline,
-            "the sweep did not finish in {} minutes",
+            "the sweeps did not finish in {} minutes",
             o.timeout_minutes
         );
-    };
-    let finished = now();
-    let wall = finished - started;
+    }
     let after = apiserver::request_counts(&get_text(&client, "/metrics").await?)
         .map_err(anyhow::Error::msg)?;
     let cpu_after = procstat::read(operator.pid()).map_err(anyhow::Error::msg)?;
-    let raw: serde_json::Value = serde_json::from_str(
-        &get_text(
-            &client,
-            &format!("/apis/seedsweep.dev/v1alpha1/namespaces/{ns}/seedsweeps/{SWEEP}"),
-        )
-        .await?,
-    )?;
-    let status_bytes = raw["status"].to_string().len();
-    let object_bytes = raw.to_string().len();
+    let reconciles_after = read_reconciles(&log).await;
+    let mut objects = BTreeMap::new();
+    for name in &names {
+        let raw: serde_json::Value = serde_json::from_str(
+            &get_text(
+                &client,
+                &format!("/apis/seedsweep.dev/v1alpha1/namespaces/{ns}/seedsweeps/{name}"),
+            )
+            .await?,
+        )?;
+        objects.insert(name.clone(), raw);
+    }
     // Give the last stand-ins a moment to log their ends.
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let jobs_deleted = seen
-        .lock()
-        .map_err(|_| anyhow::anyhow!("poisoned"))?
-        .jobs_deleted
-        .clone();
     for w in watches {
         w.abort();
     }
     drop(operator);
+    let seen = std::mem::take(&mut *seen.lock().map_err(|_| anyhow::anyhow!("poisoned"))?);
 
     let events = events::parse(
         &std::fs::read_to_string(&events_path)
             .with_context(|| format!("the stand-ins' events {}", events_path.display()))?,
     )
     .map_err(anyhow::Error::msg)?;
-    let attempts = events::attempt_seconds(&events);
-    let standin_total: f64 = attempts.iter().sum();
-    let latencies = events::decision_latencies(&events, RUNG_AT, &jobs_deleted);
     let requests = apiserver::difference(&before, &after);
     let total_requests: f64 = requests.values().sum();
     let status_writes: f64 = requests
@@ -517,75 +593,107 @@ pub async fn run(o: Options) -> Result<serde_json::Value> {
         })
         .map(|(_, n)| n)
         .sum();
+    let scrape_interval = o.scrape_interval.unwrap_or(10.0);
 
-    // The engine's decisions against the offline cut of the curves the stand-ins served: every trial's record, from
-    // the engine's memory (the status keeps at most 1,000).
-    let (records, engine_chunks) = all_records(&client, &ns, SWEEP, &final_status).await?;
-    let scored: Vec<(String, f64)> = records
-        .iter()
-        .map(|t| {
-            let (evals, _) = served_evals(&file, &SCHEDULE, t.weight_init, t.data_order, 0.0);
-            let score = rung_score(&evals, RUNG_AT, MetricName::Accuracy).unwrap_or(f64::NAN);
-            (t.name.clone(), score)
-        })
-        .collect();
-    let keep = (KEEP_FRACTION * f64::from(o.trials)).ceil() as usize;
-    let offline = offline_top(&scored, keep);
-    let kept: BTreeSet<String> = records
-        .iter()
-        .filter(|t| t.phase == TrialPhase::Succeeded)
-        .map(|t| t.name.clone())
-        .collect();
+    let mut sweeps = Vec::new();
+    let mut all = SweepFigures::default();
+    let mut chunk_sizes = Vec::new();
+    for name in &names {
+        let status = seen
+            .statuses
+            .get(name)
+            .with_context(|| format!("no status seen for {name}"))?;
+        // Every trial's record, from the engine's memory (the status keeps at most 1,000).
+        let (records, engine_chunks) = all_records(&client, &ns, name, status).await?;
+        let f = sweep_figures(
+            &o,
+            &file,
+            name,
+            status,
+            &records,
+            &events,
+            &seen,
+            created[name],
+            fill.by_sweep.get(name).map_or(&[][..], Vec::as_slice),
+        );
+        let raw = &objects[name];
+        let mut report = f.report(scrape_interval);
+        report["statusChangesSeen"] = json!(seen.status_changes.get(name));
+        report["statusChangesPerMinute"] =
+            json!(seen.status_changes.get(name).copied().unwrap_or(0) as f64 / (f.wall / 60.0));
+        report["finalStatusBytes"] = json!(raw["status"].to_string().len());
+        report["finalObjectBytes"] = json!(raw.to_string().len());
+        report["statusTrialRecords"] = json!(status.trials.len());
+        report["engineConfigMaps"] = json!({"count": engine_chunks.len(), "largestBytes": engine_chunks.iter().max(), "totalBytes": engine_chunks.iter().sum::<usize>()});
+        chunk_sizes.extend(engine_chunks);
+        sweeps.push(report);
+        all.absorb(f);
+    }
+    all.wall = seen.finished.values().copied().fold(0.0, f64::max) - started;
+    let wall = all.wall;
+    let all_trials = f64::from(o.trials * o.sweeps);
 
-    let q =
-        |v: &[f64]| events::quantiles(v).map(|(m, p, x)| json!({"median": m, "p95": p, "max": x}));
-    let mean = |v: &[f64]| (!v.is_empty()).then(|| v.iter().sum::<f64>() / v.len() as f64);
     let by_request: Vec<serde_json::Value> = requests
         .iter()
-        .map(|((verb, res), n)| json!({"verb": verb, "resource": res, "count": n, "perTrial": n / f64::from(o.trials)}))
+        .map(|((verb, res), n)| json!({"verb": verb, "resource": res, "count": n, "perTrial": n / all_trials}))
         .collect();
-    let c = &final_status.counts;
-    let report = json!({
+    let phase = sweeps
+        .iter()
+        .map(|s| s["phase"].clone())
+        .find(|p| p != "Succeeded")
+        .unwrap_or(json!("Succeeded"));
+    let final_status_bytes: u64 = sweeps
+        .iter()
+        .filter_map(|s| s["finalStatusBytes"].as_u64())
+        .sum();
+    let mut report = json!({
         "machine": {"cpus": std::thread::available_parallelism().map_or(0, |n| n.get()), "cpuModel": cpu_model()},
+        "sweeps": o.sweeps,
         "trials": o.trials,
         "parallelism": o.parallelism,
         "trialSeconds": o.trial_seconds,
         "scrapeInterval": o.scrape_interval,
-        "phase": format!("{:?}", final_status.phase),
-        "counts": {"succeeded": c.succeeded, "discarded": c.discarded, "failed": c.failed, "diverged": c.diverged},
-        "keptIsOfflineCut": kept == offline,
-        "keep": keep,
-        "wallSeconds": wall,
-        "attempts": attempts.len(),
-        "standinSecondsTotal": standin_total,
-        "standinSecondsPerParallelism": standin_total / f64::from(o.parallelism),
-        "decisionLatencySeconds": q(&latencies),
-        "decisions": latencies.len(),
+        "phase": phase,
         "operator": {
             "peakRssBytes": peak_rss.max(cpu_after.peak_rss_bytes),
             "cpuSecondsDuringSweep": cpu_after.cpu_seconds - cpu_before.cpu_seconds,
             "cpuSecondsTotal": cpu_after.cpu_seconds,
         },
-        "apiserverRequests": {"total": total_requests, "perTrial": total_requests / f64::from(o.trials), "byVerbAndResource": by_request},
+        "reconciles": reconciles_report(reconciles_before.as_ref(), reconciles_after.as_ref()),
+        "apiserverRequests": {"total": total_requests, "perTrial": total_requests / all_trials, "byVerbAndResource": by_request},
         "statusWritesPerMinute": status_writes / (wall / 60.0),
+        "statusWritesPerMinutePerSweep": status_writes / f64::from(o.sweeps) / (wall / 60.0),
         "statusWrites": status_writes,
-        "finalStatusBytes": status_bytes,
-        "finalObjectBytes": object_bytes,
-        "statusTrialRecords": final_status.trials.len(),
-        "engineConfigMaps": {"count": engine_chunks.len(), "largestBytes": engine_chunks.iter().max(), "totalBytes": engine_chunks.iter().sum::<usize>()},
-        "runningPodsFractionWhileTrialsRemain": {"samples": running_fraction.len(), "mean": mean(&running_fraction), "quantiles": q(&running_fraction), "min": running_fraction.iter().copied().reduce(f64::min)},
+        "finalStatusBytes": final_status_bytes,
+        "finalObjectBytes": sweeps.iter().filter_map(|s| s["finalObjectBytes"].as_u64()).sum::<u64>(),
+        "statusTrialRecords": sweeps.iter().filter_map(|s| s["statusTrialRecords"].as_u64()).sum::<u64>(),
+        "engineConfigMaps": {"count": chunk_sizes.len(), "largestBytes": chunk_sizes.iter().max(), "totalBytes": chunk_sizes.iter().sum::<usize>()},
+        "perSweep": sweeps,
     });
+    let aggregate = all.report(scrape_interval);
+    if let (Some(r), serde_json::Value::Object(a)) = (report.as_object_mut(), aggregate) {
+        for (k, v) in a {
+            r.entry(k).or_insert(v);
+        }
+    }
+    report["runningPodsFractionWhileTrialsRemain"] = fraction_report(&fill.all);
     std::fs::write(
         out.join("report.json"),
         serde_json::to_string_pretty(&report)?,
     )?;
     let _ = helpers::delete_namespace(&client, &ns).await;
     drop(cluster);
-    if kept != offline {
+    if let Some(s) = report["perSweep"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|s| s["keptIsOfflineCut"] != true)
+    {
         bail!(
-            "the kept trials are not the offline cut of the served curves: kept {} of which {} in the cut; report in {}",
-            kept.len(),
-            kept.intersection(&offline).count(),
+            "{}: the kept trials are not the offline cut of the served curves: kept {} of which {} in the cut; report in {}",
+            s["name"],
+            s["counts"]["succeeded"],
+            s["keptInCut"],
             out.display()
         );
     }
@@ -622,6 +730,289 @@ async fn all_records(
     let rules = state.rules(&snapshot.spec, snapshot.spec.parallelism as usize);
     let full = seedsweep_engine::report::status(&state, &state.decide(&rules));
     Ok((full.trials, sizes))
+}
+
+/// One-second samples of running pods ÷ parallelism while trials remain to be started: over all sweeps (Σ running
+/// ÷ Σ parallelism while any sweep has trials left) and per sweep (while that one has).
+#[derive(Default)]
+struct Fill {
+    all: Vec<f64>,
+    by_sweep: BTreeMap<String, Vec<f64>>,
+}
+
+impl Fill {
+    fn sample(&mut self, s: &Seen, names: &[String], parallelism: u32) {
+        let mut running: BTreeMap<&str, usize> = BTreeMap::new();
+        for (sweep, phase, deleting) in s.pods.values() {
+            if phase == "Running" && !deleting {
+                *running.entry(sweep.as_str()).or_default() += 1;
+            }
+        }
+        let mut any_remaining = false;
+        for name in names {
+            let Some(status) = s.statuses.get(name) else {
+                continue;
+            };
+            if status.counts.pending > 0 {
+                any_remaining = true;
+                let r = running.get(name.as_str()).copied().unwrap_or(0);
+                self.by_sweep
+                    .entry(name.clone())
+                    .or_default()
+                    .push(r as f64 / f64::from(parallelism));
+            }
+        }
+        if any_remaining {
+            let total: usize = names.iter().filter_map(|n| running.get(n.as_str())).sum();
+            self.all
+                .push(total as f64 / f64::from(parallelism * names.len() as u32));
+        }
+    }
+}
+
+fn print_progress(s: &Seen, names: &[String], elapsed: f64) {
+    for name in names {
+        let Some(status) = s.statuses.get(name) else {
+            continue;
+        };
+        let c = &status.counts;
+        let pods = s
+            .pods
+            .values()
+            .filter(|(sweep, phase, deleting)| sweep == name && phase == "Running" && !deleting)
+            .count();
+        eprintln!(
+            "{elapsed:>5.0} s {name}: {:?} pending {} running {} paused {} succeeded {} discarded {} failed {}; pods running {pods}",
+            status.phase, c.pending, c.running, c.paused, c.succeeded, c.discarded, c.failed
+        );
+    }
+}
+
+/// What one sweep's run gave, before it is reported; [`SweepFigures::absorb`] pools sweeps.
+#[derive(Default)]
+struct SweepFigures {
+    name: String,
+    phase: String,
+    succeeded: u32,
+    discarded: u32,
+    failed: u32,
+    diverged: u32,
+    kept_is_offline_cut: bool,
+    kept_in_cut: usize,
+    keep: usize,
+    wall: f64,
+    attempts: usize,
+    standin_total: f64,
+    parallelism: u32,
+    latencies: Vec<f64>,
+    refills: Vec<f64>,
+    fill: Vec<f64>,
+}
+
+#[allow(clippy::too_many_arguments)]
+fn sweep_figures(
+    o: &Options,
+    file: &CurveFile,
+    name: &str,
+    status: &SeedSweepStatus,
+    records: &[TrialRecord],
+    all_events: &[events::Event],
+    seen: &Seen,
+    created: f64,
+    fill: &[f64],
+) -> SweepFigures {
+    let trials: BTreeSet<&str> = records.iter().map(|t| t.name.as_str()).collect();
+    let events: Vec<events::Event> = all_events
+        .iter()
+        .filter(|e| trials.contains(e.trial.as_str()))
+        .cloned()
+        .collect();
+    let attempts = events::attempt_seconds(&events);
+    let latencies = events::decision_latencies(&events, RUNG_AT, &seen.jobs_deleted);
+
+    // The engine's decisions against the offline cut of the curves the stand-ins served.
+    let scored: Vec<(String, f64)> = records
+        .iter()
+        .map(|t| {
+            let (evals, _) = served_evals(file, &SCHEDULE, t.weight_init, t.data_order, 0.0);
+            let score = rung_score(&evals, RUNG_AT, MetricName::Accuracy).unwrap_or(f64::NAN);
+            (t.name.clone(), score)
+        })
+        .collect();
+    let keep = (KEEP_FRACTION * f64::from(o.trials)).ceil() as usize;
+    let offline = offline_top(&scored, keep);
+    let kept: BTreeSet<String> = records
+        .iter()
+        .filter(|t| t.phase == TrialPhase::Succeeded)
+        .map(|t| t.name.clone())
+        .collect();
+
+    // Slots: each Job from its creation to its slot being freed.
+    let slot_attempts: Vec<slots::Attempt> = seen
+        .jobs_created
+        .iter()
+        .filter(|(_, (sweep, _))| sweep == name)
+        .map(|(job, (_, start))| {
+            let freed = seen.slots_freed.get(job);
+            slots::Attempt {
+                start: *start,
+                end: freed.map(|f| f.0),
+                ended_while_remaining: freed.is_some_and(|f| f.1),
+            }
+        })
+        .collect();
+    let refills = slots::refill_delays(o.parallelism.min(o.trials) as usize, &slot_attempts);
+
+    let c = &status.counts;
+    SweepFigures {
+        name: name.to_string(),
+        phase: format!("{:?}", status.phase),
+        succeeded: c.succeeded,
+        discarded: c.discarded,
+        failed: c.failed,
+        diverged: c.diverged,
+        kept_is_offline_cut: kept == offline,
+        kept_in_cut: kept.intersection(&offline).count(),
+        keep,
+        wall: seen.finished.get(name).copied().unwrap_or(f64::NAN) - created,
+        attempts: attempts.len(),
+        standin_total: attempts.iter().sum(),
+        parallelism: o.parallelism,
+        latencies,
+        refills,
+        fill: fill.to_vec(),
+    }
+}
+
+impl SweepFigures {
+    fn absorb(&mut self, f: SweepFigures) {
+        let first = self.name.is_empty();
+        self.phase = if first || self.phase == f.phase {
+            f.phase
+        } else {
+            "mixed".into()
+        };
+        self.name = "all".into();
+        self.succeeded += f.succeeded;
+        self.discarded += f.discarded;
+        self.failed += f.failed;
+        self.diverged += f.diverged;
+        self.kept_is_offline_cut = (first || self.kept_is_offline_cut) && f.kept_is_offline_cut;
+        self.kept_in_cut += f.kept_in_cut;
+        self.keep += f.keep;
+        self.attempts += f.attempts;
+        self.standin_total += f.standin_total;
+        self.parallelism += f.parallelism;
+        self.latencies.extend(f.latencies);
+        self.refills.extend(f.refills);
+    }
+
+    fn report(&self, scrape_interval: f64) -> serde_json::Value {
+        let within = self
+            .latencies
+            .iter()
+            .filter(|l| **l <= 2.0 * scrape_interval)
+            .count();
+        json!({
+            "name": self.name,
+            "phase": self.phase,
+            "counts": {"succeeded": self.succeeded, "discarded": self.discarded, "failed": self.failed, "diverged": self.diverged},
+            "keptIsOfflineCut": self.kept_is_offline_cut,
+            "keptInCut": self.kept_in_cut,
+            "keep": self.keep,
+            "wallSeconds": self.wall,
+            "attempts": self.attempts,
+            "standinSecondsTotal": self.standin_total,
+            "standinSecondsPerParallelism": self.standin_total / f64::from(self.parallelism.max(1)),
+            "decisionLatencySeconds": quantiles_json(&self.latencies),
+            "decisions": self.latencies.len(),
+            "decisionsWithinTwoScrapeIntervals": within,
+            "slotRefillSeconds": {
+                "refills": self.refills.len(),
+                "quantiles": quantiles_json(&self.refills),
+                "mean": mean(&self.refills),
+                "negative": self.refills.iter().filter(|d| **d < 0.0).count(),
+            },
+            "runningPodsFractionWhileTrialsRemain": fraction_report(&self.fill),
+        })
+    }
+}
+
+fn quantiles_json(v: &[f64]) -> serde_json::Value {
+    events::quantiles(v).map_or(
+        json!(null),
+        |(m, p, x)| json!({"median": m, "p95": p, "max": x}),
+    )
+}
+
+fn mean(v: &[f64]) -> Option<f64> {
+    (!v.is_empty()).then(|| v.iter().sum::<f64>() / v.len() as f64)
+}
+
+fn fraction_report(v: &[f64]) -> serde_json::Value {
+    json!({
+        "samples": v.len(),
+        "mean": mean(v),
+        "quantiles": quantiles_json(v),
+        "min": v.iter().copied().reduce(f64::min),
+        "atLeast95Percent": v.iter().filter(|f| **f >= 0.95).count(),
+    })
+}
+
+/// The operator's reconciliation counts and durations from its own `/metrics` (its address from its log); `None`
+/// when they cannot be read, which the report says rather than failing the run.
+async fn read_reconciles(log: &Path) -> Option<reconciles::Reconciles> {
+    for _ in 0..50 {
+        if let Some(addr) = std::fs::read_to_string(log)
+            .ok()
+            .and_then(|l| reconciles::metrics_address(&l))
+        {
+            let text = tokio::task::spawn_blocking(move || reconciles::fetch(&addr))
+                .await
+                .ok()?;
+            return match text.and_then(|t| reconciles::Reconciles::parse(&t)) {
+                Ok(r) => Some(r),
+                Err(e) => {
+                    eprintln!("the operator's reconcile metrics: {e}");
+                    None
+                }
+            };
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    eprintln!("no metrics address in {}", log.display());
+    None
+}
+
+fn reconciles_report(
+    before: Option<&reconciles::Reconciles>,
+    after: Option<&reconciles::Reconciles>,
+) -> serde_json::Value {
+    let (Some(b), Some(a)) = (before, after) else {
+        return json!(null);
+    };
+    let diff = reconciles::Reconciles {
+        ok: a.ok - b.ok,
+        error: a.error - b.error,
+        seconds_sum: a.seconds_sum - b.seconds_sum,
+        seconds_count: a.seconds_count - b.seconds_count,
+        buckets: a
+            .buckets
+            .iter()
+            .map(|(le, n)| {
+                let earlier = b.buckets.iter().find(|(l, _)| l == le).map_or(0.0, |x| x.1);
+                (*le, n - earlier)
+            })
+            .collect(),
+    };
+    json!({
+        "ok": diff.ok,
+        "errors": diff.error,
+        "meanSeconds": diff.mean_seconds(),
+        "medianAtMostSeconds": diff.quantile_bound(0.5),
+        "p95AtMostSeconds": diff.quantile_bound(0.95),
+        "buckets": diff.buckets.iter().map(|(le, n)| json!([if le.is_finite() { json!(le) } else { json!("+Inf") }, n])).collect::<Vec<_>>(),
+    })
 }
 
 pub(crate) fn cpu_model() -> String {

@@ -18,25 +18,46 @@ pub fn read(pid: u32) -> Result<ProcStats, String> {
         .ok_or_else(|| format!("cannot read /proc/{pid}/stat and status"))
 }
 
+/// CPU seconds (user + system) of a process and of its children it has waited for. Readable from /proc while the
+/// process is a zombie (not yet reaped), when its memory figures are already gone.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct CpuTimes {
+    pub own: f64,
+    pub children: f64,
+}
+
+pub fn cpu_times(pid: u32) -> Result<CpuTimes, String> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .map_err(|e| format!("/proc/{pid}/stat: {e}"))?;
+    parse_cpu(&stat, clock_ticks()).ok_or_else(|| format!("cannot read /proc/{pid}/stat"))
+}
+
 fn clock_ticks() -> f64 {
     // SAFETY: sysconf only reads a configuration value.
     let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
     if ticks > 0 { ticks as f64 } else { 100.0 }
 }
 
-fn parse(stat: &str, status: &str, ticks: f64) -> Option<ProcStats> {
+fn parse_cpu(stat: &str, ticks: f64) -> Option<CpuTimes> {
     // The command name (field 2) may hold spaces and parentheses: fields are counted after its last ')'.
     let after = stat.rsplit_once(')')?.1;
     let fields: Vec<&str> = after.split_whitespace().collect();
-    // utime and stime are fields 14 and 15 of the whole line, 12 and 13 after the name (0-based 11, 12).
-    let utime: f64 = fields.get(11)?.parse().ok()?;
-    let stime: f64 = fields.get(12)?.parse().ok()?;
+    // utime, stime, cutime, cstime are fields 14 to 17 of the whole line, 12 to 15 after the name (0-based 11-14).
+    let field = |i: usize| -> Option<f64> { fields.get(i)?.parse().ok() };
+    Some(CpuTimes {
+        own: (field(11)? + field(12)?) / ticks,
+        children: (field(13)? + field(14)?) / ticks,
+    })
+}
+
+fn parse(stat: &str, status: &str, ticks: f64) -> Option<ProcStats> {
+    let cpu = parse_cpu(stat, ticks)?;
     let kib = |key: &str| -> Option<u64> {
         let line = status.lines().find(|l| l.starts_with(key))?;
         line.split_whitespace().nth(1)?.parse().ok()
     };
     Some(ProcStats {
-        cpu_seconds: (utime + stime) / ticks,
+        cpu_seconds: cpu.own,
         peak_rss_bytes: kib("VmHWM:")? * 1024,
         rss_bytes: kib("VmRSS:")? * 1024,
     })
@@ -52,6 +73,13 @@ mod tests {
         let status = "Name:\tx\nVmHWM:\t  2048 kB\nVmRSS:\t  1024 kB\n";
         let s = parse(stat, status, 100.0).unwrap();
         assert_eq!(s.cpu_seconds, 3.0);
+        assert_eq!(
+            parse_cpu(stat, 100.0),
+            Some(CpuTimes {
+                own: 3.0,
+                children: 0.0
+            })
+        );
         assert_eq!((s.peak_rss_bytes, s.rss_bytes), (2 << 20, 1 << 20));
         let me = read(std::process::id()).unwrap();
         assert!(me.peak_rss_bytes >= me.rss_bytes && me.rss_bytes > 0);
