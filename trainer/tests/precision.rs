@@ -46,13 +46,7 @@ fn run(dir: &Path, precision: &str, extra: &[&str]) -> Value {
         .chain(extra)
         .map(|s| s.to_string()),
     );
-    let out = common::trainer().args(&args).output().unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    common::read_json(&dir.join("summary.json"))
+    common::run_to_summary(&args, dir)
 }
 
 #[test]

@@ -148,13 +148,7 @@ fn seeded_run(dir: &Path, wi: u64, do_seed: u64) -> Value {
         ]
         .map(|s| s.to_string()),
     );
-    let out = common::trainer().args(&args).output().unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    common::read_json(&dir.join("summary.json"))
+    common::run_to_summary(&args, dir)
 }
 
 #[test]

@@ -5,8 +5,8 @@
 //! stand-in's end, and that the trials kept are the offline cut. docs/benchmarks.md explains each figure.
 
 use super::{
-    KEEP_FRACTION, RUNG_AT, SCHEDULE, cpu_model, events, fraction_report, mean, procstat,
-    quantiles_json, slots, sweep_head_yaml,
+    KEEP_FRACTION, RUNG_AT, SCHEDULE, cpu_model, events, fraction_report, mean, now, output_dir,
+    procstat, quantiles_json, slots, standin_binary, sweep_head_yaml,
 };
 use crate::standin::cli::{CURVES_ENV, EVENTS_ENV, SECONDS_ENV};
 use crate::standin::curves::CurveFile;
@@ -17,7 +17,7 @@ use serde_json::json;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 /// Runs the scale benchmark's sweep through `seedsweep run` with stand-in trials and reports what it cost.
 #[derive(clap::Parser, Debug, Clone)]
@@ -52,12 +52,6 @@ pub struct Options {
 }
 
 const SWEEP: &str = "local-scale";
-
-fn now() -> f64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0.0, |d| d.as_secs_f64())
-}
 
 /// Whether the child `pid` has exited, leaving it unreaped (a zombie whose /proc/<pid>/stat still holds its CPU
 /// times and its waited-for children's).
@@ -94,25 +88,14 @@ pub fn run(o: Options) -> Result<serde_json::Value> {
         .canonicalize()
         .with_context(|| format!("--curves {}", o.curves.display()))?;
     let file = CurveFile::load(&curves)?;
-    let standin = match &o.standin {
-        Some(p) => p.clone(),
-        None => std::env::current_exe()?
-            .parent()
-            .context("this binary's directory")?
-            .join("seedsweep-standin"),
-    };
+    let standin = standin_binary(o.standin.as_ref())?;
     ensure!(standin.is_file(), "no stand-in at {}", standin.display());
     ensure!(
         o.seedsweep.is_file(),
         "--seedsweep {}: not a file",
         o.seedsweep.display()
     );
-    let out = match &o.out {
-        Some(d) => d.clone(),
-        None => std::env::temp_dir().join(format!("seedsweep-local-scale-{}", now() as u64)),
-    };
-    std::fs::create_dir_all(&out).with_context(|| out.display().to_string())?;
-    let out = out.canonicalize()?;
+    let out = output_dir(o.out.as_ref(), "seedsweep-local-scale", now() as u64)?.canonicalize()?;
     let state = out.join("state");
     ensure!(
         !state.exists(),

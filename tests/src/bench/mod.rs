@@ -77,10 +77,31 @@ pub(crate) const SCHEDULE: Schedule = Schedule {
     train_subset: Some(1000),
 };
 
-fn now() -> f64 {
+pub(crate) fn now() -> f64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0.0, |d| d.as_secs_f64())
+}
+
+/// The `seedsweep-standin` binary: the one given, else the one beside this binary.
+pub(crate) fn standin_binary(given: Option<&PathBuf>) -> Result<PathBuf> {
+    match given {
+        Some(p) => Ok(p.clone()),
+        None => Ok(std::env::current_exe()?
+            .parent()
+            .context("this binary's directory")?
+            .join("seedsweep-standin")),
+    }
+}
+
+/// Where a benchmark writes: the directory given, else a new `<prefix>-<unique>` under $TMPDIR; created.
+pub(crate) fn output_dir(given: Option<&PathBuf>, prefix: &str, unique: u64) -> Result<PathBuf> {
+    let out = match given {
+        Some(d) => d.clone(),
+        None => std::env::temp_dir().join(format!("{prefix}-{unique}")),
+    };
+    std::fs::create_dir_all(&out).with_context(|| out.display().to_string())?;
+    Ok(out)
 }
 
 /// The seeds: a grid when `trials` is square, else the first `trials` pairs of the next grid, listed.
@@ -452,25 +473,14 @@ pub async fn run(o: Options) -> Result<serde_json::Value> {
         .canonicalize()
         .with_context(|| format!("--curves {}", o.curves.display()))?;
     let file = CurveFile::load(&curves)?;
-    let standin = match &o.standin {
-        Some(p) => p.clone(),
-        None => std::env::current_exe()?
-            .parent()
-            .context("this binary's directory")?
-            .join("seedsweep-standin"),
-    };
+    let standin = standin_binary(o.standin.as_ref())?;
     ensure!(standin.is_file(), "no stand-in at {}", standin.display());
     ensure!(
         o.operator.is_file(),
         "--operator {}: not a file",
         o.operator.display()
     );
-    let out = match &o.out {
-        Some(d) => d.clone(),
-        None => std::env::temp_dir().join(format!("seedsweep-scale-{}", now() as u64)),
-    };
-    std::fs::create_dir_all(&out).with_context(|| out.display().to_string())?;
-    let out = out.canonicalize()?;
+    let out = output_dir(o.out.as_ref(), "seedsweep-scale", now() as u64)?.canonicalize()?;
     let events_path = out.join("events.jsonl");
     let _ = std::fs::remove_file(&events_path);
     eprintln!("output in {}", out.display());

@@ -4,7 +4,7 @@
 
 use super::{Fault, Run, Scenario, run as run_scenario};
 use crate::standin::outage::OutageWindow;
-use anyhow::{Context, Result, bail};
+use anyhow::{Result, bail};
 use serde_json::json;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -143,18 +143,12 @@ pub async fn run(o: Options) -> Result<bool> {
         o.scenarios.clone()
     };
     let faults: Vec<Fault> = names.iter().map(|n| fault(&o, n)).collect::<Result<_>>()?;
-    let standin = match &o.standin {
-        Some(p) => p.clone(),
-        None => std::env::current_exe()?
-            .parent()
-            .context("this binary's directory")?
-            .join("seedsweep-standin"),
-    };
-    let out = match &o.out {
-        Some(d) => d.clone(),
-        None => std::env::temp_dir().join(format!("seedsweep-faults-{}", std::process::id())),
-    };
-    std::fs::create_dir_all(&out).with_context(|| out.display().to_string())?;
+    let standin = crate::bench::standin_binary(o.standin.as_ref())?;
+    let out = crate::bench::output_dir(
+        o.out.as_ref(),
+        "seedsweep-faults",
+        std::process::id().into(),
+    )?;
     eprintln!("output in {}", out.display());
     let scenario = |fault: Fault| Scenario {
         trials: o.trials,

@@ -106,6 +106,17 @@ pub fn http_get(addr: &str, path: &str) -> Option<String> {
     head.starts_with("HTTP/1.").then(|| body.to_string())
 }
 
+/// Runs the trainer with `args` (writing into `dir`), which must succeed, and returns its `summary.json`.
+pub fn run_to_summary(args: &[String], dir: &Path) -> serde_json::Value {
+    let out = trainer().args(args).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    read_json(&dir.join("summary.json"))
+}
+
 pub fn read_json(path: &Path) -> serde_json::Value {
     let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}: {text}", path.display()))
