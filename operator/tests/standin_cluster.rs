@@ -44,6 +44,8 @@ async fn the_operator_keeps_the_offline_cut_of_standin_curves() {
         scrape_interval: Some(0.5),
         out: Some(out.path().to_path_buf()),
         timeout_minutes: 5,
+        // The restart of the controller manager with another client rate, as the benchmark's option does.
+        controller_manager_qps: Some(100),
     })
     .await
     .unwrap_or_else(|e| panic!("{e:#}"));
@@ -57,4 +59,17 @@ async fn the_operator_keeps_the_offline_cut_of_standin_curves() {
         report["statusWrites"].as_f64().unwrap() >= 1.0,
         "{report:#}"
     );
+    assert_eq!(report["controllerManagerQps"], 100);
+    // Every Job's pod was seen created, bound and running (the first 4 at least; relaunches add more).
+    let starts = &report["podStartSeconds"];
+    assert!(starts["pods"].as_u64().unwrap() >= 9, "{report:#}");
+    for stage in [
+        "jobCreatedToPodCreated",
+        "podCreatedToBound",
+        "boundToRunning",
+    ] {
+        let median = starts[stage]["quantiles"]["median"].as_f64().unwrap();
+        // Two watch streams in no common order: a pod may be seen a moment before its Job.
+        assert!((-5.0..60.0).contains(&median), "{stage}: {report:#}");
+    }
 }

@@ -342,66 +342,9 @@ impl TestCluster {
             .local
             .as_ref()
             .context("only a local control plane's apiserver can be restarted")?;
-        let pid_file = local.state_dir.join("apiserver.pid");
-        let pid: i32 = std::fs::read_to_string(&pid_file)
-            .with_context(|| format!("reading {}", pid_file.display()))?
-            .trim()
-            .parse()
-            .with_context(|| format!("{} holds no pid", pid_file.display()))?;
-        let argv: Vec<std::ffi::OsString> = std::fs::read(format!("/proc/{pid}/cmdline"))
-            .with_context(|| format!("the apiserver (pid {pid}) is not running"))?
-            .split(|&b| b == 0)
-            .filter(|a| !a.is_empty())
-            .map(|a| {
-                <std::ffi::OsStr as std::os::unix::ffi::OsStrExt>::from_bytes(a).to_os_string()
-            })
-            .collect();
-        let (program, args) = argv
-            .split_first()
-            .context("the apiserver has no command line")?;
         let stopped_at = Instant::now();
-        // SAFETY: kill(2) on the pid start.sh recorded for the process we just read the command line of.
-        unsafe { libc::kill(pid, libc::SIGTERM) };
-        // It is not our child (start.sh started it), so poll until it is gone or a zombie for its parent to reap.
-        // A graceful stop can take the apiserver half a minute (it drains its watches); past 5 s it is killed,
-        // which is a crash, the other way an apiserver goes away.
-        let gone = |pid: i32| {
-            std::fs::read_to_string(format!("/proc/{pid}/stat")).map_or(true, |st| {
-                st.rsplit(')')
-                    .next()
-                    .and_then(|r| r.split_whitespace().next())
-                    == Some("Z")
-            })
-        };
-        let mut killed = false;
-        while !gone(pid) {
-            if !killed && stopped_at.elapsed() > Duration::from_secs(5) {
-                // SAFETY: as above.
-                unsafe { libc::kill(pid, libc::SIGKILL) };
-                killed = true;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        let stop = stopped_at.elapsed();
-        tokio::time::sleep(down.saturating_sub(stopped_at.elapsed())).await;
-        let log = std::fs::OpenOptions::new()
-            .append(true)
-            .open(local.state_dir.join("apiserver.log"))
-            .context("opening apiserver.log")?;
-        let child = Command::new(program)
-            .args(args)
-            .stdin(Stdio::null())
-            .stdout(log.try_clone()?)
-            .stderr(log)
-            // Like the rest of the control plane: a Ctrl-C on the test must leave it to the watchdog.
-            .process_group(0)
-            .spawn()
-            .with_context(|| format!("starting {} again", Path::new(program).display()))?;
+        let (stop, killed) = restart_component(&local.state_dir, "apiserver", down, &[]).await?;
         let started_at = Instant::now();
-        // The watchdog stops what apiserver.pid names.
-        std::fs::write(&pid_file, child.id().to_string())
-            .with_context(|| format!("writing {}", pid_file.display()))?;
-        drop(child);
         let client = self.client().await?;
         let deadline = Instant::now() + Duration::from_secs(90);
         loop {
@@ -427,6 +370,36 @@ impl TestCluster {
             unavailable: stopped_at.elapsed(),
             startup: started_at.elapsed(),
         })
+    }
+
+    /// Restarts the kube-controller-manager with `extra_args` after the command line start.sh gave it (a later
+    /// flag wins), e.g. `--kube-api-qps=100`: its Job controller creates every trial's pod through a client
+    /// limited to 20 requests a second by default, which the benchmarks measure against. Returns once the
+    /// restarted one has started its Job controller.
+    pub async fn restart_controller_manager(&self, extra_args: &[String]) -> Result<()> {
+        let local = self
+            .local
+            .as_ref()
+            .context("only a local control plane's controller manager can be restarted")?;
+        let log = local.state_dir.join("kcm.log");
+        let before = std::fs::metadata(&log).map_or(0, |m| m.len()) as usize;
+        restart_component(&local.state_dir, "kcm", Duration::ZERO, extra_args).await?;
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let text = std::fs::read(&log).unwrap_or_default();
+            if String::from_utf8_lossy(text.get(before..).unwrap_or_default())
+                .contains("Started \"job\"")
+            {
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                bail!(
+                    "the restarted controller manager has not started its Job controller after 60 s; kcm.log tail:\n{}",
+                    tail_file(&log, 20)
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
     }
 
     /// SIGKILLs the container process group of `pod`'s containers on the simulated node, as when a container
@@ -700,6 +673,76 @@ fn free_ports(salt: u32) -> Result<[u16; 5]> {
         };
     }
     bail!("no five consecutive free ports found in 20000..40000")
+}
+
+/// Stops the control-plane component whose pid start.sh wrote to `<state_dir>/<name>.pid` (SIGTERM; SIGKILL past
+/// 5 s), waits until `down` has passed since the stop began, and starts it again with its own command line and
+/// `extra_args`, its output appended to `<name>.log`. Returns how long the stop took and whether it was killed.
+async fn restart_component(
+    state_dir: &Path,
+    name: &str,
+    down: Duration,
+    extra_args: &[String],
+) -> Result<(Duration, bool)> {
+    let pid_file = state_dir.join(format!("{name}.pid"));
+    let pid: i32 = std::fs::read_to_string(&pid_file)
+        .with_context(|| format!("reading {}", pid_file.display()))?
+        .trim()
+        .parse()
+        .with_context(|| format!("{} holds no pid", pid_file.display()))?;
+    let argv: Vec<std::ffi::OsString> = std::fs::read(format!("/proc/{pid}/cmdline"))
+        .with_context(|| format!("the {name} (pid {pid}) is not running"))?
+        .split(|&b| b == 0)
+        .filter(|a| !a.is_empty())
+        .map(|a| <std::ffi::OsStr as std::os::unix::ffi::OsStrExt>::from_bytes(a).to_os_string())
+        .collect();
+    let (program, args) = argv
+        .split_first()
+        .with_context(|| format!("the {name} has no command line"))?;
+    let stopped_at = Instant::now();
+    // SAFETY: kill(2) on the pid start.sh recorded for the process we just read the command line of.
+    unsafe { libc::kill(pid, libc::SIGTERM) };
+    // It is not our child (start.sh started it), so poll until it is gone or a zombie for its parent to reap.
+    // A graceful stop can take the apiserver half a minute (it drains its watches); past 5 s it is killed,
+    // which is a crash, the other way a component goes away.
+    let gone = |pid: i32| {
+        std::fs::read_to_string(format!("/proc/{pid}/stat")).map_or(true, |st| {
+            st.rsplit(')')
+                .next()
+                .and_then(|r| r.split_whitespace().next())
+                == Some("Z")
+        })
+    };
+    let mut killed = false;
+    while !gone(pid) {
+        if !killed && stopped_at.elapsed() > Duration::from_secs(5) {
+            // SAFETY: as above.
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+            killed = true;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let stop = stopped_at.elapsed();
+    tokio::time::sleep(down.saturating_sub(stopped_at.elapsed())).await;
+    let log = std::fs::OpenOptions::new()
+        .append(true)
+        .open(state_dir.join(format!("{name}.log")))
+        .with_context(|| format!("opening {name}.log"))?;
+    let child = Command::new(program)
+        .args(args)
+        .args(extra_args)
+        .stdin(Stdio::null())
+        .stdout(log.try_clone()?)
+        .stderr(log)
+        // Like the rest of the control plane: a Ctrl-C on the test must leave it to the watchdog.
+        .process_group(0)
+        .spawn()
+        .with_context(|| format!("starting {} again", Path::new(program).display()))?;
+    // The watchdog stops what <name>.pid names.
+    std::fs::write(&pid_file, child.id().to_string())
+        .with_context(|| format!("writing {}", pid_file.display()))?;
+    drop(child);
+    Ok((stop, killed))
 }
 
 fn tail_file(path: &Path, lines: usize) -> String {

@@ -65,6 +65,11 @@ pub struct Options {
     pub out: Option<PathBuf>,
     #[arg(long, default_value_t = 60)]
     pub timeout_minutes: u64,
+    /// Restarts the controller manager with `--kube-api-qps=Q --kube-api-burst=2Q` before the sweeps start. Its
+    /// Job controller creates every trial's pod through a client limited to 20 requests a second by default
+    /// (start.sh keeps the default), the rate that bounds how fast freed slots fill again.
+    #[arg(long)]
+    pub controller_manager_qps: Option<u32>,
 }
 
 pub(crate) const RUNG_AT: f64 = 0.25;
@@ -247,6 +252,19 @@ struct Seen {
     status_changes: BTreeMap<String, u64>,
     /// Sweep name → unix seconds the watch first saw it in a final phase.
     finished: BTreeMap<String, f64>,
+    /// Job name → how its first pod came to run, as the pod watch saw it.
+    pod_starts: BTreeMap<String, PodStart>,
+}
+
+/// The stages between a trial Job's creation and its pod running, in unix seconds first seen by the pod watch:
+/// the pod created (by the Job controller), bound to the node (by the scheduler), Running (set by the node
+/// simulator once the stand-in's process is started). Only the Job's first pod counts.
+#[derive(Debug, Clone, Default)]
+struct PodStart {
+    pod: String,
+    created: f64,
+    bound: Option<f64>,
+    running: Option<f64>,
 }
 
 impl Seen {
@@ -304,6 +322,23 @@ fn start_watches(
                     .and_then(|st| st.phase.clone())
                     .unwrap_or_default();
                 let deleting = p.metadata.deletion_timestamp.is_some();
+                let t = now();
+                let start = s
+                    .pod_starts
+                    .entry(events::job_of_pod(&p.name_any()).to_string())
+                    .or_insert_with(|| PodStart {
+                        pod: p.name_any(),
+                        created: t,
+                        ..Default::default()
+                    });
+                if start.pod == p.name_any() {
+                    if p.spec.as_ref().is_some_and(|sp| sp.node_name.is_some()) {
+                        start.bound.get_or_insert(t);
+                    }
+                    if phase == "Running" {
+                        start.running.get_or_insert(t);
+                    }
+                }
                 if deleting || matches!(phase.as_str(), "Succeeded" | "Failed") {
                     s.free_slot(events::job_of_pod(&p.name_any()), &sweep);
                 }
@@ -496,6 +531,16 @@ pub async fn run(o: Options) -> Result<serde_json::Value> {
     // Finished trial pods stay (their Jobs are kept); the node must take all of them.
     node.pods = (o.trials * o.sweeps * 3).max(110);
     cluster.add_node(node).await?;
+    if let Some(qps) = o.controller_manager_qps {
+        ensure!(qps >= 1, "--controller-manager-qps must be at least 1");
+        eprintln!("restarting the controller manager with --kube-api-qps={qps} ...");
+        cluster
+            .restart_controller_manager(&[
+                format!("--kube-api-qps={qps}"),
+                format!("--kube-api-burst={}", 2 * qps),
+            ])
+            .await?;
+    }
     let client = cluster.client().await?;
     helpers::apply_crd_yaml(
         &client,
@@ -663,6 +708,7 @@ pub async fn run(o: Options) -> Result<serde_json::Value> {
         "parallelism": o.parallelism,
         "trialSeconds": o.trial_seconds,
         "scrapeInterval": o.scrape_interval,
+        "controllerManagerQps": o.controller_manager_qps.unwrap_or(20),
         "phase": phase,
         "operator": {
             "peakRssBytes": peak_rss.max(cpu_after.peak_rss_bytes),
@@ -817,6 +863,8 @@ struct SweepFigures {
     latencies: Vec<f64>,
     refills: Vec<f64>,
     fill: Vec<f64>,
+    /// Per Job whose first pod ran: Job created → pod created, pod created → bound, bound → Running (seconds).
+    pod_stages: Vec<[f64; 3]>,
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -872,6 +920,16 @@ fn sweep_figures(
         })
         .collect();
     let refills = slots::refill_delays(o.parallelism.min(o.trials) as usize, &slot_attempts);
+    let pod_stages = seen
+        .jobs_created
+        .iter()
+        .filter(|(_, (sweep, _))| sweep == name)
+        .filter_map(|(job, (_, created))| {
+            let p = seen.pod_starts.get(job)?;
+            let (bound, running) = (p.bound?, p.running?);
+            Some([p.created - created, bound - p.created, running - bound])
+        })
+        .collect();
 
     let c = &status.counts;
     SweepFigures {
@@ -891,6 +949,7 @@ fn sweep_figures(
         latencies,
         refills,
         fill: fill.to_vec(),
+        pod_stages,
     }
 }
 
@@ -915,6 +974,7 @@ impl SweepFigures {
         self.parallelism += f.parallelism;
         self.latencies.extend(f.latencies);
         self.refills.extend(f.refills);
+        self.pod_stages.extend(f.pod_stages);
     }
 
     fn report(&self, scrape_interval: f64) -> serde_json::Value {
@@ -944,8 +1004,24 @@ impl SweepFigures {
                 "negative": self.refills.iter().filter(|d| **d < 0.0).count(),
             },
             "runningPodsFractionWhileTrialsRemain": fraction_report(&self.fill),
+            "podStartSeconds": pod_start_report(&self.pod_stages),
         })
     }
+}
+
+/// Where the time between a Job's creation and its pod running went, stage by stage (see [`PodStart`]).
+fn pod_start_report(stages: &[[f64; 3]]) -> serde_json::Value {
+    let stage = |f: &dyn Fn(&[f64; 3]) -> f64| {
+        let v: Vec<f64> = stages.iter().map(f).collect();
+        json!({"quantiles": quantiles_json(&v), "mean": mean(&v)})
+    };
+    json!({
+        "pods": stages.len(),
+        "jobCreatedToPodCreated": stage(&|s| s[0]),
+        "podCreatedToBound": stage(&|s| s[1]),
+        "boundToRunning": stage(&|s| s[2]),
+        "jobCreatedToRunning": stage(&|s| s.iter().sum()),
+    })
 }
 
 fn quantiles_json(v: &[f64]) -> serde_json::Value {
