@@ -238,7 +238,7 @@ needs_in() {  # the operator's verbs on sweeps, Jobs, pods and events in namespa
     # The checkpoint finalizer on sweeps with a checkpoint volume.
     echo "$ns patch seedsweeps.seedsweep.dev"
     for v in get patch update; do echo "$ns $v seedsweeps.seedsweep.dev --subresource=status"; done
-    for v in get list watch create delete; do echo "$ns $v jobs.batch"; done
+    for v in get list watch create delete patch; do echo "$ns $v jobs.batch"; done
     for v in get list watch; do echo "$ns $v pods"; done
     for v in create patch; do echo "$ns $v events.events.k8s.io"; done
     for v in get create patch; do echo "$ns $v configmaps"; done
@@ -246,7 +246,7 @@ needs_in() {  # the operator's verbs on sweeps, Jobs, pods and events in namespa
 forbidden_in() {  # what it must not do in namespace $1
     local ns=$1
     printf '%s\n' "$ns get secrets" "$ns list secrets" "$ns create pods --subresource=exec" "$ns create pods" \
-        "$ns delete pods" "$ns delete configmaps" "$ns update jobs.batch" "$ns patch jobs.batch" \
+        "$ns delete pods" "$ns delete configmaps" "$ns update jobs.batch" \
         "$ns create seedsweeps.seedsweep.dev" "$ns update seedsweeps.seedsweep.dev" \
         "$ns delete seedsweeps.seedsweep.dev" "$ns create deployments.apps" "$ns delete leases.coordination.k8s.io" \
         "$ns create serviceaccounts --subresource=token" "$ns create rolebindings.rbac.authorization.k8s.io"

@@ -598,6 +598,27 @@ async fn sweep_completes_with_the_offline_cut() -> Result<()> {
                 left == expected,
                 "Jobs left {left:?}, expected {expected:?}"
             );
+            // Each labelled recorded, so later reconciliations no longer list them (labelled just after the status
+            // write that records the end, so the last one may follow the final status by a moment).
+            let deadline = Instant::now() + Duration::from_secs(10);
+            loop {
+                let recorded: BTreeSet<String> = s
+                    .jobs()
+                    .list(&ListParams::default().labels("seedsweep.dev/recorded=true"))
+                    .await?
+                    .items
+                    .iter()
+                    .map(|j| j.name_any())
+                    .collect();
+                if recorded == expected {
+                    break;
+                }
+                ensure!(
+                    Instant::now() < deadline,
+                    "Jobs labelled recorded {recorded:?}, expected {expected:?}"
+                );
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
             for name in &out {
                 ensure!(
                     seen.deleted
@@ -1285,6 +1306,7 @@ async fn rbac_allows_what_the_operator_does() -> Result<()> {
                 ("seedsweep.dev", "seedsweeps", "status", "patch"),
                 ("batch", "jobs", "", "create"),
                 ("batch", "jobs", "", "delete"),
+                ("batch", "jobs", "", "patch"),
                 ("batch", "jobs", "", "watch"),
                 ("", "pods", "", "list"),
                 ("", "pods", "", "watch"),

@@ -14,7 +14,7 @@ use kube::runtime::controller::Action;
 use seedsweep_crds::Metrics as TaskMetrics;
 use seedsweep_crds::sweep::{SeedSweep, SeedSweepStatus};
 use seedsweep_crds::trainer::{EvalPoint, Outcome, TERMINATION_LOG_LIMIT, TrialSummary};
-use seedsweep_operator::controller::job::{self, sweep_selector};
+use seedsweep_operator::controller::job::{self, sweep_selector, unrecorded_selector};
 use seedsweep_operator::controller::telemetry::OperatorMetrics;
 use seedsweep_operator::controller::{Config, Context, Error, error_policy, reconcile};
 use seedsweep_operator::engine::plan::plan;
@@ -136,17 +136,19 @@ impl ApiServer {
         }
     }
 
+    /// The Jobs the operator still reads: those not labelled recorded.
     async fn list_jobs(&mut self, jobs: Vec<Value>) {
         let call = self
             .expect(Method::GET, &format!("/apis/batch/v1/namespaces/{NS}/jobs"))
             .await;
         assert_eq!(
             call.query.get("labelSelector").map(String::as_str),
-            Some(sweep_selector(NAME).as_str())
+            Some(unrecorded_selector(NAME).as_str())
         );
         call.respond(ok(list("batch/v1", "JobList", jobs)));
     }
 
+    /// The sweep's pods that have not succeeded.
     async fn list_pods(&mut self, pods: Vec<Value>) {
         let call = self
             .expect(Method::GET, &format!("/api/v1/namespaces/{NS}/pods"))
@@ -155,7 +157,54 @@ impl ApiServer {
             call.query.get("labelSelector").map(String::as_str),
             Some(sweep_selector(NAME).as_str())
         );
+        assert_eq!(
+            call.query.get("fieldSelector").map(String::as_str),
+            Some("status.phase!=Succeeded")
+        );
         call.respond(ok(list("v1", "PodList", pods)));
+    }
+
+    /// The succeeded pods of the completed Job `job`'s attempt, read for its termination message.
+    async fn list_succeeded_pods(&mut self, job: &Job, pods: Vec<Value>) {
+        let call = self
+            .expect(Method::GET, &format!("/api/v1/namespaces/{NS}/pods"))
+            .await;
+        let labels = job.metadata.labels.as_ref().unwrap();
+        assert_eq!(
+            call.query.get("labelSelector").map(String::as_str),
+            Some(
+                format!(
+                    "{},{}={},{}={}",
+                    sweep_selector(NAME),
+                    job::LABEL_TRIAL,
+                    labels[job::LABEL_TRIAL],
+                    job::LABEL_ATTEMPT,
+                    labels[job::LABEL_ATTEMPT]
+                )
+                .as_str()
+            )
+        );
+        assert_eq!(
+            call.query.get("fieldSelector").map(String::as_str),
+            Some("status.phase=Succeeded")
+        );
+        call.respond(ok(list("v1", "PodList", pods)));
+    }
+
+    /// The label that takes a finished Job out of later lists, once the status records its end.
+    async fn label_recorded(&mut self, job: &Job) {
+        let name = job.metadata.name.as_deref().unwrap();
+        let call = self
+            .expect(
+                Method::PATCH,
+                &format!("/apis/batch/v1/namespaces/{NS}/jobs/{name}"),
+            )
+            .await;
+        assert_eq!(
+            call.body,
+            json!({"metadata": {"labels": {job::LABEL_RECORDED: "true"}}})
+        );
+        call.respond(ok(listed(job.clone(), complete())));
     }
 
     /// The status patch: server-side apply, forced, as the operator's field manager. Returns the patch body.
@@ -255,7 +304,9 @@ impl ApiServer {
     /// The sweep's Job `job` listed as completed, with its trainer's pod.
     async fn list_completed(&mut self, job: &Job) {
         self.list_jobs(vec![listed(job.clone(), complete())]).await;
-        self.list_pods(vec![completed_pod(job)]).await;
+        self.list_pods(vec![]).await;
+        self.list_succeeded_pods(job, vec![completed_pod(job)])
+            .await;
     }
 
     /// An event with this reason about this trial (its note starts with the trial's name).
@@ -498,7 +549,7 @@ async fn an_api_error_is_retried_and_counted() {
         .await;
     assert_eq!(
         call.query.get("labelSelector").map(String::as_str),
-        Some(sweep_selector(NAME).as_str())
+        Some(unrecorded_selector(NAME).as_str())
     );
     call.respond(failure(
         500,
@@ -791,6 +842,8 @@ async fn a_decision_whose_status_write_failed_is_written_before_it_is_acted_on()
     assert_eq!(patch["status"]["trials"][0]["phase"], "Succeeded");
     assert_eq!(patch["status"]["trials"][1]["phase"], "Running");
     assert_eq!(patch["status"]["trials"][1]["attempts"], 1);
+    // Recorded in the status: the completed Job is labelled out of later lists, before the next Job is created.
+    api.label_recorded(&first_job).await;
     let second = api
         .create_job(Some(failure(409, "AlreadyExists", "already exists")))
         .await;
@@ -824,6 +877,7 @@ async fn events_a_dead_operator_did_not_publish_are_published_by_the_next() {
         .map(|e| e["reason"].as_str().unwrap())
         .collect();
     assert_eq!(reasons, ["TrialCompleted", "TrialStarted"]);
+    api.label_recorded(&first_job).await;
     let _dies_before_the_answer = api
         .expect(
             Method::POST,
@@ -839,7 +893,9 @@ async fn events_a_dead_operator_did_not_publish_are_published_by_the_next() {
     let (ctx, mut api) = context();
     let task = start(&s, &ctx);
     api.engine_chunk_read(&chunk).await;
+    // Its label lost with the answer: the Job is listed and labelled again.
     api.list_completed(&first_job).await;
+    api.label_recorded(&first_job).await;
     let second = api.create_job(None).await;
     assert_eq!(
         second.metadata.name.as_deref(),

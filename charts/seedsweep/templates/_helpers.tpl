@@ -77,10 +77,11 @@ app.kubernetes.io/part-of: seedsweep
 - apiGroups: [seedsweep.dev]
   resources: [seedsweeps/status]
   verbs: [get, patch, update]
-# One Job per trial attempt; discarded trials' Jobs are deleted.
+# One Job per trial attempt; discarded trials' Jobs are deleted, finished ones labelled seedsweep.dev/recorded once
+# the status records them (patch), so they are not listed again.
 - apiGroups: [batch]
   resources: [jobs]
-  verbs: [get, list, watch, create, delete]
+  verbs: [get, list, watch, create, delete, patch]
 # Trial pods: IPs to scrape, termination messages to read.
 - apiGroups: [""]
   resources: [pods]

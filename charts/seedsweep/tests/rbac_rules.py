@@ -14,8 +14,8 @@ NEEDED = {
     # Watch sweeps, write their status.
     *(("seedsweep.dev", "seedsweeps", v) for v in ("get", "list", "watch", "patch")),
     *(("seedsweep.dev", "seedsweeps/status", v) for v in ("get", "patch", "update")),
-    # One Job per trial attempt; discarded trials' Jobs are deleted.
-    *(("batch", "jobs", v) for v in ("get", "list", "watch", "create", "delete")),
+    # One Job per trial attempt; discarded trials' Jobs are deleted, finished ones labelled recorded (patch).
+    *(("batch", "jobs", v) for v in ("get", "list", "watch", "create", "delete", "patch")),
     # Trial pods: IPs to scrape, termination messages to read.
     *(("", "pods", v) for v in ("get", "list", "watch")),
     *(("events.k8s.io", "events", v) for v in ("create", "patch")),

@@ -20,6 +20,9 @@ pub const LABEL_ATTEMPT: &str = "seedsweep.dev/attempt";
 pub const LABEL_WI_SEED: &str = "seedsweep.dev/wi-seed";
 pub const LABEL_DO_SEED: &str = "seedsweep.dev/do-seed";
 pub const LABEL_MANAGED_BY: &str = "app.kubernetes.io/managed-by";
+/// Put on a trial Job that has finished once the state records how it ended: the operator lists only Jobs without
+/// it, so what it reads per reconciliation stays bounded by the running trials, not by every trial kept so far.
+pub const LABEL_RECORDED: &str = "seedsweep.dev/recorded";
 pub const MANAGER: &str = "seedsweep-operator";
 pub const CONTAINER: &str = "trainer";
 pub const TERMINATION_LOG: &str = "/dev/termination-log";
@@ -53,6 +56,11 @@ pub fn job_name(trial: &str, attempt: u32) -> String {
 /// Labels that select every Job and pod of one sweep.
 pub fn sweep_selector(sweep: &str) -> String {
     format!("{LABEL_SWEEP}={sweep},{LABEL_MANAGED_BY}={MANAGER}")
+}
+
+/// Labels that select the Jobs of one sweep the operator still needs to read: those not [`LABEL_RECORDED`].
+pub fn unrecorded_selector(sweep: &str) -> String {
+    format!("{},!{LABEL_RECORDED}", sweep_selector(sweep))
 }
 
 /// The Job that runs `attempt` of `trial`. `spec` is the plan's spec (as first seen), `sweep` the live object (its

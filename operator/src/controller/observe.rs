@@ -2,7 +2,7 @@
 
 use super::Context;
 use super::error::Result;
-use super::job::{self, sweep_selector};
+use super::job::{self, sweep_selector, unrecorded_selector};
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::ListParams;
@@ -11,20 +11,25 @@ use seedsweep_crds::sweep::SeedSweep;
 use seedsweep_crds::trainer::TrialSummary;
 use std::collections::BTreeMap;
 
-/// The sweep's Jobs (by name; only those it owns) and its trial pods, as listed at the start of a reconciliation.
+/// The sweep's Jobs the state has not recorded the end of (by name; only those it owns) and the pods it needs, as
+/// listed at the start of a reconciliation.
 pub struct Cluster {
     pub jobs: BTreeMap<String, Job>,
     pub pods: Vec<Pod>,
 }
 
 impl Cluster {
+    /// Lists what one reconciliation needs, bounded by the running trials rather than by the sweep's size: Jobs
+    /// without [`job::LABEL_RECORDED`], pods that have not succeeded, and the succeeded pods of Jobs that completed
+    /// since (their termination message holds the trainer's summary). Finished Jobs and their pods stay in the
+    /// cluster, with their logs, but are not read again.
     pub async fn read(ctx: &Context, sweep: &SeedSweep, ns: &str) -> Result<Cluster> {
         let jobs_api: Api<Job> = Api::namespaced(ctx.client.clone(), ns);
         let pods_api: Api<Pod> = Api::namespaced(ctx.client.clone(), ns);
-        let selector = ListParams::default().labels(&sweep_selector(&sweep.name_any()));
+        let name = sweep.name_any();
         let uid = sweep.uid();
-        let jobs = jobs_api
-            .list(&selector)
+        let jobs: BTreeMap<String, Job> = jobs_api
+            .list(&ListParams::default().labels(&unrecorded_selector(&name)))
             .await?
             .items
             .into_iter()
@@ -35,7 +40,35 @@ impl Cluster {
             })
             .map(|j| (j.name_any(), j))
             .collect();
-        let pods = pods_api.list(&selector).await?.items;
+        let mut pods = pods_api
+            .list(
+                &ListParams::default()
+                    .labels(&sweep_selector(&name))
+                    .fields("status.phase!=Succeeded"),
+            )
+            .await?
+            .items;
+        for job in jobs.values().filter(|j| has_condition(j, "Complete")) {
+            let Some((trial, attempt)) = job::job_identity(job) else {
+                continue;
+            };
+            let attempt_pods = format!(
+                "{},{}={trial},{}={attempt}",
+                sweep_selector(&name),
+                job::LABEL_TRIAL,
+                job::LABEL_ATTEMPT
+            );
+            pods.extend(
+                pods_api
+                    .list(
+                        &ListParams::default()
+                            .labels(&attempt_pods)
+                            .fields("status.phase=Succeeded"),
+                    )
+                    .await?
+                    .items,
+            );
+        }
         Ok(Cluster { jobs, pods })
     }
 
@@ -267,11 +300,13 @@ pub fn read_summary(message: &str) -> Result<Option<Box<TrialSummary>>, String> 
 
 /// A Job that has ended, one way or the other.
 pub fn is_finished(job: &Job) -> bool {
+    has_condition(job, "Complete") || has_condition(job, "Failed")
+}
+
+/// Whether the Job's condition `type_` is true.
+fn has_condition(job: &Job, type_: &str) -> bool {
     job.status
         .as_ref()
         .and_then(|s| s.conditions.as_ref())
-        .is_some_and(|cs| {
-            cs.iter()
-                .any(|c| (c.type_ == "Complete" || c.type_ == "Failed") && c.status == "True")
-        })
+        .is_some_and(|cs| cs.iter().any(|c| c.type_ == type_ && c.status == "True"))
 }

@@ -7,7 +7,7 @@ use super::checkpoints;
 use super::engine_store::{self, Written};
 use super::error::Result;
 use super::events::{SweepEvent, publish};
-use super::job::{LABEL_TRIAL, MANAGER, build_job, job_identity, job_name};
+use super::job::{LABEL_RECORDED, LABEL_TRIAL, MANAGER, build_job, job_identity, job_name};
 use super::observe::{Cluster, JobStanding, is_finished, job_standing, why_stuck};
 use super::status::{self, Findings};
 use crate::engine::policy::{Decisions, RunState};
@@ -476,7 +476,8 @@ impl SweepRuntime {
         job_spec: &SeedSweepSpec,
         cluster: &Cluster,
     ) -> Result<()> {
-        self.delete_jobs(sweep, ctx, ns, &cluster.jobs).await?;
+        let deleted = self.delete_jobs(sweep, ctx, ns, &cluster.jobs).await?;
+        self.mark_recorded(ctx, ns, &cluster.jobs, &deleted).await?;
         self.create_jobs(sweep, ctx, ns, job_spec, &cluster.jobs)
             .await?;
         // The status keeps listing them until its next write; an operator that dies before then publishes them
@@ -488,14 +489,16 @@ impl SweepRuntime {
     }
 
     /// Deletes the Jobs no trial needs: discarded, diverged or paused trials' Jobs, and any running Job of an
-    /// attempt the state does not expect. Finished Jobs of finished trials stay, with their pods' logs.
+    /// attempt the state does not expect. Finished Jobs of finished trials stay, with their pods' logs. Returns the
+    /// names of the Jobs it deleted.
     async fn delete_jobs(
         &self,
         sweep: &SeedSweep,
         ctx: &Context,
         ns: &str,
         jobs: &BTreeMap<String, Job>,
-    ) -> Result<()> {
+    ) -> Result<HashSet<String>> {
+        let mut deleted = HashSet::new();
         let index: HashMap<&str, usize> = self
             .state
             .plan
@@ -531,6 +534,51 @@ impl SweepRuntime {
                         .with_label_values(&[ns, reason])
                         .inc();
                 }
+                Err(kube::Error::Api(e)) if e.code == 404 => {}
+                Err(e) => return Err(e.into()),
+            }
+            deleted.insert(name.clone());
+        }
+        Ok(deleted)
+    }
+
+    /// Labels [`LABEL_RECORDED`] the finished Jobs whose end the written status records (any attempt but a running
+    /// trial's current one), so later reconciliations no longer list them or their pods. Runs after `persist`: a
+    /// Job is labelled only once the state that no longer needs it is in the status; if the label is lost (the
+    /// operator dies first), the Job is listed and labelled again.
+    async fn mark_recorded(
+        &self,
+        ctx: &Context,
+        ns: &str,
+        jobs: &BTreeMap<String, Job>,
+        deleted: &HashSet<String>,
+    ) -> Result<()> {
+        let index: HashMap<&str, usize> = (self.state.plan.trials.iter().enumerate())
+            .map(|(i, t)| (t.name.as_str(), i))
+            .collect();
+        let api: Api<Job> = Api::namespaced(ctx.client.clone(), ns);
+        let label = serde_json::json!({"metadata": {"labels": {LABEL_RECORDED: "true"}}});
+        for (name, job) in jobs {
+            if deleted.contains(name)
+                || job.metadata.deletion_timestamp.is_some()
+                || !is_finished(job)
+            {
+                continue;
+            }
+            let Some((trial, attempt)) = job_identity(job) else {
+                continue;
+            };
+            let Some(t) = index.get(trial.as_str()).map(|&i| &self.state.trials[i]) else {
+                continue;
+            };
+            if t.run == RunState::Running && t.attempts == attempt {
+                continue;
+            }
+            match api
+                .patch(name, &PatchParams::default(), &Patch::Merge(&label))
+                .await
+            {
+                Ok(_) => {}
                 Err(kube::Error::Api(e)) if e.code == 404 => {}
                 Err(e) => return Err(e.into()),
             }
