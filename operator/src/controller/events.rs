@@ -295,7 +295,7 @@ pub async fn publish(ctx: &Context, sweep: &SeedSweep, event: &UnpublishedEvent)
         }),
     };
     if let Err(e) = ctx
-        .recorder
+        .recorder()
         .publish(&kube_event, &sweep.object_ref(&()))
         .await
     {
