@@ -6,6 +6,7 @@
 //! step) → persist the status (before acting whenever there is something to act on) → act on Jobs, publish events.
 
 pub mod checkpoints;
+pub mod concurrent;
 pub mod engine_store;
 pub mod error;
 pub mod events;

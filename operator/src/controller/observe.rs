@@ -1,6 +1,7 @@
 //! Reading the cluster for one sweep: its Jobs and pods, and how each trial attempt's Job stands (pure).
 
 use super::Context;
+use super::concurrent;
 use super::error::Result;
 use super::job::{self, sweep_selector, unrecorded_selector};
 use k8s_openapi::api::batch::v1::Job;
@@ -48,27 +49,27 @@ impl Cluster {
             )
             .await?
             .items;
-        for job in jobs.values().filter(|j| has_condition(j, "Complete")) {
-            let Some((trial, attempt)) = job::job_identity(job) else {
-                continue;
-            };
-            let attempt_pods = format!(
-                "{},{}={trial},{}={attempt}",
-                sweep_selector(&name),
-                job::LABEL_TRIAL,
-                job::LABEL_ATTEMPT
-            );
-            pods.extend(
-                pods_api
-                    .list(
-                        &ListParams::default()
-                            .labels(&attempt_pods)
-                            .fields("status.phase=Succeeded"),
-                    )
-                    .await?
-                    .items,
-            );
-        }
+        // Collected first: a lazy iterator over `jobs` held across the awaits makes the future not Send.
+        let completed: Vec<String> = (jobs.values())
+            .filter(|j| has_condition(j, "Complete"))
+            .filter_map(job::job_identity)
+            .map(|(trial, attempt)| {
+                format!(
+                    "{},{}={trial},{}={attempt}",
+                    sweep_selector(&name),
+                    job::LABEL_TRIAL,
+                    job::LABEL_ATTEMPT
+                )
+            })
+            .collect();
+        let pods_api = &pods_api;
+        let lists = completed.into_iter().map(|selector| async move {
+            let params = ListParams::default()
+                .labels(&selector)
+                .fields("status.phase=Succeeded");
+            Ok(pods_api.list(&params).await?.items)
+        });
+        pods.extend(concurrent::each(lists).await?.into_iter().flatten());
         Ok(Cluster { jobs, pods })
     }
 

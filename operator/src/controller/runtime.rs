@@ -4,6 +4,7 @@
 
 use super::Context;
 use super::checkpoints;
+use super::concurrent;
 use super::engine_store::{self, Written};
 use super::error::Result;
 use super::events::{SweepEvent, publish};
@@ -498,7 +499,7 @@ impl SweepRuntime {
         ns: &str,
         jobs: &BTreeMap<String, Job>,
     ) -> Result<HashSet<String>> {
-        let mut deleted = HashSet::new();
+        let mut doomed: Vec<(String, &'static str)> = Vec::new();
         let index: HashMap<&str, usize> = self
             .state
             .plan
@@ -526,20 +527,29 @@ impl SweepRuntime {
                 _ if !is_finished(job) => "superseded",
                 _ => continue,
             };
-            match api.delete(name, &background()).await {
-                Ok(_) => {
-                    tracing::info!(sweep = %sweep.name_any(), job = %name, reason, "deleted the Job");
-                    ctx.metrics
-                        .jobs_deleted
-                        .with_label_values(&[ns, reason])
-                        .inc();
-                }
-                Err(kube::Error::Api(e)) if e.code == 404 => {}
-                Err(e) => return Err(e.into()),
-            }
-            deleted.insert(name.clone());
+            doomed.push((name.clone(), reason));
         }
-        Ok(deleted)
+        let (api, sweep_name) = (&api, sweep.name_any());
+        let sweep_name = &sweep_name;
+        let deletes: Vec<_> = doomed
+            .iter()
+            .map(|(name, reason)| async move {
+                match api.delete(name, &background()).await {
+                    Ok(_) => {
+                        tracing::info!(sweep = %sweep_name, job = %name, reason, "deleted the Job");
+                        ctx.metrics
+                            .jobs_deleted
+                            .with_label_values(&[ns, reason])
+                            .inc();
+                        Ok(())
+                    }
+                    Err(kube::Error::Api(e)) if e.code == 404 => Ok(()),
+                    Err(e) => Err(e.into()),
+                }
+            })
+            .collect();
+        concurrent::each(deletes).await?;
+        Ok(doomed.into_iter().map(|(name, _)| name).collect())
     }
 
     /// Labels [`LABEL_RECORDED`] the finished Jobs whose end the written status records (any attempt but a running
@@ -558,6 +568,7 @@ impl SweepRuntime {
             .collect();
         let api: Api<Job> = Api::namespaced(ctx.client.clone(), ns);
         let label = serde_json::json!({"metadata": {"labels": {LABEL_RECORDED: "true"}}});
+        let mut ended = Vec::new();
         for (name, job) in jobs {
             if deleted.contains(name)
                 || job.metadata.deletion_timestamp.is_some()
@@ -574,15 +585,23 @@ impl SweepRuntime {
             if t.run == RunState::Running && t.attempts == attempt {
                 continue;
             }
-            match api
-                .patch(name, &PatchParams::default(), &Patch::Merge(&label))
-                .await
-            {
-                Ok(_) => {}
-                Err(kube::Error::Api(e)) if e.code == 404 => {}
-                Err(e) => return Err(e.into()),
-            }
+            ended.push(name);
         }
+        let (api, label) = (&api, &label);
+        let patches: Vec<_> = ended
+            .into_iter()
+            .map(|name| async move {
+                match api
+                    .patch(name, &PatchParams::default(), &Patch::Merge(label))
+                    .await
+                {
+                    Ok(_) => Ok(()),
+                    Err(kube::Error::Api(e)) if e.code == 404 => Ok(()),
+                    Err(e) => Err(e.into()),
+                }
+            })
+            .collect();
+        concurrent::each(patches).await?;
         Ok(())
     }
 
@@ -597,26 +616,38 @@ impl SweepRuntime {
         jobs: &BTreeMap<String, Job>,
     ) -> Result<()> {
         let api: Api<Job> = Api::namespaced(ctx.client.clone(), ns);
+        let mut missing = Vec::new();
         for (i, t) in self.state.trials.iter().enumerate() {
             if t.run != RunState::Running {
                 continue;
             }
             let planned = &self.state.plan.trials[i];
-            let name = job_name(&planned.name, t.attempts);
-            if jobs.contains_key(&name) {
-                continue;
-            }
-            let job = build_job(sweep, job_spec, planned, t.attempts, &ctx.config.image);
-            match api.create(&PostParams::default(), &job).await {
-                Ok(_) => {
-                    ctx.metrics.jobs_created.with_label_values(&[ns]).inc();
-                    tracing::debug!(sweep = %sweep.name_any(), job = %name, "created the Job");
-                }
-                // Created before a restart, or by a replica that lost its lease: it is this attempt's Job.
-                Err(kube::Error::Api(e)) if e.code == 409 => {}
-                Err(e) => return Err(e.into()),
+            if !jobs.contains_key(&job_name(&planned.name, t.attempts)) {
+                missing.push(build_job(
+                    sweep,
+                    job_spec,
+                    planned,
+                    t.attempts,
+                    &ctx.config.image,
+                ));
             }
         }
+        let (api, sweep_name) = (&api, sweep.name_any());
+        let sweep_name = &sweep_name;
+        let creates: Vec<_> = missing.iter().map(|job| async move {
+            match api.create(&PostParams::default(), job).await {
+                Ok(_) => {
+                    ctx.metrics.jobs_created.with_label_values(&[ns]).inc();
+                    tracing::debug!(sweep = %sweep_name, job = %job.name_any(), "created the Job");
+                    Ok(())
+                }
+                // Created before a restart, or by a replica that lost its lease: it is this attempt's Job.
+                Err(kube::Error::Api(e)) if e.code == 409 => Ok(()),
+                Err(e) => Err(e.into()),
+            }
+        })
+        .collect();
+        concurrent::each(creates).await?;
         Ok(())
     }
 
