@@ -58,6 +58,20 @@ pub struct SweepRuntime {
     checkpoints_gone: bool,
     /// What each chunk of the engine's memory held when last written (see `engine_store`).
     written: Written,
+    /// Paused trials already known to be discarded: announced by this process, or so in the recorded state it
+    /// resumed from (whose events are in the status, published by whoever reads it). Not read from
+    /// `status.trials`, which keeps at most 1,000 records: past that, every reconcile announced every settled
+    /// trial again (36,000 events for 2,250 trials at 10,000 trials).
+    settled: HashSet<usize>,
+}
+
+/// The paused trials that `outlook` discards.
+fn settled_discards(state: &SweepState, outlook: &Decisions) -> HashSet<usize> {
+    (state.trials.iter().zip(&outlook.verdicts))
+        .enumerate()
+        .filter(|(_, (t, v))| t.run == RunState::Paused && v.phase == TrialPhase::Discarded)
+        .map(|(i, _)| i)
+        .collect()
 }
 
 /// How one running trial's metrics endpoint has answered this attempt.
@@ -93,8 +107,11 @@ impl SweepRuntime {
         written: Written,
     ) -> Result<Self, String> {
         let state = snapshot.restore().map_err(|e| e.to_string())?;
+        let rules = state.rules(&snapshot.spec, snapshot.spec.parallelism as usize);
+        let settled = settled_discards(&state, &state.decide(&rules));
         let mut runtime = Self::new(snapshot.spec.clone(), state, Some(status));
         runtime.written = written;
+        runtime.settled = settled;
         Ok(runtime)
     }
 
@@ -118,6 +135,7 @@ impl SweepRuntime {
             checkpoints_removed: HashSet::new(),
             checkpoints_gone: false,
             written: Written::default(),
+            settled: HashSet::new(),
         }
     }
 
@@ -318,27 +336,17 @@ impl SweepRuntime {
             self.completion_time = Some(Time(Timestamp::now()));
         }
         let names = &self.state.plan.trials;
-        let shown_discarded: HashSet<&str> = (self.last_status.iter())
-            .flat_map(|s| &s.trials)
-            .filter(|t| t.phase == TrialPhase::Discarded)
-            .map(|t| t.name.as_str())
-            .collect();
         let mut events = Vec::new();
         // Trials paused at a rung whose decision has now gone against them: nothing to stop, but news.
-        for (i, (trial, verdict)) in self
-            .state
-            .trials
-            .iter()
-            .zip(&step.outlook.verdicts)
-            .enumerate()
-        {
-            let settled = trial.run == RunState::Paused
-                && verdict.phase == TrialPhase::Discarded
-                && !shown_discarded.contains(names[i].name.as_str());
-            if settled && let Some(reason) = &verdict.reason {
+        let settled = settled_discards(&self.state, &step.outlook);
+        let mut news: Vec<usize> = settled.difference(&self.settled).copied().collect();
+        news.sort_unstable();
+        for i in news {
+            if let Some(reason) = &step.outlook.verdicts[i].reason {
                 events.push(SweepEvent::stopped(&names[i].name, self.job_of(i), reason));
             }
         }
+        self.settled = settled;
         let settled_any = !events.is_empty();
         if !(step.actions.acts() || !ended.is_empty() || completed_now || settled_any) {
             return;
