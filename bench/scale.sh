@@ -8,6 +8,7 @@
 #   bench/scale.sh                                   # 625 trials (25 × 25), parallelism 64, 20 s per trial
 #   bench/scale.sh --trials 25 --parallelism 8       # a reduced run, about 1.5 minutes
 #   bench/scale.sh --sweeps 3                        # three such sweeps at once (the node gets 3 × 64 GPUs)
+#   bench/scale.sh --controller-manager-qps 100      # its Job controller allowed 100 requests a second (default 20)
 #   bench/scale.sh --help                            # every option (--trial-seconds, --scrape-interval, --out ...)
 #
 # Builds what it runs first: the operator and the stand-in in release mode (not the trainer).
