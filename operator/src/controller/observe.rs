@@ -4,7 +4,7 @@ use super::Context;
 use super::concurrent;
 use super::error::Result;
 use super::job::{self, sweep_selector, unrecorded_selector};
-use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::batch::v1::{Job, JobCondition};
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::ListParams;
 use kube::{Api, ResourceExt};
@@ -104,13 +104,7 @@ pub enum JobStanding {
 
 /// How an attempt's Job stands, from the Job and its pods (oldest first). Pure.
 pub fn job_standing(job: &Job, pods: &[&Pod], default_port: u16) -> JobStanding {
-    let condition = |type_: &str| {
-        job.status
-            .as_ref()
-            .and_then(|s| s.conditions.as_ref())
-            .and_then(|cs| cs.iter().find(|c| c.type_ == type_ && c.status == "True"))
-    };
-    if condition("Complete").is_some() {
+    if has_condition(job, "Complete") {
         let pod = pods
             .iter()
             .rev()
@@ -134,7 +128,7 @@ pub fn job_standing(job: &Job, pods: &[&Pod], default_port: u16) -> JobStanding 
             },
         };
     }
-    if let Some(c) = condition("Failed") {
+    if let Some(c) = true_condition(job, "Failed") {
         let why = c
             .message
             .clone()
@@ -306,8 +300,13 @@ pub fn is_finished(job: &Job) -> bool {
 
 /// Whether the Job's condition `type_` is true.
 fn has_condition(job: &Job, type_: &str) -> bool {
+    true_condition(job, type_).is_some()
+}
+
+/// The Job's condition `type_`, when it is true.
+fn true_condition<'a>(job: &'a Job, type_: &str) -> Option<&'a JobCondition> {
     job.status
         .as_ref()
         .and_then(|s| s.conditions.as_ref())
-        .is_some_and(|cs| cs.iter().any(|c| c.type_ == type_ && c.status == "True"))
+        .and_then(|cs| cs.iter().find(|c| c.type_ == type_ && c.status == "True"))
 }

@@ -13,7 +13,7 @@ use super::observe::{Cluster, JobStanding, is_finished, job_standing, why_stuck}
 use super::status::{self, Findings};
 use crate::engine::policy::{Decisions, RunState};
 use crate::engine::snapshot::Snapshot;
-use crate::engine::state::{Step, SweepState, plan_changes};
+use crate::engine::state::{Step, SweepState, TrialState, plan_changes};
 use crate::{manifest, report, scrape};
 use futures::StreamExt;
 use k8s_openapi::api::batch::v1::Job;
@@ -508,25 +508,8 @@ impl SweepRuntime {
         jobs: &BTreeMap<String, Job>,
     ) -> Result<HashSet<String>> {
         let mut doomed: Vec<(String, &'static str)> = Vec::new();
-        let index: HashMap<&str, usize> = self
-            .state
-            .plan
-            .trials
-            .iter()
-            .enumerate()
-            .map(|(i, t)| (t.name.as_str(), i))
-            .collect();
         let api: Api<Job> = Api::namespaced(ctx.client.clone(), ns);
-        for (name, job) in jobs {
-            if job.metadata.deletion_timestamp.is_some() {
-                continue;
-            }
-            let Some((trial, attempt)) = job_identity(job) else {
-                continue;
-            };
-            let Some(t) = index.get(trial.as_str()).map(|&i| &self.state.trials[i]) else {
-                continue;
-            };
+        for (name, job, t, attempt) in self.trial_jobs(jobs) {
             let current = attempt == t.attempts;
             let reason = match &t.run {
                 RunState::Running | RunState::Completed if current => continue,
@@ -571,30 +554,16 @@ impl SweepRuntime {
         jobs: &BTreeMap<String, Job>,
         deleted: &HashSet<String>,
     ) -> Result<()> {
-        let index: HashMap<&str, usize> = (self.state.plan.trials.iter().enumerate())
-            .map(|(i, t)| (t.name.as_str(), i))
-            .collect();
         let api: Api<Job> = Api::namespaced(ctx.client.clone(), ns);
         let label = serde_json::json!({"metadata": {"labels": {LABEL_RECORDED: "true"}}});
-        let mut ended = Vec::new();
-        for (name, job) in jobs {
-            if deleted.contains(name)
-                || job.metadata.deletion_timestamp.is_some()
-                || !is_finished(job)
-            {
-                continue;
-            }
-            let Some((trial, attempt)) = job_identity(job) else {
-                continue;
-            };
-            let Some(t) = index.get(trial.as_str()).map(|&i| &self.state.trials[i]) else {
-                continue;
-            };
-            if t.run == RunState::Running && t.attempts == attempt {
-                continue;
-            }
-            ended.push(name);
-        }
+        let ended: Vec<&String> = (self.trial_jobs(jobs).into_iter())
+            .filter(|(name, job, t, attempt)| {
+                !deleted.contains(*name)
+                    && is_finished(job)
+                    && !(t.run == RunState::Running && t.attempts == *attempt)
+            })
+            .map(|(name, ..)| name)
+            .collect();
         let (api, label) = (&api, &label);
         let patches: Vec<_> = ended
             .into_iter()
@@ -748,6 +717,25 @@ impl SweepRuntime {
             Err(e) => return Err(e.into()),
         }
         Ok(())
+    }
+
+    /// The listed trial Jobs not being deleted, each with its trial's state and the attempt it runs (Jobs of
+    /// trials the plan does not have are left out).
+    fn trial_jobs<'a>(
+        &'a self,
+        jobs: &'a BTreeMap<String, Job>,
+    ) -> Vec<(&'a String, &'a Job, &'a TrialState, u32)> {
+        let index: HashMap<&str, usize> = (self.state.plan.trials.iter().enumerate())
+            .map(|(i, t)| (t.name.as_str(), i))
+            .collect();
+        (jobs.iter())
+            .filter(|(_, job)| job.metadata.deletion_timestamp.is_none())
+            .filter_map(|(name, job)| {
+                let (trial, attempt) = job_identity(job)?;
+                let t = &self.state.trials[*index.get(trial.as_str())?];
+                Some((name, job, t, attempt))
+            })
+            .collect()
     }
 
     /// The Job of a trial's latest attempt.
