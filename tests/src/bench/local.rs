@@ -5,11 +5,10 @@
 //! stand-in's end, and that the trials kept are the offline cut. docs/benchmarks.md explains each figure.
 
 use super::{
-    KEEP_FRACTION, RUNG_AT, SCHEDULE, cpu_model, events, fraction_report, mean, now, output_dir,
-    procstat, quantiles_json, slots, standin_binary, sweep_head_yaml,
+    KEEP_FRACTION, RUNG_AT, SCHEDULE, cpu_model, events, fraction_report, load_curves, mean, now,
+    output_dir, procstat, quantiles_json, slots, standin_binary, sweep_head_yaml,
 };
 use crate::standin::cli::{CURVES_ENV, EVENTS_ENV, SECONDS_ENV};
-use crate::standin::curves::CurveFile;
 use crate::standin::offline::{offline_top, rung_score, served_evals};
 use anyhow::{Context, Result, bail, ensure};
 use seedsweep_crds::MetricName;
@@ -83,13 +82,8 @@ pub fn run(o: Options) -> Result<serde_json::Value> {
             "--scrape-interval must be a positive number of seconds, got {s}"
         );
     }
-    let curves = o
-        .curves
-        .canonicalize()
-        .with_context(|| format!("--curves {}", o.curves.display()))?;
-    let file = CurveFile::load(&curves)?;
+    let (curves, file) = load_curves(&o.curves)?;
     let standin = standin_binary(o.standin.as_ref())?;
-    ensure!(standin.is_file(), "no stand-in at {}", standin.display());
     ensure!(
         o.seedsweep.is_file(),
         "--seedsweep {}: not a file",

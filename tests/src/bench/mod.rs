@@ -88,14 +88,39 @@ pub(crate) fn now() -> f64 {
         .map_or(0.0, |d| d.as_secs_f64())
 }
 
-/// The `seedsweep-standin` binary: the one given, else the one beside this binary.
+/// The `seedsweep-standin` binary: the one given, else the one beside this binary; an error when it is not there.
 pub(crate) fn standin_binary(given: Option<&PathBuf>) -> Result<PathBuf> {
-    match given {
-        Some(p) => Ok(p.clone()),
-        None => Ok(std::env::current_exe()?
+    let standin = match given {
+        Some(p) => p.clone(),
+        None => std::env::current_exe()?
             .parent()
             .context("this binary's directory")?
-            .join("seedsweep-standin")),
+            .join("seedsweep-standin"),
+    };
+    ensure!(standin.is_file(), "no stand-in at {}", standin.display());
+    Ok(standin)
+}
+
+/// The `--curves` file the stand-ins replay: its absolute path (the stand-ins run elsewhere) and its curves.
+pub(crate) fn load_curves(path: &Path) -> Result<(PathBuf, CurveFile)> {
+    let curves = path
+        .canonicalize()
+        .with_context(|| format!("--curves {}", path.display()))?;
+    let file = CurveFile::load(&curves)?;
+    Ok((curves, file))
+}
+
+/// A benchmark binary's ending: the JSON report on stdout, or the error on stderr and exit status 1.
+pub fn print_report(report: Result<serde_json::Value>) {
+    match report {
+        Ok(report) => println!(
+            "{}",
+            serde_json::to_string_pretty(&report).expect("a report serializes")
+        ),
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::exit(1);
+        }
     }
 }
 
@@ -503,13 +528,8 @@ pub async fn run(o: Options) -> Result<serde_json::Value> {
         "--trial-seconds must be a positive number, got {}",
         o.trial_seconds
     );
-    let curves = o
-        .curves
-        .canonicalize()
-        .with_context(|| format!("--curves {}", o.curves.display()))?;
-    let file = CurveFile::load(&curves)?;
+    let (curves, file) = load_curves(&o.curves)?;
     let standin = standin_binary(o.standin.as_ref())?;
-    ensure!(standin.is_file(), "no stand-in at {}", standin.display());
     ensure!(
         o.operator.is_file(),
         "--operator {}: not a file",
