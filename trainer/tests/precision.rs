@@ -7,15 +7,6 @@ mod common;
 use serde_json::Value;
 use std::path::Path;
 
-fn losses(summary: &Value) -> Vec<f64> {
-    summary["trainLoss"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|x| x.as_f64().unwrap())
-        .collect()
-}
-
 /// Two steps of 4 MRPC pairs of at most 16 tokens, an evaluation of 4 pairs after each, in the given precision;
 /// `extra` appended. Tiny, because libtorch's bf16 products are many times slower than fp32 on CPUs without native
 /// bf16 (the run with `--bf16-kernels native`).
@@ -71,17 +62,17 @@ fn bf16_repeats_itself_stays_near_fp32_and_keeps_its_checkpoints_to_itself() {
     assert_eq!(bf16["checkpoints"].as_array().unwrap().len(), 1);
 
     // Same seeds, same precision: bit-identical losses and evaluations.
-    assert_eq!(losses(&bf16).len(), 2);
-    assert_eq!(losses(&bf16), losses(&again));
+    assert_eq!(common::losses(&bf16).len(), 2);
+    assert_eq!(common::losses(&bf16), common::losses(&again));
     assert_eq!(bf16["evals"], again["evals"]);
 
     assert_eq!(fp32["compute"], "fp32");
     assert_eq!(fp32_kernels["compute"], "bf16RoundedFp32");
     assert_eq!(native["compute"], "bf16");
     assert!(bf16["compute"] == "bf16" || bf16["compute"] == "bf16RoundedFp32");
-    for (step, (n, r)) in losses(&native)
+    for (step, (n, r)) in common::losses(&native)
         .iter()
-        .zip(losses(&fp32_kernels))
+        .zip(common::losses(&fp32_kernels))
         .enumerate()
     {
         assert!(
@@ -91,7 +82,7 @@ fn bf16_repeats_itself_stays_near_fp32_and_keeps_its_checkpoints_to_itself() {
     }
 
     // Another precision: every loss differs, by rounding only.
-    let (b, f) = (losses(&bf16), losses(&fp32));
+    let (b, f) = (common::losses(&bf16), common::losses(&fp32));
     for (step, (b, f)) in b.iter().zip(&f).enumerate() {
         assert_ne!(b, f, "step {step}: bf16 computed exactly what fp32 did");
         assert!(
@@ -109,7 +100,7 @@ fn bf16_repeats_itself_stays_near_fp32_and_keeps_its_checkpoints_to_itself() {
     );
     assert_eq!(fp32["resumedFrom"], Value::Null);
     assert_eq!(
-        losses(&fp32).len(),
+        common::losses(&fp32).len(),
         2,
         "the fp32 run trained from the beginning"
     );

@@ -20,15 +20,6 @@ fn addr_from(running: &common::Running) -> String {
     panic!("the trainer never printed its metrics address");
 }
 
-fn losses(summary: &Value) -> Vec<f64> {
-    summary["trainLoss"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|x| x.as_f64().unwrap())
-        .collect()
-}
-
 #[test]
 fn fine_tune_lowers_the_loss_and_serves_evals_while_running() {
     let dir = tempfile::tempdir().unwrap();
@@ -103,7 +94,7 @@ fn fine_tune_lowers_the_loss_and_serves_evals_while_running() {
     assert!(scraped.contains(metric::MAJORITY_BASELINE) && scraped.contains(metric::PROGRESS));
 
     let summary = common::read_json(&dir.path().join("summary.json"));
-    let loss = losses(&summary);
+    let loss = common::losses(&summary);
     assert_eq!(loss.len(), 24);
     let first: f64 = loss[..8].iter().sum::<f64>() / 8.0;
     let last: f64 = loss[16..].iter().sum::<f64>() / 8.0;
@@ -160,9 +151,9 @@ fn seeds_control_exactly_what_they_should() {
     let other_do = seeded_run(dirs[3].path(), 1, 2);
 
     // Same seeds: bit-identical curves (f32 losses survive the JSON round trip exactly).
-    assert_eq!(losses(&base), losses(&again));
+    assert_eq!(common::losses(&base), common::losses(&again));
     assert_eq!(base["evals"], again["evals"]);
-    assert_eq!(losses(&base).len(), 4);
+    assert_eq!(common::losses(&base).len(), 4);
 
     // The binary used the pure functions' order and head init.
     let head = |wi| {
@@ -181,7 +172,7 @@ fn seeds_control_exactly_what_they_should() {
     // WI only: another head, the same order.
     assert_eq!(other_wi["headInitDigest"], head(2));
     assert_eq!(other_wi["epochOrderDigests"], base["epochOrderDigests"]);
-    assert_ne!(losses(&other_wi), losses(&base));
+    assert_ne!(common::losses(&other_wi), common::losses(&base));
 
     // DO only: the same head, another order.
     assert_eq!(other_do["headInitDigest"], base["headInitDigest"]);

@@ -121,3 +121,13 @@ pub fn read_json(path: &Path) -> serde_json::Value {
     let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}: {text}", path.display()))
 }
+
+/// The per-step training losses of a trainer summary (`trainLoss`).
+pub fn losses(summary: &serde_json::Value) -> Vec<f64> {
+    summary["trainLoss"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_f64().unwrap())
+        .collect()
+}
