@@ -141,6 +141,7 @@ impl ApiServer {
         let call = self
             .expect(Method::GET, &format!("/apis/batch/v1/namespaces/{NS}/jobs"))
             .await;
+        assert_from_watch_cache(&call);
         assert_eq!(
             call.query.get("labelSelector").map(String::as_str),
             Some(unrecorded_selector(NAME).as_str())
@@ -153,6 +154,7 @@ impl ApiServer {
         let call = self
             .expect(Method::GET, &format!("/api/v1/namespaces/{NS}/pods"))
             .await;
+        assert_from_watch_cache(&call);
         assert_eq!(
             call.query.get("labelSelector").map(String::as_str),
             Some(sweep_selector(NAME).as_str())
@@ -169,6 +171,7 @@ impl ApiServer {
         let call = self
             .expect(Method::GET, &format!("/api/v1/namespaces/{NS}/pods"))
             .await;
+        assert_from_watch_cache(&call);
         let labels = job.metadata.labels.as_ref().unwrap();
         assert_eq!(
             call.query.get("labelSelector").map(String::as_str),
@@ -309,6 +312,13 @@ impl ApiServer {
             .await;
     }
 
+    /// The completed Job of a trial whose end the operator already knows (its memory or the status it resumed
+    /// from): listed until labelled, but its pod is not read again.
+    async fn list_completed_known(&mut self, job: &Job) {
+        self.list_jobs(vec![listed(job.clone(), complete())]).await;
+        self.list_pods(vec![]).await;
+    }
+
     /// An event with this reason about this trial (its note starts with the trial's name).
     async fn trial_event(&mut self, reason: &str, trial: &str) {
         let event = self.event().await;
@@ -330,6 +340,17 @@ impl ApiServer {
         call.respond(answer);
         job
     }
+}
+
+/// A list served from the apiserver's watch cache, not read through to etcd.
+fn assert_from_watch_cache(call: &Call) {
+    assert_eq!(
+        (
+            call.query.get("resourceVersion").map(String::as_str),
+            call.query.get("resourceVersionMatch").map(String::as_str)
+        ),
+        (Some("0"), Some("NotOlderThan"))
+    );
 }
 
 fn parse_query(query: &str) -> BTreeMap<String, String> {
@@ -640,17 +661,11 @@ async fn an_existing_job_is_adopted_and_never_created_twice() {
         0
     );
 
-    // Next look: the Job is there and active, its pod not yet.
+    // Next look: the Job is there, its pod not created yet.
     s.status = Some(serde_json::from_value::<SeedSweepStatus>(status.clone()).unwrap());
     let task = start(&s, &ctx);
-    api.list_jobs(vec![listed(
-        created,
-        JobStatus {
-            active: Some(1),
-            ..Default::default()
-        },
-    )])
-    .await;
+    api.list_jobs(vec![listed(created, JobStatus::default())])
+        .await;
     api.list_pods(vec![]).await;
     // No create, no status write (nothing changed), and the launch is not announced again.
     api.expect_quiet().await;
@@ -805,6 +820,65 @@ async fn start_first_trial(
     job
 }
 
+/// A trial whose pod succeeded has ended, though its Job does not say so yet: the Job still counts the pod as
+/// active (the Job controller has not caught up), and the list of pods that have not succeeded no longer shows it.
+/// The succeeded pod is read at once and its slot refilled in the same reconciliation; the Job is labelled out of
+/// later lists and kept, with its logs.
+#[tokio::test]
+async fn a_succeeded_pod_ends_its_trial_before_the_job_completes() {
+    let (ctx, mut api) = context();
+    let s = sweep(VALID);
+    let trials = plan(NAME, &s.spec).trials;
+    let first_job = start_first_trial(&ctx, &mut api, &s, None).await;
+
+    let task = start(&s, &ctx);
+    let still_active = JobStatus {
+        active: Some(1),
+        ..Default::default()
+    };
+    api.list_jobs(vec![listed(first_job.clone(), still_active)])
+        .await;
+    api.list_pods(vec![]).await;
+    api.list_succeeded_pods(&first_job, vec![completed_pod(&first_job)])
+        .await;
+    let patch = api.status_patch(&s, None).await;
+    assert_eq!(patch["status"]["trials"][0]["phase"], "Succeeded");
+    assert_eq!(patch["status"]["trials"][1]["phase"], "Running");
+    api.label_recorded(&first_job).await;
+    let second = api.create_job(None).await;
+    assert_eq!(
+        second.metadata.name.as_deref(),
+        Some(format!("{}-1", trials[1].name).as_str())
+    );
+    api.trial_event("TrialCompleted", &trials[0].name).await;
+    api.trial_event("TrialStarted", &trials[1].name).await;
+    finish(task).await.expect("ok");
+    // Nothing deleted: the first trial's Job stays.
+    assert_eq!(
+        ctx.metrics
+            .jobs_deleted
+            .with_label_values(&[NS, "superseded"])
+            .get(),
+        0
+    );
+
+    // The same Job listed active while its pod is simply not found (the lists a moment apart): nothing ends, and
+    // nothing but the lists is asked.
+    let (ctx, mut api) = context();
+    let first_job = start_first_trial(&ctx, &mut api, &s, None).await;
+    let task = start(&s, &ctx);
+    let still_active = JobStatus {
+        active: Some(1),
+        ..Default::default()
+    };
+    api.list_jobs(vec![listed(first_job.clone(), still_active)])
+        .await;
+    api.list_pods(vec![]).await;
+    api.list_succeeded_pods(&first_job, vec![]).await;
+    api.expect_quiet().await;
+    finish(task).await.expect("ok");
+}
+
 /// "Written before any decision is acted on": a decision whose status write failed must still be written before
 /// the Job it decided is created, when the reconciliation is retried.
 #[tokio::test]
@@ -835,9 +909,10 @@ async fn a_decision_whose_status_write_failed_is_written_before_it_is_acted_on()
     assert_eq!(patch["status"]["trials"][1]["phase"], "Running");
     finish(task).await.expect_err("the status write failed");
 
-    // 3: the retry must record the decision before creating the second trial's Job.
+    // 3: the retry must record the decision before creating the second trial's Job. The operator remembers the
+    // first trial's end: its pod is not read again.
     let task = start(&s, &ctx);
-    api.list_completed(&first_job).await;
+    api.list_completed_known(&first_job).await;
     let patch = api.status_patch(&s, None).await;
     assert_eq!(patch["status"]["trials"][0]["phase"], "Succeeded");
     assert_eq!(patch["status"]["trials"][1]["phase"], "Running");
@@ -893,8 +968,9 @@ async fn events_a_dead_operator_did_not_publish_are_published_by_the_next() {
     let (ctx, mut api) = context();
     let task = start(&s, &ctx);
     api.engine_chunk_read(&chunk).await;
-    // Its label lost with the answer: the Job is listed and labelled again.
-    api.list_completed(&first_job).await;
+    // Its label lost with the answer: the Job is listed and labelled again (the status holds its end: its pod is
+    // not read).
+    api.list_completed_known(&first_job).await;
     api.label_recorded(&first_job).await;
     let second = api.create_job(None).await;
     assert_eq!(

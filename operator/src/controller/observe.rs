@@ -10,7 +10,7 @@ use kube::api::ListParams;
 use kube::{Api, ResourceExt};
 use seedsweep_crds::sweep::SeedSweep;
 use seedsweep_crds::trainer::TrialSummary;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 
 /// The sweep's Jobs the state has not recorded the end of (by name; only those it owns) and the pods it needs, as
 /// listed at the start of a reconciliation.
@@ -21,16 +21,26 @@ pub struct Cluster {
 
 impl Cluster {
     /// Lists what one reconciliation needs, bounded by the running trials rather than by the sweep's size: Jobs
-    /// without [`job::LABEL_RECORDED`], pods that have not succeeded, and the succeeded pods of Jobs that completed
-    /// since (their termination message holds the trainer's summary). Finished Jobs and their pods stay in the
-    /// cluster, with their logs, but are not read again.
-    pub async fn read(ctx: &Context, sweep: &SeedSweep, ns: &str) -> Result<Cluster> {
+    /// without [`job::LABEL_RECORDED`], pods that have not succeeded, and the succeeded pod of each attempt
+    /// `current(trial, attempt)` waits on that has ended since: its Job completed, or the Job still counts an active
+    /// pod that the list no longer shows (it succeeded; the Job controller has not said so yet). The succeeded pod's
+    /// termination message holds the trainer's summary. Finished Jobs and their pods stay in the cluster, with their
+    /// logs, but are not read again.
+    pub async fn read<F>(ctx: &Context, sweep: &SeedSweep, ns: &str, current: F) -> Result<Cluster>
+    where
+        F: Fn(&str, u32) -> bool + Send,
+    {
         let jobs_api: Api<Job> = Api::namespaced(ctx.client.clone(), ns);
         let pods_api: Api<Pod> = Api::namespaced(ctx.client.clone(), ns);
         let name = sweep.name_any();
         let uid = sweep.uid();
+        // Every list is served from the apiserver's watch cache (`resourceVersion=0`), as an informer would be: at
+        // 10,000 trials a list read from etcd went through every Job and pod in the namespace. A list a moment
+        // behind is safe: Job names are fixed per attempt, creates and deletes of what exists or is gone are
+        // answered and ignored, and a trial's end is read once the cache shows it.
+        let cached = || ListParams::default().match_any();
         let jobs: BTreeMap<String, Job> = jobs_api
-            .list(&ListParams::default().labels(&unrecorded_selector(&name)))
+            .list(&cached().labels(&unrecorded_selector(&name)))
             .await?
             .items
             .into_iter()
@@ -43,34 +53,56 @@ impl Cluster {
             .collect();
         let mut pods = pods_api
             .list(
-                &ListParams::default()
+                &cached()
                     .labels(&sweep_selector(&name))
                     .fields("status.phase!=Succeeded"),
             )
             .await?
             .items;
-        // Collected first: a lazy iterator over `jobs` held across the awaits makes the future not Send.
-        let completed: Vec<String> = (jobs.values())
-            .filter(|j| has_condition(j, "Complete"))
-            .filter_map(job::job_identity)
-            .map(|(trial, attempt)| {
-                format!(
-                    "{},{}={trial},{}={attempt}",
-                    sweep_selector(&name),
-                    job::LABEL_TRIAL,
-                    job::LABEL_ATTEMPT
-                )
+        let listed: HashSet<(&str, &str)> = (pods.iter())
+            .filter_map(|p| {
+                let l = p.labels();
+                Some((
+                    l.get(job::LABEL_TRIAL)?.as_str(),
+                    l.get(job::LABEL_ATTEMPT)?.as_str(),
+                ))
             })
             .collect();
+        // Collected first: a lazy iterator over `jobs` held across the awaits makes the future not Send.
+        let ended: Vec<String> = (jobs.values())
+            .filter_map(|j| {
+                let (trial, attempt) = job::job_identity(j)?;
+                let active = j.status.as_ref().and_then(|s| s.active).unwrap_or(0) > 0;
+                let pod_gone =
+                    active && !listed.contains(&(trial.as_str(), attempt.to_string().as_str()));
+                let ended = has_condition(j, "Complete") || (pod_gone && !is_finished(j));
+                (ended && current(&trial, attempt)).then(|| {
+                    format!(
+                        "{},{}={trial},{}={attempt}",
+                        sweep_selector(&name),
+                        job::LABEL_TRIAL,
+                        job::LABEL_ATTEMPT
+                    )
+                })
+            })
+            .collect();
+        drop(listed);
         let pods_api = &pods_api;
-        let lists = completed.into_iter().map(|selector| async move {
-            let params = ListParams::default()
-                .labels(&selector)
-                .fields("status.phase=Succeeded");
+        let lists = ended.into_iter().map(|selector| async move {
+            let params = cached().labels(&selector).fields("status.phase=Succeeded");
             Ok(pods_api.list(&params).await?.items)
         });
         pods.extend(concurrent::each(lists).await?.into_iter().flatten());
         Ok(Cluster { jobs, pods })
+    }
+
+    /// Whether a Job's attempt is over: the Job says it finished, or its pod succeeded (with one completion the
+    /// Job can only complete; the Job controller says so a moment later).
+    pub fn attempt_over(&self, job: &Job) -> bool {
+        is_finished(job)
+            || job::job_identity(job).is_some_and(|(trial, attempt)| {
+                (self.pods_of(&trial, attempt).iter()).any(|p| pod_phase(p) == Some("Succeeded"))
+            })
     }
 
     /// The pods of one trial attempt, oldest first.
@@ -104,12 +136,14 @@ pub enum JobStanding {
 
 /// How an attempt's Job stands, from the Job and its pods (oldest first). Pure.
 pub fn job_standing(job: &Job, pods: &[&Pod], default_port: u16) -> JobStanding {
-    if has_condition(job, "Complete") {
-        let pod = pods
-            .iter()
-            .rev()
-            .find(|p| pod_phase(p) == Some("Succeeded"))
-            .or(pods.last());
+    let succeeded = pods
+        .iter()
+        .rev()
+        .find(|p| pod_phase(p) == Some("Succeeded"));
+    // A pod that succeeded ends the attempt before the Job says so: with one completion the Job can only complete,
+    // and waiting for the Job controller's update would leave the trial's slot empty for another reconciliation.
+    if has_condition(job, "Complete") || succeeded.is_some() {
+        let pod = succeeded.or(pods.last());
         return match pod.and_then(|p| terminated(p)) {
             Some(t) => match read_summary(t.message) {
                 Ok(summary) => JobStanding::Ended {

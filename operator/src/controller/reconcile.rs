@@ -161,7 +161,8 @@ async fn remove_checkpoints_of_deleted(
         return Ok(Action::await_change());
     };
     let jobs: Api<Job> = Api::namespaced(ctx.client.clone(), ns);
-    let cluster = Cluster::read(ctx, sweep, ns).await?;
+    // No trial is waited on any more: no succeeded pod is read.
+    let cluster = Cluster::read(ctx, sweep, ns, |_, _| false).await?;
     let mut trials_alive = false;
     for (job_name, job) in &cluster.jobs {
         if job_identity(job).is_some() && job.metadata.deletion_timestamp.is_none() {

@@ -149,9 +149,28 @@ impl SweepRuntime {
         let rules = self
             .state
             .rules(&self.spec, live.job_spec.parallelism as usize);
-        let cluster = Cluster::read(ctx, sweep, ns).await?;
+        // Each step's time, so a slow reconciliation says where it went (a timer dropped by `?` still counts).
+        let timer = |step: &str| {
+            (ctx.metrics.reconcile_step_duration)
+                .with_label_values(&[step])
+                .start_timer()
+        };
+        let read = timer("read");
+        let running: HashSet<(&str, u32)> = (self.state.trials.iter())
+            .zip(&self.state.plan.trials)
+            .filter(|(t, _)| t.run == RunState::Running)
+            .map(|(t, p)| (p.name.as_str(), t.attempts))
+            .collect();
+        let cluster = Cluster::read(ctx, sweep, ns, |trial, attempt| {
+            running.contains(&(trial, attempt))
+        })
+        .await?;
+        drop(running);
         let (ended, targets) = self.fold_jobs(&cluster, sweep.spec.trial_start_timeout_seconds);
+        read.observe_duration();
+        let scrape = timer("scrape");
         self.scrape(ctx, ns, &sweep.name_any(), targets).await;
+        scrape.observe_duration();
         let step = self.state.step(&rules);
         let findings = Findings {
             refused_changes: live.refused_changes,
@@ -161,9 +180,13 @@ impl SweepRuntime {
             ..Findings::default()
         };
         self.record_news(&step, &ended);
+        let persist = timer("persist");
         self.persist(sweep, ctx, ns, &step.outlook, &findings)
             .await?;
+        persist.observe_duration();
+        let act = timer("act");
         self.act(sweep, ctx, ns, &live.job_spec, &cluster).await?;
+        act.observe_duration();
         self.remove_checkpoints(sweep, ctx, ns, &live.job_spec, &cluster, &step.outlook)
             .await?;
         Ok(if step.outlook.complete {
@@ -485,8 +508,8 @@ impl SweepRuntime {
         job_spec: &SeedSweepSpec,
         cluster: &Cluster,
     ) -> Result<()> {
-        let deleted = self.delete_jobs(sweep, ctx, ns, &cluster.jobs).await?;
-        self.mark_recorded(ctx, ns, &cluster.jobs, &deleted).await?;
+        let deleted = self.delete_jobs(sweep, ctx, ns, cluster).await?;
+        self.mark_recorded(ctx, ns, cluster, &deleted).await?;
         self.create_jobs(sweep, ctx, ns, job_spec, &cluster.jobs)
             .await?;
         // The status keeps listing them until its next write; an operator that dies before then publishes them
@@ -505,17 +528,17 @@ impl SweepRuntime {
         sweep: &SeedSweep,
         ctx: &Context,
         ns: &str,
-        jobs: &BTreeMap<String, Job>,
+        cluster: &Cluster,
     ) -> Result<HashSet<String>> {
         let mut doomed: Vec<(String, &'static str)> = Vec::new();
         let api: Api<Job> = Api::namespaced(ctx.client.clone(), ns);
-        for (name, job, t, attempt) in self.trial_jobs(jobs) {
+        for (name, job, t, attempt) in self.trial_jobs(&cluster.jobs) {
             let current = attempt == t.attempts;
             let reason = match &t.run {
                 RunState::Running | RunState::Completed if current => continue,
                 RunState::Stopped => t.stop_reason.as_ref().map_or("stopped", |r| r.short()),
                 RunState::Paused => "paused",
-                _ if !is_finished(job) => "superseded",
+                _ if !cluster.attempt_over(job) => "superseded",
                 _ => continue,
             };
             doomed.push((name.clone(), reason));
@@ -543,23 +566,23 @@ impl SweepRuntime {
         Ok(doomed.into_iter().map(|(name, _)| name).collect())
     }
 
-    /// Labels [`LABEL_RECORDED`] the finished Jobs whose end the written status records (any attempt but a running
-    /// trial's current one), so later reconciliations no longer list them or their pods. Runs after `persist`: a
+    /// Labels [`LABEL_RECORDED`] the Jobs whose attempt is over (finished, or its pod succeeded) and whose end the
+    /// written status records (any attempt but a running trial's current one), so later reconciliations no longer list them or their pods. Runs after `persist`: a
     /// Job is labelled only once the state that no longer needs it is in the status; if the label is lost (the
     /// operator dies first), the Job is listed and labelled again.
     async fn mark_recorded(
         &self,
         ctx: &Context,
         ns: &str,
-        jobs: &BTreeMap<String, Job>,
+        cluster: &Cluster,
         deleted: &HashSet<String>,
     ) -> Result<()> {
         let api: Api<Job> = Api::namespaced(ctx.client.clone(), ns);
         let label = serde_json::json!({"metadata": {"labels": {LABEL_RECORDED: "true"}}});
-        let ended: Vec<&String> = (self.trial_jobs(jobs).into_iter())
+        let ended: Vec<&String> = (self.trial_jobs(&cluster.jobs).into_iter())
             .filter(|(name, job, t, attempt)| {
                 !deleted.contains(*name)
-                    && is_finished(job)
+                    && cluster.attempt_over(job)
                     && !(t.run == RunState::Running && t.attempts == *attempt)
             })
             .map(|(name, ..)| name)

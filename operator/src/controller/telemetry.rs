@@ -20,6 +20,7 @@ pub struct OperatorMetrics {
     pub registry: Registry,
     pub reconciles: IntCounterVec,
     pub reconcile_duration: HistogramVec,
+    pub reconcile_step_duration: HistogramVec,
     pub reconcile_errors: IntCounterVec,
     pub scrape_failures: IntCounterVec,
     pub trials: prometheus::IntGaugeVec,
@@ -56,6 +57,17 @@ impl OperatorMetrics {
             )
             .buckets(vec![0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0]),
             &[],
+        )
+        .unwrap();
+        let reconcile_step_duration = HistogramVec::new(
+            HistogramOpts::new(
+                "seedsweep_operator_reconcile_step_seconds",
+                "Time each step of a running sweep's reconciliation took: read (list Jobs and pods), scrape (the \
+                 trainers' /metrics), persist (status and engine ConfigMaps), act (delete, label and create Jobs; \
+                 publish events)",
+            )
+            .buckets(vec![0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0]),
+            &["step"],
         )
         .unwrap();
         let reconcile_errors = IntCounterVec::new(
@@ -119,6 +131,7 @@ impl OperatorMetrics {
         for c in [
             Box::new(reconciles.clone()) as Box<dyn prometheus::core::Collector>,
             Box::new(reconcile_duration.clone()),
+            Box::new(reconcile_step_duration.clone()),
             Box::new(reconcile_errors.clone()),
             Box::new(scrape_failures.clone()),
             Box::new(trials.clone()),
@@ -141,6 +154,7 @@ impl OperatorMetrics {
             registry,
             reconciles,
             reconcile_duration,
+            reconcile_step_duration,
             reconcile_errors,
             scrape_failures,
             trials,
