@@ -1110,13 +1110,29 @@ fn reconciles_report(
                 (*le, n - earlier)
             })
             .collect(),
+        steps: a
+            .steps
+            .iter()
+            .map(|(step, (sum, n))| {
+                let (s0, n0) = b.steps.get(step).copied().unwrap_or_default();
+                (step.clone(), (sum - s0, n - n0))
+            })
+            .collect(),
     };
+    // Mean seconds of each step where it ran: what a reconciliation spent where.
+    let steps: serde_json::Map<String, serde_json::Value> = (diff.steps.iter())
+        .map(|(step, (sum, n))| {
+            let mean = (*n > 0.0).then(|| sum / n);
+            (step.clone(), json!({"count": n, "meanSeconds": mean}))
+        })
+        .collect();
     json!({
         "ok": diff.ok,
         "errors": diff.error,
         "meanSeconds": diff.mean_seconds(),
         "medianAtMostSeconds": diff.quantile_bound(0.5),
         "p95AtMostSeconds": diff.quantile_bound(0.95),
+        "steps": steps,
         "buckets": diff.buckets.iter().map(|(le, n)| json!([if le.is_finite() { json!(le) } else { json!("+Inf") }, n])).collect::<Vec<_>>(),
     })
 }

@@ -1,6 +1,8 @@
 //! The operator's own count and duration of reconciliations, read from its `/metrics`
 //! (`seedsweep_operator_reconciles_total`, `seedsweep_operator_reconcile_duration_seconds`): what "within one
-//! reconcile" is measured against.
+//! reconcile" is measured against; and where that time went (`seedsweep_operator_reconcile_step_seconds{step}`).
+
+use std::collections::BTreeMap;
 
 /// Reconciliations so far and their duration histogram.
 #[derive(Debug, Clone, PartialEq, Default)]
@@ -12,6 +14,8 @@ pub struct Reconciles {
     pub seconds_count: f64,
     /// Cumulative `(upper bound, count)` buckets, `+Inf` last.
     pub buckets: Vec<(f64, f64)>,
+    /// Step (read, scrape, persist, act) → (seconds in all, times run).
+    pub steps: BTreeMap<String, (f64, f64)>,
 }
 
 impl Reconciles {
@@ -47,6 +51,20 @@ impl Reconciles {
                 r.seconds_sum = value()?;
             } else if series.starts_with("seedsweep_operator_reconcile_duration_seconds_count") {
                 r.seconds_count = value()?;
+            } else if let Some(labels) =
+                series.strip_prefix("seedsweep_operator_reconcile_step_seconds_sum")
+            {
+                r.steps
+                    .entry(step_label(labels).ok_or_else(bad)?)
+                    .or_default()
+                    .0 = value()?;
+            } else if let Some(labels) =
+                series.strip_prefix("seedsweep_operator_reconcile_step_seconds_count")
+            {
+                r.steps
+                    .entry(step_label(labels).ok_or_else(bad)?)
+                    .or_default()
+                    .1 = value()?;
             }
         }
         // Before the first reconciliation the histogram has no series: no buckets, zero counts.
@@ -68,6 +86,12 @@ impl Reconciles {
                 .map_or(f64::INFINITY, |(le, _)| *le)
         })
     }
+}
+
+/// `read` from `{step="read"}`.
+fn step_label(labels: &str) -> Option<String> {
+    let (_, rest) = labels.split_once("step=\"")?;
+    Some(rest.split_once('"')?.0.to_string())
 }
 
 /// The address the operator says it serves `/metrics` on, from its log (`serving /metrics ... on http://ADDR`).
@@ -120,6 +144,10 @@ seedsweep_operator_reconcile_duration_seconds_bucket{le="0.5"} 96
 seedsweep_operator_reconcile_duration_seconds_bucket{le="+Inf"} 100
 seedsweep_operator_reconcile_duration_seconds_sum 20
 seedsweep_operator_reconcile_duration_seconds_count 100
+seedsweep_operator_reconcile_step_seconds_sum{step="read"} 4.5
+seedsweep_operator_reconcile_step_seconds_count{step="read"} 100
+seedsweep_operator_reconcile_step_seconds_sum{step="act"} 12
+seedsweep_operator_reconcile_step_seconds_count{step="act"} 96
 "#;
         let r = Reconciles::parse(text).unwrap();
         assert_eq!((r.ok, r.error), (98.0, 2.0));
@@ -127,6 +155,13 @@ seedsweep_operator_reconcile_duration_seconds_count 100
         assert_eq!(r.quantile_bound(0.5), Some(0.1));
         assert_eq!(r.quantile_bound(0.95), Some(0.5));
         assert_eq!(r.quantile_bound(0.99), Some(f64::INFINITY));
+        assert_eq!(r.steps.len(), 2);
+        assert_eq!(r.steps["read"], (4.5, 100.0));
+        assert_eq!(r.steps["act"], (12.0, 96.0));
+        assert!(
+            Reconciles::parse("seedsweep_operator_reconcile_step_seconds_sum{stp=\"x\"} 1\n")
+                .is_err()
+        );
         let none = Reconciles::parse("up 1\n").unwrap();
         assert_eq!((none.seconds_count, none.quantile_bound(0.5)), (0.0, None));
         assert!(
