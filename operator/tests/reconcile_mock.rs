@@ -844,12 +844,13 @@ async fn a_succeeded_pod_ends_its_trial_before_the_job_completes() {
     let patch = api.status_patch(&s, None).await;
     assert_eq!(patch["status"]["trials"][0]["phase"], "Succeeded");
     assert_eq!(patch["status"]["trials"][1]["phase"], "Running");
-    api.label_recorded(&first_job).await;
+    // The freed slot first, then the label.
     let second = api.create_job(None).await;
     assert_eq!(
         second.metadata.name.as_deref(),
         Some(format!("{}-1", trials[1].name).as_str())
     );
+    api.label_recorded(&first_job).await;
     api.trial_event("TrialCompleted", &trials[0].name).await;
     api.trial_event("TrialStarted", &trials[1].name).await;
     finish(task).await.expect("ok");
@@ -917,8 +918,6 @@ async fn a_decision_whose_status_write_failed_is_written_before_it_is_acted_on()
     assert_eq!(patch["status"]["trials"][0]["phase"], "Succeeded");
     assert_eq!(patch["status"]["trials"][1]["phase"], "Running");
     assert_eq!(patch["status"]["trials"][1]["attempts"], 1);
-    // Recorded in the status: the completed Job is labelled out of later lists, before the next Job is created.
-    api.label_recorded(&first_job).await;
     let second = api
         .create_job(Some(failure(409, "AlreadyExists", "already exists")))
         .await;
@@ -926,6 +925,8 @@ async fn a_decision_whose_status_write_failed_is_written_before_it_is_acted_on()
         second.metadata.name.as_deref(),
         Some(format!("{}-1", trials[1].name).as_str())
     );
+    // Recorded in the status: the completed Job is labelled out of later lists, once the freed slot is filled.
+    api.label_recorded(&first_job).await;
     // The first trial's completion and the second's launch, announced once the failed write has gone through.
     api.trial_event("TrialCompleted", &trials[0].name).await;
     api.trial_event("TrialStarted", &trials[1].name).await;
@@ -952,7 +953,6 @@ async fn events_a_dead_operator_did_not_publish_are_published_by_the_next() {
         .map(|e| e["reason"].as_str().unwrap())
         .collect();
     assert_eq!(reasons, ["TrialCompleted", "TrialStarted"]);
-    api.label_recorded(&first_job).await;
     let _dies_before_the_answer = api
         .expect(
             Method::POST,
@@ -968,15 +968,15 @@ async fn events_a_dead_operator_did_not_publish_are_published_by_the_next() {
     let (ctx, mut api) = context();
     let task = start(&s, &ctx);
     api.engine_chunk_read(&chunk).await;
-    // Its label lost with the answer: the Job is listed and labelled again (the status holds its end: its pod is
-    // not read).
+    // Not labelled before it died: the Job is listed and labelled now (the status holds its end: its pod is not
+    // read).
     api.list_completed_known(&first_job).await;
-    api.label_recorded(&first_job).await;
     let second = api.create_job(None).await;
     assert_eq!(
         second.metadata.name.as_deref(),
         Some(format!("{}-1", trials[1].name).as_str())
     );
+    api.label_recorded(&first_job).await;
     api.trial_event("TrialCompleted", &trials[0].name).await;
     api.trial_event("TrialStarted", &trials[1].name).await;
     finish(task).await.expect("ok");

@@ -499,7 +499,8 @@ impl SweepRuntime {
         Ok(())
     }
 
-    /// Act: Jobs that must go, then Jobs that must exist, then the events for what was done.
+    /// Act: Jobs that must go, then Jobs that must exist, then the labels on Jobs no longer read, then the events
+    /// for what was done. Creates come before labels: a freed slot waits for nothing that can wait.
     async fn act(
         &mut self,
         sweep: &SeedSweep,
@@ -509,9 +510,9 @@ impl SweepRuntime {
         cluster: &Cluster,
     ) -> Result<()> {
         let deleted = self.delete_jobs(sweep, ctx, ns, cluster).await?;
-        self.mark_recorded(ctx, ns, cluster, &deleted).await?;
         self.create_jobs(sweep, ctx, ns, job_spec, &cluster.jobs)
             .await?;
+        self.mark_recorded(ctx, ns, cluster, &deleted).await?;
         // The status keeps listing them until its next write; an operator that dies before then publishes them
         // again rather than never.
         for event in std::mem::take(&mut self.unpublished) {
