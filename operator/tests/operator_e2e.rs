@@ -1535,10 +1535,21 @@ async fn bound_claim(s: &Scenario, name: &str) -> Result<String> {
 }
 
 /// The engine's memory of sweep `name` as the operator recorded it: `status.engine` joined with its ConfigMaps.
+/// The engine's memory of a sweep whose status is final, from `status.engine` and the sweep's ConfigMaps. The
+/// operator writes the status (the head) before the chunks, so a read right after the status turns final can find
+/// a chunk one write behind, replaying into a state with a trial not yet ended: read again until every trial has
+/// ended, for at most 10 s (the chunks follow the status within the same reconciliation).
 async fn recorded(s: &Scenario, name: &str, status: &SeedSweepStatus) -> Result<Snapshot> {
     let head = status.engine.as_ref().context("no engine state")?;
-    let (snapshot, _) = engine_store::load(&s.client, &s.ns, name, head).await?;
-    Ok(snapshot)
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let (snapshot, _) = engine_store::load(&s.client, &s.ns, name, head).await?;
+        let state = snapshot.restore().map_err(anyhow::Error::msg)?;
+        if transfer::unfinished_trials(&snapshot.spec, &state) == 0 || Instant::now() > deadline {
+            return Ok(snapshot);
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
 }
 
 /// Exact mode with checkpoints on a ReadWriteMany claim: 4 trials of 40 steps, a rung at 25 % keeping 1. Every

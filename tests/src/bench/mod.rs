@@ -792,17 +792,27 @@ async fn all_records(
     )?;
     let count = head.trial_chunks.map_or(0, |c| c.count());
     let api: Api<ConfigMap> = Api::namespaced(client.clone(), ns);
-    let (mut chunks, mut sizes) = (Vec::new(), Vec::new());
-    for k in 0..count {
-        let cm = api.get(&chunk_name(name, k)).await?;
-        let text = (cm.data.as_ref())
-            .and_then(|d| d.get(CHUNK_DATA_KEY))
-            .context("a chunk without data")?;
-        sizes.push(text.len());
-        chunks.push(Some(serde_json::from_str(text)?));
-    }
-    let snapshot = Snapshot::from_chunks(head, chunks).map_err(anyhow::Error::msg)?;
-    let state = snapshot.restore().map_err(anyhow::Error::msg)?;
+    // The operator writes the status before the chunks: right after the status turns final, a chunk can be one
+    // write behind. Read again until every trial has ended, for at most 10 s.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let (snapshot, state, sizes) = loop {
+        let (mut chunks, mut sizes) = (Vec::new(), Vec::new());
+        for k in 0..count {
+            let cm = api.get(&chunk_name(name, k)).await?;
+            let text = (cm.data.as_ref())
+                .and_then(|d| d.get(CHUNK_DATA_KEY))
+                .context("a chunk without data")?;
+            sizes.push(text.len());
+            chunks.push(Some(serde_json::from_str(text)?));
+        }
+        let snapshot = Snapshot::from_chunks(head.clone(), chunks).map_err(anyhow::Error::msg)?;
+        let state = snapshot.restore().map_err(anyhow::Error::msg)?;
+        let unfinished = seedsweep_engine::transfer::unfinished_trials(&snapshot.spec, &state);
+        if unfinished == 0 || Instant::now() > deadline {
+            break (snapshot, state, sizes);
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
     let rules = state.rules(&snapshot.spec, snapshot.spec.parallelism as usize);
     let full = seedsweep_engine::report::status(&state, &state.decide(&rules));
     Ok((full.trials, sizes))
