@@ -139,6 +139,14 @@ fn label_number<T: std::str::FromStr>(labels: &prometheus_parse::Labels, name: &
     labels.get(name)?.parse().ok()
 }
 
+/// The HTTP client both executors scrape trainers with. It keeps no idle connection: each trial is its own host,
+/// scraped once a scrape interval. A kept-alive connection per running trial held about 100 KB of buffers and
+/// channel blocks, 21 MB of the operator's 59 MB heap peak with 192 trials running (heaptrack, three 625-trial
+/// sweeps), against one TCP handshake per scrape.
+pub fn client() -> reqwest::Result<reqwest::Client> {
+    reqwest::Client::builder().pool_max_idle_per_host(0).build()
+}
+
 /// Scrapes `url` once, with a timeout.
 pub async fn scrape(
     client: &reqwest::Client,

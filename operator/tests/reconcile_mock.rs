@@ -435,11 +435,9 @@ fn context() -> (Arc<Context>, ApiServer) {
         status_interval: Duration::from_secs(3600),
         ..Config::default()
     };
-    let ctx = Arc::new(Context::new(
-        client,
-        config,
-        Arc::new(OperatorMetrics::new()),
-    ));
+    let ctx = Arc::new(
+        Context::new(client, config, Arc::new(OperatorMetrics::new())).expect("an HTTP client"),
+    );
     (ctx, ApiServer(handle, None))
 }
 

@@ -78,19 +78,23 @@ pub struct Context {
 }
 
 impl Context {
-    pub fn new(client: Client, config: Config, metrics: Arc<telemetry::OperatorMetrics>) -> Self {
+    pub fn new(
+        client: Client,
+        config: Config,
+        metrics: Arc<telemetry::OperatorMetrics>,
+    ) -> reqwest::Result<Self> {
         let reporter = Reporter {
             controller: job::MANAGER.into(),
             instance: std::env::var("POD_NAME").ok(),
         };
-        Context {
+        Ok(Context {
             reporter,
             client,
             config,
-            http: reqwest::Client::new(),
+            http: crate::scrape::client()?,
             metrics,
             sweeps: Default::default(),
-        }
+        })
     }
 
     /// A recorder for one event. Not one kept for the process: a `Recorder` keeps every event it published for six
@@ -295,7 +299,10 @@ pub async fn serve(args: OperatorArgs) -> anyhow::Result<()> {
         })?;
     ready.store(true, std::sync::atomic::Ordering::Relaxed);
 
-    let ctx = Arc::new(Context::new(client.clone(), config, Arc::clone(&metrics)));
+    let ctx = Context::new(client.clone(), config, Arc::clone(&metrics)).map_err(|e| {
+        anyhow::Error::new(e).context("cannot make the HTTP client that scrapes trainers")
+    })?;
+    let ctx = Arc::new(ctx);
     if args.no_leader_election {
         metrics.leader.set(1);
         return run(ctx, args.namespace.as_deref()).await;

@@ -121,7 +121,7 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<RunEnd> {
     store.save(&spec, &state)?;
     console.log(format!("checkpoints: {}", checkpoints_note(&spec, &store)));
 
-    let client = reqwest::Client::builder().build()?;
+    let client = crate::scrape::client()?;
     // Trials whose checkpoints are gone (or never were); the rest are checked each turn.
     let mut pruned = std::collections::BTreeSet::new();
     let mut running: BTreeMap<usize, TrainerProcess> = BTreeMap::new();
