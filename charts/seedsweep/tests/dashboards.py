@@ -24,8 +24,9 @@ def known_metrics():
     telemetry = open(os.path.join(root, "operator/src/controller/telemetry.rs")).read()
     for name in re.findall(r'"(seedsweep_operator_[a-z_]+)"', telemetry):
         names.add(name)
-    if "seedsweep_operator_reconcile_duration_seconds" in names:  # a histogram
-        names |= {f"seedsweep_operator_reconcile_duration_seconds_{s}" for s in ("bucket", "sum", "count")}
+    # Histograms are exposed as their _bucket, _sum and _count series.
+    for name in re.findall(r'HistogramOpts::new\(\s*"(seedsweep_operator_[a-z_]+)"', telemetry):
+        names |= {f"{name}_{s}" for s in ("bucket", "sum", "count")}
     trainer = open(os.path.join(root, "crds/src/trainer.rs")).read()
     names |= set(re.findall(r'"(seedsweep_trial_[a-z_]+)"', trainer))
     if len(names) < 15:
