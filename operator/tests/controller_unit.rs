@@ -745,6 +745,29 @@ fn a_failed_pod_of_an_active_job_waits_for_the_jobs_retry() {
     );
 }
 
+/// The Job controller marks the Job complete a moment after its pod succeeded; the attempt ends with the pod.
+#[test]
+fn a_succeeded_pod_ends_the_attempt_before_its_job_completes() {
+    let s = summary(Outcome::Completed);
+    let still_active = job_with(&[], 1);
+    let succeeded = pod(
+        "Succeeded",
+        None,
+        Trainer::Ended(0, &message(&s)),
+        Some(9090),
+    );
+    match job_standing(&still_active, &[&succeeded], PORT) {
+        JobStanding::Ended {
+            summary: Some(read),
+            exit,
+        } => {
+            assert_eq!(read.outcome, Outcome::Completed);
+            assert_eq!(exit, "exit code 0");
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
 #[test]
 fn a_garbage_termination_message_is_no_summary() {
     for garbage in [
