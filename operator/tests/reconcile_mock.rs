@@ -319,6 +319,19 @@ impl ApiServer {
         self.list_pods(vec![]).await;
     }
 
+    /// The Job `job`, still counting an active pod that the list of pods that have not succeeded no longer shows;
+    /// then its attempt's succeeded pods, answered with `succeeded`.
+    async fn list_active_without_pod(&mut self, job: &Job, succeeded: Vec<Value>) {
+        let still_active = JobStatus {
+            active: Some(1),
+            ..Default::default()
+        };
+        self.list_jobs(vec![listed(job.clone(), still_active)])
+            .await;
+        self.list_pods(vec![]).await;
+        self.list_succeeded_pods(job, succeeded).await;
+    }
+
     /// An event with this reason about this trial (its note starts with the trial's name).
     async fn trial_event(&mut self, reason: &str, trial: &str) {
         let event = self.event().await;
@@ -830,14 +843,7 @@ async fn a_succeeded_pod_ends_its_trial_before_the_job_completes() {
     let first_job = start_first_trial(&ctx, &mut api, &s, None).await;
 
     let task = start(&s, &ctx);
-    let still_active = JobStatus {
-        active: Some(1),
-        ..Default::default()
-    };
-    api.list_jobs(vec![listed(first_job.clone(), still_active)])
-        .await;
-    api.list_pods(vec![]).await;
-    api.list_succeeded_pods(&first_job, vec![completed_pod(&first_job)])
+    api.list_active_without_pod(&first_job, vec![completed_pod(&first_job)])
         .await;
     let patch = api.status_patch(&s, None).await;
     assert_eq!(patch["status"]["trials"][0]["phase"], "Succeeded");
@@ -866,14 +872,7 @@ async fn a_succeeded_pod_ends_its_trial_before_the_job_completes() {
     let (ctx, mut api) = context();
     let first_job = start_first_trial(&ctx, &mut api, &s, None).await;
     let task = start(&s, &ctx);
-    let still_active = JobStatus {
-        active: Some(1),
-        ..Default::default()
-    };
-    api.list_jobs(vec![listed(first_job.clone(), still_active)])
-        .await;
-    api.list_pods(vec![]).await;
-    api.list_succeeded_pods(&first_job, vec![]).await;
+    api.list_active_without_pod(&first_job, vec![]).await;
     api.expect_quiet().await;
     finish(task).await.expect("ok");
 }

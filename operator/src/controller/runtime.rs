@@ -568,9 +568,9 @@ impl SweepRuntime {
     }
 
     /// Labels [`LABEL_RECORDED`] the Jobs whose attempt is over (finished, or its pod succeeded) and whose end the
-    /// written status records (any attempt but a running trial's current one), so later reconciliations no longer list them or their pods. Runs after `persist`: a
-    /// Job is labelled only once the state that no longer needs it is in the status; if the label is lost (the
-    /// operator dies first), the Job is listed and labelled again.
+    /// written status records (any attempt but a running trial's current one), so later reconciliations no longer
+    /// list them or their pods. Runs after `persist`: a Job is labelled only once the state that no longer needs it
+    /// is in the status; if the label is lost (the operator dies first), the Job is listed and labelled again.
     async fn mark_recorded(
         &self,
         ctx: &Context,

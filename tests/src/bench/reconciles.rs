@@ -51,20 +51,19 @@ impl Reconciles {
                 r.seconds_sum = value()?;
             } else if series.starts_with("seedsweep_operator_reconcile_duration_seconds_count") {
                 r.seconds_count = value()?;
-            } else if let Some(labels) =
-                series.strip_prefix("seedsweep_operator_reconcile_step_seconds_sum")
+            } else if let Some(rest) =
+                series.strip_prefix("seedsweep_operator_reconcile_step_seconds_")
             {
-                r.steps
+                let (series, labels) = rest.split_at(rest.find('{').unwrap_or(rest.len()));
+                let step = r
+                    .steps
                     .entry(step_label(labels).ok_or_else(bad)?)
-                    .or_default()
-                    .0 = value()?;
-            } else if let Some(labels) =
-                series.strip_prefix("seedsweep_operator_reconcile_step_seconds_count")
-            {
-                r.steps
-                    .entry(step_label(labels).ok_or_else(bad)?)
-                    .or_default()
-                    .1 = value()?;
+                    .or_default();
+                match series {
+                    "sum" => step.0 = value()?,
+                    "count" => step.1 = value()?,
+                    _ => {} // the buckets
+                }
             }
         }
         // Before the first reconciliation the histogram has no series: no buckets, zero counts.
