@@ -300,6 +300,9 @@ impl TestCluster {
     /// broken control plane fails here with its logs rather than as a timeout in some test.
     async fn probe(&self) -> Result<()> {
         let client = self.client().await?;
+        // A probe sent before the `default` namespace has its ServiceAccount is refused ("serviceaccount "default"
+        // not found"): the control plane is fine, only young.
+        helpers::wait_for_default_service_account(&client, "default").await?;
         let pods: Api<Pod> = Api::namespaced(client, "default");
         let name = format!("seedsweep-harness-probe-{}", std::process::id());
         let pod: Pod = serde_json::from_value(serde_json::json!({

@@ -14,8 +14,8 @@ use serde::de::DeserializeOwned;
 
 const POLL: Duration = Duration::from_millis(100);
 
-/// Creates a namespace named `<prefix>-<random>` and waits until pods can be created in it (its `default`
-/// ServiceAccount exists — and, before Kubernetes 1.24, has its token secret).
+/// Creates a namespace named `<prefix>-<random>` and waits until pods can be created in it
+/// ([`wait_for_default_service_account`]).
 pub async fn create_namespace(client: &Client, prefix: &str) -> Result<String> {
     let namespaces: Api<Namespace> = Api::all(client.clone());
     let ns = Namespace {
@@ -33,6 +33,14 @@ pub async fn create_namespace(client: &Client, prefix: &str) -> Result<String> {
         .metadata
         .name
         .context("created namespace has no name")?;
+    wait_for_default_service_account(client, &name).await?;
+    Ok(name)
+}
+
+/// Waits until pods can be created in namespace `ns`: the ServiceAccount admission plugin refuses them until the
+/// service-account controller has made its `default` ServiceAccount (and, before Kubernetes 1.24, its token secret).
+/// True of the `default` namespace too, just after a control plane starts.
+pub async fn wait_for_default_service_account(client: &Client, ns: &str) -> Result<()> {
     let needs_token = match client.apiserver_version().await {
         Ok(info) => info
             .minor
@@ -41,7 +49,7 @@ pub async fn create_namespace(client: &Client, prefix: &str) -> Result<String> {
             .is_ok_and(|m| m < 24),
         Err(_) => false,
     };
-    let accounts: Api<ServiceAccount> = Api::namespaced(client.clone(), &name);
+    let accounts: Api<ServiceAccount> = Api::namespaced(client.clone(), ns);
     wait_for(
         &accounts,
         "default",
@@ -52,7 +60,7 @@ pub async fn create_namespace(client: &Client, prefix: &str) -> Result<String> {
         },
     )
     .await?;
-    Ok(name)
+    Ok(())
 }
 
 /// Deletes a namespace (foreground: its pods go through graceful deletion) without waiting.
