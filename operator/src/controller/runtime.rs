@@ -808,11 +808,20 @@ pub async fn apply_status(
         ctx.client.clone(),
         sweep.metadata.namespace.as_deref().unwrap_or_default(),
     );
-    let patch = serde_json::json!({
-        "apiVersion": SeedSweep::api_version(&()),
-        "kind": SeedSweep::kind(&()),
-        "status": status,
-    });
+    /// The apply body, serialized straight from the status: built with `json!` it was first copied into a JSON
+    /// value, several MB for a 625-trial status (heaptrack).
+    #[derive(Debug, serde::Serialize)]
+    #[serde(rename_all = "camelCase")]
+    struct StatusApply<'a> {
+        api_version: &'a str,
+        kind: &'a str,
+        status: &'a SeedSweepStatus,
+    }
+    let patch = StatusApply {
+        api_version: &SeedSweep::api_version(&()),
+        kind: &SeedSweep::kind(&()),
+        status,
+    };
     api.patch_status(
         &sweep.name_any(),
         &PatchParams::apply(MANAGER).force(),
