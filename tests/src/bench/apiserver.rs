@@ -1,5 +1,9 @@
 //! The apiserver's own request counter, `apiserver_request_total`, read from its `/metrics` and summed by verb and
 //! resource (with subresource), so two readings give the requests made in between.
+//!
+//! Read here rather than with prometheus-parse (which the operator uses for a trainer's metrics): its 0.2 splits
+//! labels at every `,` and `=` and silently drops a pair it cannot split, and the apiserver's values hold both
+//! (`contentType="application/vnd.kubernetes.protobuf;stream=watch"`).
 
 use std::collections::BTreeMap;
 
@@ -113,6 +117,7 @@ mod tests {
 apiserver_request_total{code="200",component="apiserver",contentType="application/json",dry_run="",group="batch",resource="jobs",scope="namespace",subresource="",verb="POST",version="v1"} 3
 apiserver_request_total{code="409",component="apiserver",contentType="application/json",dry_run="",group="batch",resource="jobs",scope="namespace",subresource="",verb="POST",version="v1"} 1
 apiserver_request_total{code="200",component="apiserver",contentType="application/json",dry_run="",group="seedsweep.dev",resource="seedsweeps",scope="resource",subresource="status",verb="PATCH",version="v1alpha1"} 7
+apiserver_request_total{code="0",component="apiserver",contentType="application/vnd.kubernetes.protobuf;stream=watch",dry_run="",group="batch",resource="jobs",scope="namespace",subresource="",verb="WATCH",version="v1"} 2
 apiserver_request_count{verb="GET"} 99
 "#;
 
@@ -121,7 +126,9 @@ apiserver_request_count{verb="GET"} 99
         let c = request_counts(SAMPLE).unwrap();
         assert_eq!(c[&("POST".into(), "jobs".into())], 4.0);
         assert_eq!(c[&("PATCH".into(), "seedsweeps/status".into())], 7.0);
-        assert_eq!(c.len(), 2);
+        // A label value holding `=` and `;` (what prometheus-parse 0.2 would drop).
+        assert_eq!(c[&("WATCH".into(), "jobs".into())], 2.0);
+        assert_eq!(c.len(), 3);
         let before = c.clone();
         let after = request_counts(&SAMPLE.replace("} 7", "} 10")).unwrap();
         let d = difference(&before, &after);
