@@ -16,7 +16,8 @@ use serde::de::DeserializeOwned;
 use std::collections::{BTreeMap, HashSet};
 
 /// The sweep's Jobs the state has not recorded the end of (by name; only those it owns) and the pods it needs, as
-/// listed at the start of a reconciliation.
+/// listed at the start of a reconciliation, with only what a reconciliation reads ([`ListedJob`], [`ListedPod`]):
+/// a Job here has no spec, and a pod's spec only its containers' names and ports.
 pub struct Cluster {
     pub jobs: BTreeMap<String, Job>,
     pub pods: Vec<Pod>,
@@ -134,16 +135,18 @@ where
     K: kube::Resource,
     L: DeserializeOwned + Into<K>,
 {
-    #[derive(Deserialize)]
-    struct List<L> {
-        items: Vec<L>,
-    }
     let mut request = kube::core::Request::new(api.resource_url())
         .list(params)
         .map_err(kube::Error::BuildRequest)?;
     request.extensions_mut().insert("list");
     let list: List<L> = client.request(request).await?;
     Ok(list.items.into_iter().map(Into::into).collect())
+}
+
+/// A list answer's items.
+#[derive(Deserialize)]
+struct List<L> {
+    items: Vec<L>,
 }
 
 /// The metadata of a listed Job or pod, without what the operator never reads. A listed Job or pod is about 7 KB of
@@ -469,10 +472,6 @@ mod tests {
     fn whole_and_read<K: DeserializeOwned, L: DeserializeOwned + Into<K>>(
         text: &str,
     ) -> Vec<(K, K)> {
-        #[derive(Deserialize)]
-        struct List<T> {
-            items: Vec<T>,
-        }
         let whole: List<K> = serde_json::from_str(text).unwrap();
         let read: List<L> = serde_json::from_str(text).unwrap();
         let read = read.items.into_iter().map(Into::into);
