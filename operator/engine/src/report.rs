@@ -10,8 +10,19 @@ use std::fmt::Write;
 /// limit beside the statistics, and every trial of the paper's 25 × 25 grid.
 pub const MAX_TRIAL_RECORDS: usize = 1000;
 
+/// The status with a record for every launched trial (`seedsweep run`'s status file, `seedsweep report`).
 pub fn status(state: &SweepState, decisions: &Decisions) -> SeedSweepStatus {
-    let report = state.report(decisions);
+    bounded_status(state, decisions, usize::MAX)
+}
+
+/// The status with records for at most `max_records` launched trials ([`records_to_keep`] says which), the others
+/// counted in `trialsOmitted`: what the operator writes to the cluster, with [`MAX_TRIAL_RECORDS`].
+pub fn bounded_status(
+    state: &SweepState,
+    decisions: &Decisions,
+    max_records: usize,
+) -> SeedSweepStatus {
+    let report = state.report(decisions, max_records);
     let phase = if decisions.complete {
         if report.counts.succeeded > 0 {
             SweepPhase::Succeeded
@@ -29,52 +40,55 @@ pub fn status(state: &SweepState, decisions: &Decisions) -> SeedSweepStatus {
         best_score: report.best.as_ref().map(|b| format!("{:.4}", b.score)),
         best_trial: report.best,
         // Trials not launched yet are only counted: a 625-trial sweep's status is then small at creation.
-        trials: (report.records.into_iter())
-            .filter(|r| r.phase != TrialPhase::Pending)
-            .collect(),
+        trials: report.records,
+        trials_omitted: report.records_omitted,
         statistics: Some(report.statistics),
         ..SeedSweepStatus::default()
     }
 }
 
-/// Leaves at most `max` records in `status.trials` (in launch order still), counting the others in
-/// `trialsOmitted`. Kept first: the trials not ended (what a user watches), then the kept trials best first (what
-/// a user came for), then the latest launched.
-pub fn bound_trial_records(status: &mut SeedSweepStatus, direction: Direction, max: usize) {
-    if status.trials.len() <= max {
-        status.trials_omitted = 0;
-        return;
+/// Which trials get a record, given each one's (phase, final score) in launch order: every launched (not
+/// `Pending`) trial when there are at most `max`, else `max` of them. Kept first: the trials not ended (what a user
+/// watches), then the kept trials best first (what a user came for), then the latest launched.
+pub fn records_to_keep(
+    trials: &[(TrialPhase, Option<f64>)],
+    direction: Direction,
+    max: usize,
+) -> Vec<bool> {
+    let launched: Vec<usize> = (0..trials.len())
+        .filter(|&i| trials[i].0 != TrialPhase::Pending)
+        .collect();
+    let mut keep = vec![false; trials.len()];
+    if launched.len() <= max {
+        for i in launched {
+            keep[i] = true;
+        }
+        return keep;
     }
     // (group, score to sort ascending, later launches first): a total order, also with NaN or missing scores.
     let key = |i: usize| {
-        let t = &status.trials[i];
-        let group = match t.phase {
+        let (phase, final_score) = trials[i];
+        let group = match phase {
             phase if !phase.is_terminal() => 0,
             TrialPhase::Succeeded => 1,
             _ => 2,
         };
-        let score = match (group, t.final_score.filter(|s| s.is_finite())) {
+        let score = match (group, final_score.filter(|s| s.is_finite())) {
             (1, Some(s)) if direction == Direction::Maximize => -s,
             (1, Some(s)) => s,
             _ => f64::INFINITY,
         };
         (group, score, std::cmp::Reverse(i))
     };
-    let mut order: Vec<usize> = (0..status.trials.len()).collect();
+    let mut order = launched;
     order.sort_by(|&a, &b| {
         let ((ga, sa, ia), (gb, sb, ib)) = (key(a), key(b));
         ga.cmp(&gb).then(sa.total_cmp(&sb)).then(ia.cmp(&ib))
     });
-    let mut keep = vec![false; status.trials.len()];
     for &i in &order[..max] {
         keep[i] = true;
     }
-    status.trials_omitted = (status.trials.len() - max) as u32;
-    let mut i = 0;
-    status.trials.retain(|_| {
-        i += 1;
-        keep[i - 1]
-    });
+    keep
 }
 
 /// What `status.checkpoints` says: where checkpoints are kept, or that there are none (`location` `None`).
@@ -176,64 +190,100 @@ pub fn summary(state: &SweepState, status: &SeedSweepStatus) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use seedsweep_crds::sweep::TrialRecord;
+    use crate::state::SweepState;
+    use seedsweep_crds::sweep::SeedSweep;
 
-    fn record(i: usize, phase: TrialPhase, final_score: Option<f64>) -> TrialRecord {
-        TrialRecord {
-            name: format!("t{i}"),
-            weight_init: i as u64,
-            data_order: 1,
-            phase,
-            attempts: 1,
-            progress: 1.0,
-            steps_done: 10,
-            total_steps: Some(10),
-            rungs: Vec::new(),
-            latest_score: final_score,
-            best_score: final_score,
-            final_score,
-            reason: None,
-        }
-    }
-
-    fn names(status: &SeedSweepStatus) -> Vec<&str> {
-        status.trials.iter().map(|t| t.name.as_str()).collect()
+    /// The indices `records_to_keep` keeps.
+    fn kept(trials: &[(TrialPhase, Option<f64>)], direction: Direction, max: usize) -> Vec<usize> {
+        let keep = records_to_keep(trials, direction, max);
+        (0..trials.len()).filter(|&i| keep[i]).collect()
     }
 
     /// Trials not ended first, then the kept ones best first (NaN and missing scores last), then the latest
-    /// launched; the rest are counted, and the records stay in launch order.
+    /// launched; never a trial not launched.
     #[test]
     fn bounded_records_keep_what_a_user_watches_and_came_for() {
         use TrialPhase::*;
-        let trials = vec![
-            record(0, Discarded, None),
-            record(1, Succeeded, Some(0.8)),
-            record(2, Succeeded, Some(f64::NAN)),
-            record(3, Succeeded, Some(0.9)),
-            record(4, Failed, None),
-            record(5, Running, None),
-            record(6, Succeeded, Some(0.7)),
-            record(7, AwaitingDecision, None),
-            record(8, Diverged, None),
+        let trials = [
+            (Discarded, None),
+            (Succeeded, Some(0.8)),
+            (Succeeded, Some(f64::NAN)),
+            (Succeeded, Some(0.9)),
+            (Failed, None),
+            (Running, None),
+            (Succeeded, Some(0.7)),
+            (AwaitingDecision, None),
+            (Diverged, None),
+            (Pending, None),
         ];
-        let mut status = SeedSweepStatus {
-            trials: trials.clone(),
-            ..SeedSweepStatus::default()
-        };
-        bound_trial_records(&mut status, Direction::Maximize, 9);
-        assert_eq!((status.trials.len(), status.trials_omitted), (9, 0));
-        bound_trial_records(&mut status, Direction::Maximize, 5);
-        assert_eq!(names(&status), ["t1", "t3", "t5", "t6", "t7"]);
-        assert_eq!(status.trials_omitted, 4);
-        status.trials = trials.clone();
-        bound_trial_records(&mut status, Direction::Minimize, 4);
-        assert_eq!(names(&status), ["t1", "t5", "t6", "t7"]);
-        status.trials = trials.clone();
-        bound_trial_records(&mut status, Direction::Maximize, 7);
-        // After the kept ones (t2's NaN last among them): the latest launched, t8.
-        assert_eq!(names(&status), ["t1", "t2", "t3", "t5", "t6", "t7", "t8"]);
-        status.trials = trials;
-        bound_trial_records(&mut status, Direction::Maximize, 1);
-        assert_eq!((names(&status), status.trials_omitted), (vec!["t7"], 8));
+        let max = Direction::Maximize;
+        assert_eq!(kept(&trials, max, 9), [0, 1, 2, 3, 4, 5, 6, 7, 8]);
+        assert_eq!(kept(&trials, max, 100), [0, 1, 2, 3, 4, 5, 6, 7, 8]);
+        assert_eq!(kept(&trials, max, 5), [1, 3, 5, 6, 7]);
+        assert_eq!(kept(&trials, Direction::Minimize, 4), [1, 5, 6, 7]);
+        // After the kept ones (2's NaN last among them): the latest launched, 8.
+        assert_eq!(kept(&trials, max, 7), [1, 2, 3, 5, 6, 7, 8]);
+        assert_eq!(kept(&trials, max, 1), [7]);
+        assert_eq!(kept(&trials, max, 0), Vec::<usize>::new());
+    }
+
+    /// A sweep of 36 trials: 20 launched and ended with distinct scores, 2 running, the rest pending.
+    fn sweep_in_progress() -> (seedsweep_crds::sweep::SeedSweepSpec, SweepState) {
+        let text = include_str!("../../../examples/mrpc-sweep.yaml");
+        let mut spec = serde_yaml::from_str::<SeedSweep>(text).unwrap().spec;
+        spec.early_discard = None;
+        spec.seeds.weight_init.as_mut().unwrap().count = Some(6);
+        spec.seeds.data_order.as_mut().unwrap().count = Some(6);
+        let mut state = SweepState::new("mrpc", &spec);
+        for i in 0..22 {
+            state.mark_started(i);
+        }
+        for i in 0..20 {
+            let score = 0.5 + ((i * 7) % 20) as f64 / 100.0;
+            state.trials[i].final_metrics = Some(seedsweep_crds::Metrics {
+                accuracy: score,
+                f1: score,
+                mcc: score,
+                acc_and_f1: score,
+            });
+            state.trials[i].run = crate::policy::RunState::Completed;
+        }
+        (spec, state)
+    }
+
+    /// The operator's bounded status is the full status with only the picked records: same counts, best trial
+    /// and statistics, the records in launch order, the rest counted.
+    #[test]
+    fn a_bounded_status_is_the_full_status_with_the_picked_records() {
+        let (spec, state) = sweep_in_progress();
+        let decisions = state.decide(&state.rules(&spec, 2));
+        let full = status(&state, &decisions);
+        assert_eq!((full.trials.len(), full.trials_omitted), (22, 0));
+        assert_eq!(bounded_status(&state, &decisions, 22), full);
+        let bounded = bounded_status(&state, &decisions, 7);
+        let outcomes: Vec<_> = (full.trials.iter())
+            .map(|t| (t.phase, t.final_score))
+            .collect();
+        let keep = records_to_keep(&outcomes, Direction::Maximize, 7);
+        let expected: Vec<_> = (full.trials.iter().zip(&keep))
+            .filter(|(_, k)| **k)
+            .map(|(t, _)| t.clone())
+            .collect();
+        assert_eq!(bounded.trials, expected);
+        // The two running (20, 21) and the five best (scores 0.69 down to 0.65), in launch order.
+        let names: Vec<&str> = bounded.trials.iter().map(|t| t.name.as_str()).collect();
+        let expected: Vec<&str> = [5, 8, 11, 14, 17, 20, 21]
+            .map(|i| state.plan.trials[i].name.as_str())
+            .to_vec();
+        assert_eq!(names, expected);
+        assert_eq!(bounded.trials_omitted, 15);
+        assert_eq!(
+            SeedSweepStatus {
+                trials: full.trials.clone(),
+                trials_omitted: 0,
+                ..bounded
+            },
+            full
+        );
     }
 }

@@ -417,10 +417,9 @@ spec:
     /// chunks of trials beside it, each as its ConfigMap's value.
     fn as_written(spec: &SeedSweepSpec, state: &SweepState) -> (Vec<u8>, Vec<Vec<u8>>) {
         let rules = state.rules(spec, 8);
-        let mut status = crate::report::status(state, &state.decide(&rules));
-        crate::report::bound_trial_records(
-            &mut status,
-            state.objective.direction,
+        let mut status = crate::report::bounded_status(
+            state,
+            &state.decide(&rules),
             crate::report::MAX_TRIAL_RECORDS,
         );
         let (head, chunks) = Snapshot::of(spec, state).into_chunks(trials_per_chunk(spec));

@@ -5,8 +5,9 @@
 use crate::observation::TrainerSnapshot;
 use crate::plan::{Plan, plan};
 use crate::policy::{
-    Decisions, Rules, RunState, ScoredEval, StopReason, TrialObservations, decide,
+    Decisions, Rules, RunState, ScoredEval, StopReason, TrialObservations, Verdict, decide,
 };
+use crate::report::records_to_keep;
 use crate::stats::{self, TrialScores};
 use seedsweep_crds::Metrics;
 use seedsweep_crds::statistics::SweepStatistics;
@@ -434,15 +435,18 @@ impl SweepState {
         decide(&self.plan, rules, &self.observations())
     }
 
-    /// Per-trial records, counts, the best kept trial and the statistics, as the status reports them.
-    pub fn report(&self, decisions: &Decisions) -> Report {
+    /// Per-trial records, counts, the best kept trial and the statistics, as the status reports them. Records are
+    /// made for at most `max_records` launched trials ([`records_to_keep`] picks them; the others are counted in
+    /// `records_omitted`), so a 10,000-trial sweep's status never builds the 9,000 records it would then drop.
+    pub fn report(&self, decisions: &Decisions, max_records: usize) -> Report {
         let metric = self.objective.metric;
         let mut counts = TrialCounts {
             total: self.trials.len() as u32,
             ..TrialCounts::default()
         };
-        let mut records = Vec::with_capacity(self.trials.len());
         let mut best: Option<BestTrial> = None;
+        // (phase as reported, final score) of each trial, in launch order.
+        let mut outcomes = Vec::with_capacity(self.trials.len());
         for ((planned, t), verdict) in self
             .plan
             .trials
@@ -450,15 +454,7 @@ impl SweepState {
             .zip(&self.trials)
             .zip(&decisions.verdicts)
         {
-            let stuck = t
-                .stuck
-                .as_ref()
-                .filter(|_| verdict.phase == TrialPhase::Running);
-            let phase = if stuck.is_some() {
-                TrialPhase::Stuck
-            } else {
-                verdict.phase
-            };
+            let phase = self.reported_phase(t, verdict.phase);
             match phase {
                 TrialPhase::Stuck => counts.stuck += 1,
                 TrialPhase::Pending => counts.pending += 1,
@@ -469,7 +465,6 @@ impl SweepState {
                 TrialPhase::Diverged => counts.diverged += 1,
                 TrialPhase::Failed => counts.failed += 1,
             }
-            let scores: Vec<f64> = t.evals.iter().map(|e| e.score).collect();
             let final_score = t.final_metrics.map(|m| m.get(metric));
             if verdict.phase == TrialPhase::Succeeded
                 && let Some(score) = final_score
@@ -484,47 +479,78 @@ impl SweepState {
                     score,
                 });
             }
-            let reason = match (&verdict.reason, &t.run) {
-                (Some(r), _) => Some(r.message().to_string()),
-                (None, _) if stuck.is_some() => stuck.cloned(),
-                (None, RunState::Failed { reason } | RunState::Diverged { reason }) => {
-                    Some(reason.clone())
-                }
-                (None, RunState::Stopped) => Some("stopped outside the sweep's decisions".into()),
-                _ => None,
-            };
-            let total = t.total_steps.or(self.total_steps());
-            records.push(TrialRecord {
-                name: planned.name.clone(),
-                weight_init: planned.weight_init,
-                data_order: planned.data_order,
-                phase,
-                attempts: t.attempts,
-                progress: match (t.steps_done, total) {
-                    (_, _) if t.final_metrics.is_some() && t.run == RunState::Completed => 1.0,
-                    (s, Some(n)) if n > 0 => (s as f64 / n as f64).min(1.0),
-                    _ => 0.0,
-                },
-                steps_done: t.steps_done,
-                total_steps: total,
-                rungs: verdict.rungs.clone(),
-                latest_score: scores.last().copied(),
-                best_score: scores.iter().copied().reduce(|a, b| {
-                    if self.objective.direction.better(b, a) {
-                        b
-                    } else {
-                        a
-                    }
-                }),
-                final_score,
-                reason,
-            });
+            outcomes.push((phase, final_score));
         }
+        let keep = records_to_keep(&outcomes, self.objective.direction, max_records);
+        let records: Vec<TrialRecord> = (keep.iter().enumerate())
+            .filter(|&(_, &kept)| kept)
+            .map(|(i, _)| self.record(i, &decisions.verdicts[i], outcomes[i]))
+            .collect();
+        let launched = outcomes
+            .iter()
+            .filter(|(phase, _)| *phase != TrialPhase::Pending)
+            .count();
         Report {
+            records_omitted: (launched - records.len()) as u32,
             records,
             counts,
             best,
             statistics: self.statistics(),
+        }
+    }
+
+    /// A trial's phase as reported: a running trial that cannot start is `Stuck`.
+    fn reported_phase(&self, t: &TrialState, decided: TrialPhase) -> TrialPhase {
+        if t.stuck.is_some() && decided == TrialPhase::Running {
+            TrialPhase::Stuck
+        } else {
+            decided
+        }
+    }
+
+    /// Trial `i`'s record, given its `phase` as reported and its final score.
+    fn record(
+        &self,
+        i: usize,
+        verdict: &Verdict,
+        (phase, final_score): (TrialPhase, Option<f64>),
+    ) -> TrialRecord {
+        let (planned, t) = (&self.plan.trials[i], &self.trials[i]);
+        let reason = match (&verdict.reason, &t.run) {
+            (Some(r), _) => Some(r.message().to_string()),
+            (None, _) if phase == TrialPhase::Stuck => t.stuck.clone(),
+            (None, RunState::Failed { reason } | RunState::Diverged { reason }) => {
+                Some(reason.clone())
+            }
+            (None, RunState::Stopped) => Some("stopped outside the sweep's decisions".into()),
+            _ => None,
+        };
+        let total = t.total_steps.or(self.total_steps());
+        let scores = t.evals.iter().map(|e| e.score);
+        TrialRecord {
+            name: planned.name.clone(),
+            weight_init: planned.weight_init,
+            data_order: planned.data_order,
+            phase,
+            attempts: t.attempts,
+            progress: match (t.steps_done, total) {
+                (_, _) if t.final_metrics.is_some() && t.run == RunState::Completed => 1.0,
+                (s, Some(n)) if n > 0 => (s as f64 / n as f64).min(1.0),
+                _ => 0.0,
+            },
+            steps_done: t.steps_done,
+            total_steps: total,
+            rungs: verdict.rungs.clone(),
+            latest_score: t.evals.last().map(|e| e.score),
+            best_score: scores.reduce(|a, b| {
+                if self.objective.direction.better(b, a) {
+                    b
+                } else {
+                    a
+                }
+            }),
+            final_score,
+            reason,
         }
     }
 
@@ -588,7 +614,10 @@ pub struct Refused(pub String);
 /// What a sweep reports about itself.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Report {
+    /// Launched trials' records, in launch order: all, or those [`records_to_keep`] picked.
     pub records: Vec<TrialRecord>,
+    /// Launched trials without a record.
+    pub records_omitted: u32,
     pub counts: TrialCounts,
     pub best: Option<BestTrial>,
     pub statistics: SweepStatistics,

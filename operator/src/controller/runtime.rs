@@ -438,7 +438,7 @@ impl SweepRuntime {
         if !due {
             return Ok(());
         }
-        let mut status = report::status(&self.state, outlook);
+        let mut status = report::bounded_status(&self.state, outlook, report::MAX_TRIAL_RECORDS);
         status.checkpoints = Some(report::checkpoints(
             checkpoints::sweep_dir(&self.spec, Some(ns), &sweep.name_any())
                 .map(|dir| {
@@ -481,11 +481,6 @@ impl SweepRuntime {
             sweep.metadata.generation,
             &previous,
             &Time(Timestamp::now()),
-        );
-        report::bound_trial_records(
-            &mut status,
-            self.state.objective.direction,
-            report::MAX_TRIAL_RECORDS,
         );
         if self.last_status.as_ref() != Some(&status) {
             apply_status(sweep, ctx, &status).await?;
