@@ -11,11 +11,12 @@ use super::job::{LABEL_MANAGED_BY, LABEL_SWEEP, MANAGER, owner_reference};
 use crate::engine::snapshot::{CHUNK_DATA_KEY as DATA_KEY, Snapshot, chunk_name, trials_per_chunk};
 use crate::engine::state::{SweepState, TrialState};
 use k8s_openapi::api::core::v1::ConfigMap;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::api::{Patch, PatchParams};
 use kube::{Api, Client, ResourceExt};
 use seedsweep_crds::sweep::{SeedSweep, SeedSweepSpec};
-use std::collections::HashMap;
-use std::hash::{DefaultHasher, Hash, Hasher};
+use std::collections::{BTreeMap, HashMap};
+use std::hash::{DefaultHasher, Hasher};
 
 /// Marks the ConfigMaps holding engine chunks (value: the chunk's number).
 pub const LABEL_CHUNK: &str = "seedsweep.dev/engine-chunk";
@@ -24,10 +25,23 @@ pub const LABEL_CHUNK: &str = "seedsweep.dev/engine-chunk";
 #[derive(Debug, Default)]
 pub struct Written(HashMap<usize, u64>);
 
-fn digest(text: &[u8]) -> u64 {
-    let mut h = DefaultHasher::new();
-    text.hash(&mut h);
-    h.finish()
+/// A digest of a chunk's trials, taken from their JSON as serde_json writes it, without holding the text (a
+/// 10,000-trial sweep's chunks are about 15 MB of JSON, digested at every status write). Chunks read back are
+/// digested the same way, from what they parse into.
+fn digest(trials: &[TrialState]) -> serde_json::Result<u64> {
+    struct Digest(DefaultHasher);
+    impl std::io::Write for Digest {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.write(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut d = Digest(DefaultHasher::new());
+    serde_json::to_writer(&mut d, trials)?;
+    Ok(d.0.finish())
 }
 
 /// Why the recorded memory cannot be read: the apiserver (retried), or what it holds (the sweep is stuck).
@@ -39,23 +53,27 @@ pub enum LoadError {
     Corrupt(String),
 }
 
-/// Chunks to write: `(k, the JSON of chunk k)`.
-pub type ChangedChunks = Vec<(usize, Vec<u8>)>;
+/// A chunk to write: its number, its digest, its JSON.
+pub struct ChangedChunk {
+    k: usize,
+    digest: u64,
+    text: String,
+}
 
-/// The head for `status.engine`, and the chunks of trials that changed since `written` saw them, as
-/// `(k, JSON)`. Every chunk is serialized to compare it, one at a time: only the changed ones are kept (a
-/// 10,000-trial sweep's chunks together are about 15 MB of JSON).
+/// The head for `status.engine`, and the chunks of trials that changed since `written` saw them. Only those are
+/// serialized: the others are digested, and compared.
 pub fn changed_chunks(
     spec: &SeedSweepSpec,
     state: &SweepState,
     written: &Written,
-) -> serde_json::Result<(Snapshot, ChangedChunks)> {
+) -> serde_json::Result<(Snapshot, Vec<ChangedChunk>)> {
     let (head, chunks) = Snapshot::chunks_of(spec, state, trials_per_chunk(spec));
     let mut changed = Vec::new();
     for (k, trials) in chunks.enumerate() {
-        let text = serde_json::to_vec(trials)?;
-        if written.0.get(&k) != Some(&digest(&text)) {
-            changed.push((k, text));
+        let digest = digest(trials)?;
+        if written.0.get(&k) != Some(&digest) {
+            let text = serde_json::to_string(trials)?;
+            changed.push(ChangedChunk { k, digest, text });
         }
     }
     Ok((head, changed))
@@ -67,35 +85,34 @@ pub async fn write_chunks(
     client: &Client,
     sweep: &SeedSweep,
     ns: &str,
-    changed: ChangedChunks,
+    changed: Vec<ChangedChunk>,
     written: &mut Written,
 ) -> kube::Result<()> {
     let api: Api<ConfigMap> = Api::namespaced(client.clone(), ns);
     let name = sweep.name_any();
-    for (k, text) in changed {
-        let hash = digest(&text);
-        let text = String::from_utf8(text).expect("serde_json writes UTF-8");
-        let object = serde_json::json!({
-            "apiVersion": "v1",
-            "kind": "ConfigMap",
-            "metadata": {
-                "name": chunk_name(&name, k),
-                "labels": {
-                    LABEL_SWEEP: name,
-                    LABEL_MANAGED_BY: MANAGER,
-                    LABEL_CHUNK: k.to_string(),
-                },
-                "ownerReferences": owner_reference(sweep).into_iter().collect::<Vec<_>>(),
+    for ChangedChunk { k, digest, text } in changed {
+        // The chunk's text moves into the ConfigMap: a chunk near 1 MiB is not copied on its way out.
+        let object = ConfigMap {
+            metadata: ObjectMeta {
+                name: Some(chunk_name(&name, k)),
+                labels: Some(BTreeMap::from([
+                    (LABEL_SWEEP.to_string(), name.clone()),
+                    (LABEL_MANAGED_BY.to_string(), MANAGER.to_string()),
+                    (LABEL_CHUNK.to_string(), k.to_string()),
+                ])),
+                owner_references: Some(owner_reference(sweep).into_iter().collect()),
+                ..ObjectMeta::default()
             },
-            "data": {DATA_KEY: text},
-        });
+            data: Some(BTreeMap::from([(DATA_KEY.to_string(), text)])),
+            ..ConfigMap::default()
+        };
         api.patch(
             &chunk_name(&name, k),
             &PatchParams::apply(MANAGER).force(),
             &Patch::Apply(&object),
         )
         .await?;
-        written.0.insert(k, hash);
+        written.0.insert(k, digest);
     }
     Ok(())
 }
@@ -130,10 +147,53 @@ pub async fn load(
             })?;
         let trials: Vec<TrialState> = serde_json::from_str(text)
             .map_err(|e| LoadError::Corrupt(format!("ConfigMap {cm_name} data.{DATA_KEY}: {e}")))?;
-        written.0.insert(k, digest(text.as_bytes()));
+        written.0.insert(
+            k,
+            digest(&trials).map_err(|e| LoadError::Corrupt(format!("ConfigMap {cm_name}: {e}")))?,
+        );
         chunks.push(Some(trials));
     }
     let snapshot =
         Snapshot::from_chunks(head, chunks).map_err(|e| LoadError::Corrupt(e.to_string()))?;
     Ok((snapshot, written))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The chunks [`changed_chunks`] leaves out after a write, or after a restarted operator read them back: those
+    /// whose trials are unchanged. A trial that changes puts its own chunk back in, and no other.
+    #[test]
+    fn only_the_chunks_that_changed_are_written_again() {
+        let text = include_str!("../../../examples/mrpc-sweep.yaml");
+        let spec = serde_yaml::from_str::<SeedSweep>(text).unwrap().spec;
+        let mut state = SweepState::new("mrpc", &spec);
+        let n = state.trials.len();
+        let per_chunk = trials_per_chunk(&spec);
+        assert!(n > 2 * per_chunk, "{n} trials, {per_chunk} a chunk");
+        for i in 0..n {
+            state.mark_started(i);
+        }
+        let (_, changed) = changed_chunks(&spec, &state, &Written::default()).unwrap();
+        assert_eq!(changed.len(), n.div_ceil(per_chunk));
+        // As `load` records them: digested from what the written text parses into.
+        let mut written = Written::default();
+        for chunk in &changed {
+            let trials: Vec<TrialState> = serde_json::from_str(&chunk.text).unwrap();
+            assert_eq!(digest(&trials).unwrap(), chunk.digest);
+            written.0.insert(chunk.k, chunk.digest);
+        }
+        assert!(
+            changed_chunks(&spec, &state, &written)
+                .unwrap()
+                .1
+                .is_empty()
+        );
+        let trial = per_chunk + 3;
+        state.mark_started(trial);
+        let (_, changed) = changed_chunks(&spec, &state, &written).unwrap();
+        let changed: Vec<usize> = changed.iter().map(|c| c.k).collect();
+        assert_eq!(changed, [1]);
+    }
 }
