@@ -11,6 +11,7 @@ pub mod flags;
 pub mod kubeconfig;
 pub mod local;
 pub mod manifest;
+pub mod memory;
 pub mod scrape;
 pub mod seed_sources;
 pub mod sweep_report;

@@ -2,6 +2,7 @@ use clap::Parser;
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
+    seedsweep_operator::memory::return_large_buffers_to_the_system();
     let cli = seedsweep_operator::cli::Cli::parse();
     match seedsweep_operator::cli::run(cli) {
         Ok(code) => code,
