@@ -454,7 +454,7 @@ impl SweepState {
             .zip(&self.trials)
             .zip(&decisions.verdicts)
         {
-            let phase = self.reported_phase(t, verdict.phase);
+            let phase = reported_phase(t, verdict.phase);
             match phase {
                 TrialPhase::Stuck => counts.stuck += 1,
                 TrialPhase::Pending => counts.pending += 1,
@@ -482,9 +482,10 @@ impl SweepState {
             outcomes.push((phase, final_score));
         }
         let keep = records_to_keep(&outcomes, self.objective.direction, max_records);
+        let sweep_steps = self.total_steps();
         let records: Vec<TrialRecord> = (keep.iter().enumerate())
             .filter(|&(_, &kept)| kept)
-            .map(|(i, _)| self.record(i, &decisions.verdicts[i], outcomes[i]))
+            .map(|(i, _)| self.record(i, &decisions.verdicts[i], outcomes[i], sweep_steps))
             .collect();
         let launched = outcomes
             .iter()
@@ -499,21 +500,14 @@ impl SweepState {
         }
     }
 
-    /// A trial's phase as reported: a running trial that cannot start is `Stuck`.
-    fn reported_phase(&self, t: &TrialState, decided: TrialPhase) -> TrialPhase {
-        if t.stuck.is_some() && decided == TrialPhase::Running {
-            TrialPhase::Stuck
-        } else {
-            decided
-        }
-    }
-
-    /// Trial `i`'s record, given its `phase` as reported and its final score.
+    /// Trial `i`'s record, given its `phase` as reported, its final score, and the steps of a full run where the
+    /// trial does not know its own ([`Self::total_steps`], computed once for all records).
     fn record(
         &self,
         i: usize,
         verdict: &Verdict,
         (phase, final_score): (TrialPhase, Option<f64>),
+        sweep_steps: Option<u64>,
     ) -> TrialRecord {
         let (planned, t) = (&self.plan.trials[i], &self.trials[i]);
         let reason = match (&verdict.reason, &t.run) {
@@ -525,7 +519,7 @@ impl SweepState {
             (None, RunState::Stopped) => Some("stopped outside the sweep's decisions".into()),
             _ => None,
         };
-        let total = t.total_steps.or(self.total_steps());
+        let total = t.total_steps.or(sweep_steps);
         let scores = t.evals.iter().map(|e| e.score);
         TrialRecord {
             name: planned.name.clone(),
@@ -610,6 +604,15 @@ fn is_zero(n: &u64) -> bool {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{0}")]
 pub struct Refused(pub String);
+
+/// A trial's phase as reported: a running trial that cannot start is `Stuck`.
+fn reported_phase(t: &TrialState, decided: TrialPhase) -> TrialPhase {
+    if t.stuck.is_some() && decided == TrialPhase::Running {
+        TrialPhase::Stuck
+    } else {
+        decided
+    }
+}
 
 /// What a sweep reports about itself.
 #[derive(Debug, Clone, PartialEq)]
