@@ -487,12 +487,9 @@ impl SweepState {
             .filter(|&(_, &kept)| kept)
             .map(|(i, _)| self.record(i, &decisions.verdicts[i], outcomes[i], sweep_steps))
             .collect();
-        let launched = outcomes
-            .iter()
-            .filter(|(phase, _)| *phase != TrialPhase::Pending)
-            .count();
         Report {
-            records_omitted: (launched - records.len()) as u32,
+            // Every launched trial has a record or is counted here.
+            records_omitted: counts.total - counts.pending - records.len() as u32,
             records,
             counts,
             best,

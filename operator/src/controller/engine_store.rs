@@ -26,7 +26,7 @@ pub const LABEL_CHUNK: &str = "seedsweep.dev/engine-chunk";
 pub struct Written(HashMap<usize, u64>);
 
 /// A digest of a chunk's trials, taken from their JSON as serde_json writes it, without holding the text (a
-/// 10,000-trial sweep's chunks are about 15 MB of JSON, digested at every status write). Chunks read back are
+/// finished 10,000-trial sweep's chunks are about 9 MB of JSON, digested at every status write). Chunks read back are
 /// digested the same way, from what they parse into.
 fn digest(trials: &[TrialState]) -> serde_json::Result<u64> {
     struct Digest(DefaultHasher);
