@@ -240,7 +240,7 @@ impl ApiServer {
         if written && !body["status"]["engine"].is_null() {
             let head = &body["status"]["engine"];
             assert!(head["trials"].as_array().unwrap().is_empty(), "{head}");
-            assert_eq!(head["trialChunks"]["perChunk"], 158);
+            assert_eq!(head["trialChunks"]["perChunk"], 16);
             self.engine_chunk(head["trialChunks"]["recorded"].as_u64().unwrap())
                 .await;
         }

@@ -14,13 +14,21 @@ use crate::state::{SweepState, TrialState};
 use seedsweep_crds::sweep::SeedSweepSpec;
 use serde::{Deserialize, Serialize};
 
-/// Raised whenever the shape changes; a snapshot of another version is refused with both numbers. Version 3 added
-/// `trialChunks`; a version-2 snapshot (trials inline) reads as one.
-pub const FORMAT_VERSION: u32 = 3;
+/// Raised whenever the shape or its meaning changes; a snapshot of another version is refused with both numbers.
+/// Version 3 added `trialChunks`; a version-2 snapshot (trials inline) reads as one. Version 4 chunks hold
+/// [`TRIALS_PER_CHUNK`] trials, and a writer keeps the layout its head records: an operator of version 3 would
+/// rewrite them in its own larger chunks under the same names, and one interrupted write would then mix two layouts.
+pub const FORMAT_VERSION: u32 = 4;
 const OLDEST_READ: u32 = 2;
 
 /// What one chunk of trials may take when serialized: a ConfigMap holds at most 1 MiB, less its metadata.
 pub const CHUNK_BYTES: usize = 768 * 1024;
+/// The most trials one chunk holds. A trial's record changes at each scrape while it runs, and a write sends its whole
+/// chunk again. Running trials are scattered over the plan (the kept ones relaunch among finished ones), so chunks
+/// filled to [`CHUNK_BYTES`] (118 trials at 30 evaluations) sent about 28 chunks of 100 KB per status write at
+/// 10,000 trials: 1.7 GB of ConfigMap revisions per sweep, enough to fill etcd's 2 GiB quota between two
+/// compactions. Chunks of 16 send about a seventh of a full chunk for each one changed.
+pub const TRIALS_PER_CHUNK: usize = 16;
 /// A bound on one recorded trial without its evaluations: the reasons are cut to [`crate::state::MAX_REASON_BYTES`]
 /// each (the run's, the stop's, the stuck one's), and the numbers take a few hundred bytes.
 const TRIAL_BYTES_BUT_EVALS: usize = 4 * 1024;
@@ -72,11 +80,13 @@ pub fn chunk_name(sweep: &str, k: usize) -> String {
 /// The ConfigMap key holding a chunk: the JSON array of its trials' records.
 pub const CHUNK_DATA_KEY: &str = "trials.json";
 
-/// How many trials one chunk holds for a sweep of `spec`: as many as fit in [`CHUNK_BYTES`] when every trial has
-/// every evaluation the spec plans.
+/// How many trials one chunk holds for a new sweep of `spec`: [`TRIALS_PER_CHUNK`], or fewer when that many would not
+/// fit in [`CHUNK_BYTES`] with every trial holding every evaluation the spec plans. A sweep already recorded keeps the
+/// layout its head names.
 pub fn trials_per_chunk(spec: &SeedSweepSpec) -> usize {
     let evals = spec.training.epochs as usize * spec.training.evals_per_epoch as usize + 1;
-    (CHUNK_BYTES / (TRIAL_BYTES_BUT_EVALS + EVAL_BYTES * evals)).max(1)
+    let fit = CHUNK_BYTES / (TRIAL_BYTES_BUT_EVALS + EVAL_BYTES * evals);
+    fit.clamp(1, TRIALS_PER_CHUNK)
 }
 
 /// How many trials a snapshot records: up to the last one ever launched.
@@ -300,8 +310,12 @@ spec:
         snapshot.format_version = 1;
         assert_eq!(
             snapshot.restore().unwrap_err().to_string(),
-            "format version 1, this seedsweep reads 2 to 3"
+            "format version 1, this seedsweep reads 2 to 4"
         );
+        // What a version-3 operator wrote is read (its chunk layout is kept: `trialChunks`).
+        snapshot.format_version = 3;
+        snapshot.trials.truncate(4);
+        assert!(snapshot.restore().is_ok());
         assert!(serde_json::from_value::<Snapshot>(serde_json::json!({"spec": 1})).is_err());
     }
 
@@ -569,8 +583,13 @@ spec:
     #[test]
     fn chunks_are_sized_for_the_longest_trials_the_spec_plans() {
         let mut spec = spec();
-        assert_eq!(trials_per_chunk(&spec), CHUNK_BYTES / (4096 + 80 * 31));
+        // 118 such trials would fit: a chunk holds no more than a write should send again for one of them.
+        const { assert!(CHUNK_BYTES / (4096 + 80 * 31) > TRIALS_PER_CHUNK) };
+        assert_eq!(trials_per_chunk(&spec), TRIALS_PER_CHUNK);
         spec.training.epochs = 5;
+        spec.training.evals_per_epoch = 200;
+        assert_eq!(trials_per_chunk(&spec), CHUNK_BYTES / (4096 + 80 * 1001));
+        assert!(trials_per_chunk(&spec) < TRIALS_PER_CHUNK);
         spec.training.evals_per_epoch = MAX_EVALS_PER_TRIAL as u32 / 5;
         assert_eq!(trials_per_chunk(&spec), 1);
     }

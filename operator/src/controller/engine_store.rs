@@ -1,6 +1,6 @@
 //! Where the operator keeps a sweep's engine memory. The snapshot's head (spec, sequence number, where the trials
 //! are) goes in `status.engine`; its trials go in ConfigMaps `<sweep>-engine-<k>` that the sweep owns, each holding a
-//! chunk sized to stay under a ConfigMap's 1 MiB (`seedsweep_engine::snapshot`). One status object holding every
+//! chunk of a few trials, sized to stay under a ConfigMap's 1 MiB (`seedsweep_engine::snapshot`). One status object holding every
 //! evaluation would pass etcd's 1.5 MiB limit at a few thousand trials, and every status write would then fail.
 //!
 //! The head is written first, then the chunks that changed: a chunk is never newer than the head, and an
@@ -21,9 +21,15 @@ use std::hash::{DefaultHasher, Hasher};
 /// Marks the ConfigMaps holding engine chunks (value: the chunk's number).
 pub const LABEL_CHUNK: &str = "seedsweep.dev/engine-chunk";
 
-/// What each chunk held when last written or read, so that a write sends only the chunks that changed.
+/// What each chunk held when last written or read, so that a write sends only the chunks that changed; and the
+/// layout of a sweep read back, which its writes keep (`None`: a new sweep, laid out by
+/// [`trials_per_chunk`]). Chunks are found by number alone, so one write in another layout, interrupted, would leave
+/// chunks that join into the wrong trials.
 #[derive(Debug, Default)]
-pub struct Written(HashMap<usize, u64>);
+pub struct Written {
+    digests: HashMap<usize, u64>,
+    per_chunk: Option<usize>,
+}
 
 /// A digest of a chunk's trials, taken from their JSON as serde_json writes it, without holding the text (a
 /// finished 10,000-trial sweep's chunks are about 9 MB of JSON, digested at every status write). Chunks read back are
@@ -67,11 +73,12 @@ pub fn changed_chunks(
     state: &SweepState,
     written: &Written,
 ) -> serde_json::Result<(Snapshot, Vec<ChangedChunk>)> {
-    let (head, chunks) = Snapshot::chunks_of(spec, state, trials_per_chunk(spec));
+    let per_chunk = written.per_chunk.unwrap_or_else(|| trials_per_chunk(spec));
+    let (head, chunks) = Snapshot::chunks_of(spec, state, per_chunk);
     let mut changed = Vec::new();
     for (k, trials) in chunks.enumerate() {
         let digest = digest(trials)?;
-        if written.0.get(&k) != Some(&digest) {
+        if written.digests.get(&k) != Some(&digest) {
             let text = serde_json::to_string(trials)?;
             changed.push(ChangedChunk { k, digest, text });
         }
@@ -112,13 +119,14 @@ pub async fn write_chunks(
             &Patch::Apply(&object),
         )
         .await?;
-        written.0.insert(k, digest);
+        written.digests.insert(k, digest);
     }
     Ok(())
 }
 
 /// The snapshot recorded for sweep `name`: `engine` (its `status.engine`) joined with its chunks, and what the
-/// chunks held. A head written by an operator that kept trials in the status comes back as it is.
+/// chunks held. A head written by an operator that kept trials in the status comes back as it is (and its trials go
+/// into chunks of [`trials_per_chunk`] at the next write).
 pub async fn load(
     client: &Client,
     ns: &str,
@@ -131,6 +139,7 @@ pub async fn load(
     let Some(layout) = head.trial_chunks else {
         return Ok((head, written));
     };
+    written.per_chunk = Some(layout.per_chunk.max(1) as usize);
     let api: Api<ConfigMap> = Api::namespaced(client.clone(), ns);
     let mut chunks = Vec::with_capacity(layout.count());
     for k in 0..layout.count() {
@@ -147,7 +156,7 @@ pub async fn load(
             })?;
         let trials: Vec<TrialState> = serde_json::from_str(text)
             .map_err(|e| LoadError::Corrupt(format!("ConfigMap {cm_name} data.{DATA_KEY}: {e}")))?;
-        written.0.insert(
+        written.digests.insert(
             k,
             digest(&trials).map_err(|e| LoadError::Corrupt(format!("ConfigMap {cm_name}: {e}")))?,
         );
@@ -182,7 +191,7 @@ mod tests {
         for chunk in &changed {
             let trials: Vec<TrialState> = serde_json::from_str(&chunk.text).unwrap();
             assert_eq!(digest(&trials).unwrap(), chunk.digest);
-            written.0.insert(chunk.k, chunk.digest);
+            written.digests.insert(chunk.k, chunk.digest);
         }
         assert!(
             changed_chunks(&spec, &state, &written)
@@ -195,5 +204,34 @@ mod tests {
         let (_, changed) = changed_chunks(&spec, &state, &written).unwrap();
         let changed: Vec<usize> = changed.iter().map(|c| c.k).collect();
         assert_eq!(changed, [1]);
+    }
+
+    /// A sweep read back in another layout (an earlier operator's larger chunks) is written in that layout: its head
+    /// names it, and only the chunk of a changed trial is sent.
+    #[test]
+    fn a_sweep_read_back_keeps_its_chunk_layout() {
+        let text = include_str!("../../../examples/mrpc-sweep.yaml");
+        let spec = serde_yaml::from_str::<SeedSweep>(text).unwrap().spec;
+        let mut state = SweepState::new("mrpc", &spec);
+        for i in 0..300 {
+            state.mark_started(i);
+        }
+        let earlier = 118;
+        assert_ne!(trials_per_chunk(&spec), earlier);
+        let (_, chunks) = Snapshot::chunks_of(&spec, &state, earlier);
+        let mut written = Written {
+            digests: HashMap::new(),
+            per_chunk: Some(earlier),
+        };
+        for (k, trials) in chunks.enumerate() {
+            written.digests.insert(k, digest(trials).unwrap());
+        }
+        state.mark_started(250);
+        let (head, changed) = changed_chunks(&spec, &state, &written).unwrap();
+        let layout = head.trial_chunks.unwrap();
+        assert_eq!((layout.per_chunk, layout.recorded), (118, 300));
+        assert_eq!(changed.iter().map(|c| c.k).collect::<Vec<_>>(), [2]);
+        let trials: Vec<TrialState> = serde_json::from_str(&changed[0].text).unwrap();
+        assert_eq!(trials.len(), 300 - 2 * 118);
     }
 }
