@@ -217,6 +217,14 @@ impl TestCluster {
         self.local.as_ref().map(|l| l.state_dir.as_path())
     }
 
+    /// The size of etcd's database file (`etcd/member/snap/db`), if local: what etcd compares with its space quota
+    /// (2 GiB unless `--quota-backend-bytes` says otherwise; start.sh leaves it). It grows with the revisions written
+    /// between the apiserver's compactions and does not shrink without a defragmentation.
+    pub fn etcd_db_bytes(&self) -> Option<u64> {
+        let db = self.state_dir()?.join("etcd/member/snap/db");
+        std::fs::metadata(db).ok().map(|m| m.len())
+    }
+
     /// A client bound to the calling Tokio runtime. Create one per test: a client's connection tasks die with
     /// the runtime that created them, and each `#[tokio::test]` has its own runtime.
     pub async fn client(&self) -> Result<Client> {

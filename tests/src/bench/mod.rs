@@ -604,6 +604,7 @@ pub async fn run(o: Options) -> Result<serde_json::Value> {
     // Every second: the running pods while trials remain to be started, and the operator's memory.
     let mut fill = Fill::default();
     let mut peak_rss = 0u64;
+    let mut peak_etcd_db = 0u64;
     let deadline = Instant::now() + Duration::from_secs(o.timeout_minutes * 60);
     let mut last_print = Instant::now();
     loop {
@@ -613,11 +614,13 @@ pub async fn run(o: Options) -> Result<serde_json::Value> {
         } else {
             bail!("the operator exited; see {}", log.display());
         }
+        peak_etcd_db = peak_etcd_db.max(cluster.etcd_db_bytes().unwrap_or(0));
         let done = {
             let s = seen.lock().map_err(|_| anyhow::anyhow!("poisoned"))?;
             fill.sample(&s, &names, o.parallelism);
             if last_print.elapsed() >= Duration::from_secs(15) {
                 print_progress(&s, &names, now() - started);
+                eprintln!("      etcd database: largest {} MiB", peak_etcd_db >> 20);
                 last_print = Instant::now();
             }
             names.iter().all(|n| s.finished.contains_key(n))
@@ -634,6 +637,7 @@ pub async fn run(o: Options) -> Result<serde_json::Value> {
     let after = apiserver::request_counts(&get_text(&client, "/metrics").await?)
         .map_err(anyhow::Error::msg)?;
     let cpu_after = procstat::read(operator.pid()).map_err(anyhow::Error::msg)?;
+    let etcd_db_at_end = cluster.etcd_db_bytes();
     let reconciles_after = read_reconciles(&log).await;
     let mut objects = BTreeMap::new();
     for name in &names {
@@ -735,6 +739,7 @@ pub async fn run(o: Options) -> Result<serde_json::Value> {
             "cpuSecondsDuringSweep": cpu_after.cpu_seconds - cpu_before.cpu_seconds,
             "cpuSecondsTotal": cpu_after.cpu_seconds,
         },
+        "etcdDatabaseBytes": {"peak": peak_etcd_db, "atEnd": etcd_db_at_end},
         "reconciles": reconciles_report(reconciles_before.as_ref(), reconciles_after.as_ref()),
         "apiserverRequests": {"total": total_requests, "perTrial": total_requests / all_trials, "byVerbAndResource": by_request},
         "statusWritesPerMinute": status_writes / (wall / 60.0),
