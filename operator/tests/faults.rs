@@ -18,7 +18,8 @@ use std::process::Command;
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-const TRIALS: u32 = 16;
+/// Two chunks of the engine's memory (16 trials, then 4): an operator restarted mid-sweep joins both.
+const TRIALS: u32 = 20;
 
 /// The stand-in, (re)built when missing or older than its sources: `cargo test -p seedsweep-operator` does not build
 /// another package's binaries, and a stale one would lack the fault settings. (Not built unconditionally: a build

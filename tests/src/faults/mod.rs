@@ -26,7 +26,7 @@ use kube::api::{Api, PostParams};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Client, ResourceExt};
 use outcome::{Offline, Outcomes, Rng, duplicate_jobs, outcomes, trials_named};
-use seedsweep_crds::sweep::{SeedSweep, SeedSweepStatus, SweepPhase, TrialPhase};
+use seedsweep_crds::sweep::{RungDecision, SeedSweep, SeedSweepStatus, SweepPhase, TrialPhase};
 use serde_json::json;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -448,6 +448,7 @@ async fn inject(
     let mut figures = Figures::default();
     let mut created_before = jobs_created(client).await?;
     let sweep: SeedSweep = serde_yaml::from_str(&yaml)?;
+    let rungs = (sweep.spec.early_discard.as_ref()).map_or(0, |d| d.rungs.len());
     Api::<SeedSweep>::namespaced(client.clone(), ns)
         .create(&PostParams::default(), &sweep)
         .await
@@ -548,19 +549,34 @@ async fn inject(
                 next_fault = at() + every;
             }
             Fault::TrialKills { kills, at_progress } if done < *kills => {
+                // Trials the written status says continue past every rung for certain: their current attempt
+                // trains to completion. How many are relaunched after a pause and how many continue at once
+                // depends on the order trials reach the rung, so both count.
+                let continued: BTreeSet<String> = (seen.lock())
+                    .map_err(|_| anyhow::anyhow!("poisoned"))?
+                    .status
+                    .iter()
+                    .flat_map(|st| &st.trials)
+                    .filter(|t| {
+                        t.rungs.len() == rungs
+                            && t.rungs.iter().all(|r| r.decision == RungDecision::Continue)
+                    })
+                    .map(|t| t.name.clone())
+                    .collect();
                 for e in read_events(events_path).iter().rev() {
                     let (Some(pod), Some(p), Some(index)) = (&e.pod, e.progress, e.index) else {
                         continue;
                     };
-                    // Only relaunched (kept) attempts: a first attempt is stopped at the rung anyway, and one that
-                    // overran it before its pause would be deleted, not retried.
+                    // Only attempts that train to completion: relaunched (kept) ones, and first ones continued at
+                    // the rung. Any other first attempt is stopped at the rung, and one that overran it before its
+                    // pause would be deleted, not retried.
                     let relaunched = crate::bench::events::job_of_pod(pod)
                         .rsplit_once('-')
                         .and_then(|(_, a)| a.parse::<u32>().ok())
                         .is_some_and(|a| a >= 2);
                     if e.event != "eval"
                         || p < *at_progress
-                        || !relaunched
+                        || !(relaunched || continued.contains(&e.trial))
                         || killed_trials.contains(&e.trial)
                     {
                         continue;
