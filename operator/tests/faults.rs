@@ -1,4 +1,4 @@
-//! The operator under faults, reduced for CI (bench/faults.sh runs the full size): a 16-trial SeedSweep of stand-in
+//! The operator under faults, reduced for CI (bench/faults.sh runs the full size): a 20-trial SeedSweep of stand-in
 //! trials on a real v1.20 apiserver with the node simulator (`seedsweep_tests::faults`), with the operator SIGKILLed
 //! and restarted, the leader of two replicas SIGKILLed, trials' metrics endpoints unreachable for a while, trial
 //! processes SIGKILLed mid-training, or the apiserver restarted. Each must end as an uninterrupted run of the same
