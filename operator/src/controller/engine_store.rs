@@ -87,8 +87,11 @@ pub fn changed_chunks(
     Ok((head, changed))
 }
 
-/// Writes `changed` chunks ([`changed_chunks`]) by server-side apply, creating or replacing each, and records each
-/// in `written` once it is stored.
+/// Writes `changed` chunks ([`changed_chunks`]) by server-side apply, creating or replacing each, a few at once, and
+/// records each in `written` once it is stored. Their order does not matter: each is written after the head, and an
+/// interrupted write leaves some chunks a write behind the others, each recording an earlier state (see
+/// `Snapshot::from_chunks`). One after another, the up to 40 chunks of a 625-trial sweep that one write may touch
+/// would hold the reconcile, and the slots it refills, for as many round trips.
 pub async fn write_chunks(
     client: &Client,
     sweep: &SeedSweep,
@@ -98,28 +101,40 @@ pub async fn write_chunks(
 ) -> kube::Result<()> {
     let api: Api<ConfigMap> = Api::namespaced(client.clone(), ns);
     let name = sweep.name_any();
-    for ChangedChunk { k, digest, text } in changed {
-        // The chunk's text moves into the ConfigMap: a chunk near 1 MiB is not copied on its way out.
-        let object = ConfigMap {
-            metadata: ObjectMeta {
-                name: Some(chunk_name(&name, k)),
-                labels: Some(BTreeMap::from([
-                    (LABEL_SWEEP.to_string(), name.clone()),
-                    (LABEL_MANAGED_BY.to_string(), MANAGER.to_string()),
-                    (LABEL_CHUNK.to_string(), k.to_string()),
-                ])),
-                owner_references: Some(owner_reference(sweep).into_iter().collect()),
-                ..ObjectMeta::default()
-            },
-            data: Some(BTreeMap::from([(DATA_KEY.to_string(), text)])),
-            ..ConfigMap::default()
-        };
-        api.patch(
-            &chunk_name(&name, k),
-            &PatchParams::apply(MANAGER).force(),
-            &Patch::Apply(&object),
-        )
-        .await?;
+    let owner = owner_reference(sweep);
+    let writes: Vec<_> = changed
+        .into_iter()
+        .map(|ChangedChunk { k, digest, text }| {
+            // The chunk's text moves into the ConfigMap: a chunk near 1 MiB is not copied on its way out.
+            let object = ConfigMap {
+                metadata: ObjectMeta {
+                    name: Some(chunk_name(&name, k)),
+                    labels: Some(BTreeMap::from([
+                        (LABEL_SWEEP.to_string(), name.clone()),
+                        (LABEL_MANAGED_BY.to_string(), MANAGER.to_string()),
+                        (LABEL_CHUNK.to_string(), k.to_string()),
+                    ])),
+                    owner_references: Some(owner.clone().into_iter().collect()),
+                    ..ObjectMeta::default()
+                },
+                data: Some(BTreeMap::from([(DATA_KEY.to_string(), text)])),
+                ..ConfigMap::default()
+            };
+            let (api, name) = (&api, &name);
+            async move {
+                api.patch(
+                    &chunk_name(name, k),
+                    &PatchParams::apply(MANAGER).force(),
+                    &Patch::Apply(&object),
+                )
+                .await
+                .map(|_| (k, digest))
+            }
+        })
+        .collect();
+    let mut writes = futures::stream::iter(writes).buffer_unordered(CHUNKS_IN_FLIGHT);
+    while let Some(stored) = writes.next().await {
+        let (k, digest) = stored?;
         written.digests.insert(k, digest);
     }
     Ok(())
@@ -148,7 +163,7 @@ pub async fn load(
         .map(|k| read_chunk(&api, name, k))
         .collect();
     let mut chunks = Vec::with_capacity(reads.len());
-    let mut reads = futures::stream::iter(reads).buffered(CHUNK_READS_IN_FLIGHT);
+    let mut reads = futures::stream::iter(reads).buffered(CHUNKS_IN_FLIGHT);
     while let Some(chunk) = reads.next().await {
         let chunk = chunk?;
         if let Some((digest, _)) = &chunk {
@@ -161,8 +176,8 @@ pub async fn load(
     Ok((snapshot, written))
 }
 
-/// How many chunks [`load`] reads at once.
-const CHUNK_READS_IN_FLIGHT: usize = 8;
+/// How many chunks [`load`] reads, or [`write_chunks`] writes, at once.
+const CHUNKS_IN_FLIGHT: usize = 8;
 
 /// Chunk `k` of sweep `name` and its digest; `None` when it was not written yet when the operator stopped (its trials
 /// were untouched at the last complete write).
