@@ -654,6 +654,12 @@ done
     Ok((child, pipe))
 }
 
+/// Where [`free_ports`] looks: below Linux's default ephemeral range (32768–60999), from which outgoing connections
+/// take their local ports. A port probed free inside it can be taken by some client's connection before the
+/// component binds it; the scheduler once failed so ("bind: address already in use" on 34574), after start.sh had
+/// returned, and the cluster never scheduled a pod.
+const PORT_RANGE: (u16, u16) = (20_000, 32_000);
+
 /// Five free loopback ports: apiserver, etcd client, etcd peer (must be client + 1), controller-manager,
 /// scheduler. Probed by binding; a race with another process is handled by start_control_plane's retry.
 /// `salt` (the attempt, and the cluster's ordinal in this process) moves the first candidate.
@@ -661,8 +667,9 @@ fn free_ports(salt: u32) -> Result<[u16; 5]> {
     let seed = std::process::id()
         .wrapping_mul(7919)
         .wrapping_add(salt.wrapping_mul(104_729));
+    let (low, high) = PORT_RANGE;
     let started = Instant::now();
-    let mut candidate = 20_000 + (seed % 20_000) as u16 / 5 * 5;
+    let mut candidate = low + (seed % u32::from(high - low)) as u16 / 5 * 5;
     while started.elapsed() < Duration::from_secs(5) {
         let ports = [
             candidate,
@@ -677,13 +684,13 @@ fn free_ports(salt: u32) -> Result<[u16; 5]> {
         {
             return Ok(ports);
         }
-        candidate = if candidate >= 39_990 {
-            20_000
+        candidate = if candidate + 5 + 4 >= high {
+            low
         } else {
             candidate + 5
         };
     }
-    bail!("no five consecutive free ports found in 20000..40000")
+    bail!("no five consecutive free ports found in {low}..{high}")
 }
 
 /// Stops the control-plane component whose pid start.sh wrote to `<state_dir>/<name>.pid` (SIGTERM; SIGKILL past
