@@ -1,7 +1,8 @@
 //! Where the operator keeps a sweep's engine memory. The snapshot's head (spec, sequence number, where the trials
 //! are) goes in `status.engine`; its trials go in ConfigMaps `<sweep>-engine-<k>` that the sweep owns, each holding a
-//! chunk of a few trials, sized to stay under a ConfigMap's 1 MiB (`seedsweep_engine::snapshot`). One status object holding every
-//! evaluation would pass etcd's 1.5 MiB limit at a few thousand trials, and every status write would then fail.
+//! chunk of a few trials, sized to stay under a ConfigMap's 1 MiB (`seedsweep_engine::snapshot`). One status object
+//! holding every evaluation would pass etcd's 1.5 MiB limit at a few thousand trials, and every status write would
+//! then fail.
 //!
 //! The head is written first, then the chunks that changed: a chunk is never newer than the head, and an
 //! interrupted write leaves chunks that record an earlier state, which replays into the same decisions (see
