@@ -7,7 +7,8 @@
 /// high-water mark was 49.9 MiB with the threshold fixed, 58.8 MiB without (docs/benchmarks.md).
 pub fn return_large_buffers_to_the_system() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    // SAFETY: mallopt only sets one of malloc's parameters; main calls it before any other thread starts.
+    // SAFETY: mallopt only sets one of malloc's parameters, under malloc's own lock (so also from a test thread);
+    // main calls it first, before any large block is allocated.
     unsafe {
         libc::mallopt(libc::M_MMAP_THRESHOLD, 128 * 1024);
     }
