@@ -550,8 +550,8 @@ async fn inject(
             }
             Fault::TrialKills { kills, at_progress } if done < *kills => {
                 // Trials the written status says continue past every rung for certain: their current attempt
-                // trains to completion. How many are relaunched after a pause and how many continue at once
-                // depends on the order trials reach the rung, so both count.
+                // trains to completion, whether it continued at once or was relaunched after a pause (how many do
+                // which depends on the order trials reach the rung). A relaunch is written before its Job exists.
                 let continued: BTreeSet<String> = (seen.lock())
                     .map_err(|_| anyhow::anyhow!("poisoned"))?
                     .status
@@ -567,16 +567,12 @@ async fn inject(
                     let (Some(pod), Some(p), Some(index)) = (&e.pod, e.progress, e.index) else {
                         continue;
                     };
-                    // Only attempts that train to completion: relaunched (kept) ones, and first ones continued at
-                    // the rung. Any other first attempt is stopped at the rung, and one that overran it before its
-                    // pause would be deleted, not retried.
-                    let relaunched = crate::bench::events::job_of_pod(pod)
-                        .rsplit_once('-')
-                        .and_then(|(_, a)| a.parse::<u32>().ok())
-                        .is_some_and(|a| a >= 2);
+                    // Only attempts that train to completion. Any other is stopped at the rung, and one that
+                    // overran it before its pause would be deleted, not retried. (An earlier, paused attempt of a
+                    // continued trial has no process left to kill.)
                     if e.event != "eval"
                         || p < *at_progress
-                        || !(relaunched || continued.contains(&e.trial))
+                        || !continued.contains(&e.trial)
                         || killed_trials.contains(&e.trial)
                     {
                         continue;
