@@ -19,8 +19,10 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use tch::{Kind, Tensor};
 
-/// Bumped whenever what a checkpoint holds or means changes; other versions are refused.
-pub const FORMAT_VERSION: u32 = 1;
+/// Bumped whenever what a checkpoint holds or means changes; other versions are refused. 2: on the CPU, dropout
+/// masks come from [`crate::dropout`] (version 1's came from torch's generator), so a version-1 checkpoint would
+/// continue its run with other masks than it started with.
+pub const FORMAT_VERSION: u32 = 2;
 /// The safetensors metadata key holding [`Meta`] as JSON.
 const META_KEY: &str = "seedsweep.checkpoint";
 const PREFIX: &str = "step-";

@@ -70,6 +70,21 @@ impl BertConfig {
                 self.position_embedding_type
             );
         }
+        let dropouts = [
+            ("hidden_dropout_prob", Some(self.hidden_dropout_prob)),
+            (
+                "attention_probs_dropout_prob",
+                Some(self.attention_probs_dropout_prob),
+            ),
+            ("classifier_dropout", self.classifier_dropout),
+        ];
+        for (name, p) in dropouts {
+            if let Some(p) = p
+                && !(0.0..1.0).contains(&p)
+            {
+                bail!("{name} {p} is not a dropout probability (at least 0, below 1)");
+            }
+        }
         self.activation()?;
         Ok(())
     }
@@ -87,5 +102,39 @@ impl BertConfig {
 
     pub fn head_dropout(&self) -> f64 {
         self.classifier_dropout.unwrap_or(self.hidden_dropout_prob)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn minilm(change: impl FnOnce(&mut serde_json::Value)) -> Result<()> {
+        let mut json = serde_json::json!({
+            "attention_probs_dropout_prob": 0.1, "hidden_act": "gelu", "hidden_dropout_prob": 0.1,
+            "hidden_size": 384, "intermediate_size": 1536, "layer_norm_eps": 1e-12,
+            "max_position_embeddings": 512, "num_attention_heads": 12, "num_hidden_layers": 6,
+            "type_vocab_size": 2, "vocab_size": 30522
+        });
+        change(&mut json);
+        serde_json::from_value::<BertConfig>(json)?.validate()
+    }
+
+    #[test]
+    fn dropout_probabilities_must_be_below_1() {
+        assert!(minilm(|_| {}).is_ok());
+        assert!(minilm(|c| c["hidden_dropout_prob"] = 0.0.into()).is_ok());
+        let cases = [
+            ("attention_probs_dropout_prob", 1.0),
+            ("hidden_dropout_prob", -0.1),
+            ("classifier_dropout", 1.5),
+        ];
+        for (field, p) in cases {
+            let e = minilm(|c| c[field] = p.into()).unwrap_err().to_string();
+            assert_eq!(
+                e,
+                format!("{field} {p} is not a dropout probability (at least 0, below 1)")
+            );
+        }
     }
 }

@@ -5,6 +5,7 @@ pub mod checkpoint;
 pub mod cli;
 pub mod config;
 pub mod data;
+pub mod dropout;
 pub mod metrics;
 pub mod model;
 pub mod optim;

@@ -2,6 +2,7 @@
 //! so that checkpoints load by name.
 
 use crate::config::BertConfig;
+use crate::dropout::Dropout;
 use crate::seeds;
 use anyhow::{Context, Result, bail};
 use std::collections::HashMap;
@@ -158,6 +159,8 @@ pub struct Bert {
     /// How the matrix products (linear layers and attention) compute. Parameters, embeddings, LayerNorm, the
     /// residual stream and the loss stay fp32 whatever it is.
     pub compute: Compute,
+    /// Draws the training step's dropout masks; [`Bert::reseed_dropout`] starts each step's.
+    dropout: Dropout,
 }
 
 /// How the matrix products compute: `--precision` and, for bf16, `--bf16-kernels`.
@@ -188,6 +191,37 @@ impl Compute {
             Compute::Bf16RoundedFp32 => t.to_kind(Kind::BFloat16).to_kind(Kind::Float),
         }
     }
+}
+
+/// Scaled dot-product attention of `[batch, heads, seq, head_dim]` queries, keys and values; `mask` is
+/// `[batch, 1, 1, seq]`, true for the keys that take part. With dropout on the CPU it is written out as libtorch's
+/// own math path (which is what `scaled_dot_product_attention` runs under dropout there: bf16 operands computed
+/// in fp32, the result in their kind), with [`Dropout`]'s mask on the probabilities. Otherwise libtorch's fused
+/// kernels, which cannot take an outside mask.
+fn attention(
+    dropout_masks: &Dropout,
+    q: &Tensor,
+    k: &Tensor,
+    v: &Tensor,
+    mask: Option<&Tensor>,
+    dropout: f64,
+) -> Tensor {
+    if dropout == 0.0 || q.device() != Device::Cpu {
+        return Tensor::scaled_dot_product_attention(q, k, v, mask, dropout, false, None, false);
+    }
+    let kind = q.kind();
+    let head_dim = q.size()[3] as f64;
+    // The math path's scaling: the square root of 1/√d on each side, as libtorch does it.
+    let scale = head_dim.sqrt().recip().sqrt();
+    let q = q.to_kind(Kind::Float) * scale;
+    let k = k.to_kind(Kind::Float) * scale;
+    let scores = q.matmul(&k.transpose(-2, -1));
+    let scores = match mask {
+        Some(mask) => scores.masked_fill(&mask.logical_not(), f64::NEG_INFINITY),
+        None => scores,
+    };
+    let probs = dropout_masks.apply(&scores.softmax(-1, Kind::Float), dropout, true);
+    probs.matmul(&v.to_kind(Kind::Float)).to_kind(kind)
 }
 
 /// Formats other than safetensors that a Hugging Face model directory may hold instead.
@@ -269,6 +303,7 @@ impl Bert {
             pooler_source: PoolerSource::Checkpoint,
             skip_padding: true,
             compute,
+            dropout: Dropout::new(device),
         };
         model.pooler_source = model.load_weights(&weights)?;
         model.init_head(wi_seed);
@@ -408,10 +443,11 @@ impl Bert {
             Some(real) => embeddings.view([b * s, h]).index_select(0, real),
             None => embeddings,
         };
-        let mut xs = self
-            .embedding_norm
-            .forward(&embeddings)
-            .dropout(c.hidden_dropout_prob, train);
+        let dropout = |t: &Tensor, p: f64| self.dropout.apply(t, p, train);
+        let mut xs = dropout(
+            &self.embedding_norm.forward(&embeddings),
+            c.hidden_dropout_prob,
+        );
         let unpack_width = |t: &Tensor, width: i64| match &real {
             Some(real) => Tensor::zeros([b * s, width], (t.kind(), t.device()))
                 .index_copy(0, real, t)
@@ -444,15 +480,13 @@ impl Bert {
                 .permute([2, 0, 3, 1, 4]);
             let (q, k, v) = (qkv.get(0), qkv.get(1), qkv.get(2));
             let context = cm
-                .result(Tensor::scaled_dot_product_attention(
+                .result(attention(
+                    &self.dropout,
                     &q,
                     &k,
                     &v,
                     attention_mask.as_ref(),
                     attention_dropout,
-                    false,
-                    None,
-                    false,
                 ))
                 .transpose(1, 2)
                 .contiguous();
@@ -462,28 +496,28 @@ impl Bert {
             };
             // A bf16 product plus the fp32 residual is fp32: the residual stream never leaves fp32.
             let attended = layer.attention_norm.forward(
-                &(layer
-                    .attention_output
-                    .forward(&context, cm)
-                    .dropout(c.hidden_dropout_prob, train)
-                    + &xs),
+                &(dropout(
+                    &layer.attention_output.forward(&context, cm),
+                    c.hidden_dropout_prob,
+                ) + &xs),
             );
             let inner = layer
                 .intermediate
                 .forward(&attended, cm)
                 .gelu(self.activation);
             xs = layer.output_norm.forward(
-                &(layer
-                    .output
-                    .forward(&inner, cm)
-                    .dropout(c.hidden_dropout_prob, train)
-                    + &attended),
+                &(dropout(&layer.output.forward(&inner, cm), c.hidden_dropout_prob) + &attended),
             );
         }
         // Pad positions of the returned hidden state are zeros when packed.
         let xs = unpack(&xs);
         let pooled = self.pooler.forward(&xs.select(1, 0), cm).tanh();
         (xs, pooled)
+    }
+
+    /// Starts an optimizer step's dropout masks: they depend on `seed` and their order in the step alone.
+    pub fn reseed_dropout(&self, seed: i64) {
+        self.dropout.reseed(seed);
     }
 
     /// Class logits `[batch, NUM_LABELS]`, fp32 whatever the precision (the loss is computed in fp32).
@@ -497,7 +531,9 @@ impl Bert {
         let (_, pooled) = self.encode(ids, token_types, mask, train);
         self.classifier
             .forward(
-                &pooled.dropout(self.config.head_dropout(), train),
+                &self
+                    .dropout
+                    .apply(&pooled, self.config.head_dropout(), train),
                 self.compute,
             )
             .to_kind(Kind::Float)
@@ -516,5 +552,49 @@ mod tests {
         assert!(!decays("encoder.layer.0.output.dense.bias"));
         assert!(!decays("encoder.layer.3.attention.output.LayerNorm.weight"));
         assert!(!decays("embeddings.LayerNorm.bias"));
+    }
+
+    /// The attention written out for dropout against libtorch's math path given the same dropout mask (its
+    /// `dropout_mask` argument exists for such checks), with a key padding mask, in fp32 and bf16.
+    #[test]
+    fn written_out_attention_is_libtorchs_math_path_with_our_mask() {
+        tch::manual_seed(3);
+        let (b, heads, s, d) = (3, 4, 10, 8);
+        let lengths = Tensor::from_slice(&[10i64, 7, 4]);
+        let mask = Tensor::arange(s, (Kind::Int64, Device::Cpu))
+            .unsqueeze(0)
+            .lt_tensor(&lengths.unsqueeze(1))
+            .view([b, 1, 1, s]);
+        let p = 0.3;
+        for kind in [Kind::Float, Kind::BFloat16] {
+            let [q, k, v] = [0, 1, 2].map(|_| Tensor::randn([b, heads, s, d], (kind, Device::Cpu)));
+            let masks = Dropout::new(Device::Cpu);
+            masks.reseed(11);
+            let ours = attention(&masks, &q, &k, &v, Some(&mask), p);
+            assert_eq!(ours.kind(), kind);
+            // The first mask drawn after a reseed is stream 0 of its seed.
+            let keep = crate::dropout::keep_mask(11, 0, &[b, heads, s, s], p, 1);
+            // Called directly, the math path takes an additive mask (the public function converts a bool one).
+            let additive = Tensor::zeros([b, 1, 1, s], (kind, Device::Cpu))
+                .masked_fill(&mask.logical_not(), f64::NEG_INFINITY);
+            let (reference, _) = Tensor::internal_scaled_dot_product_attention_math(
+                &q,
+                &k,
+                &v,
+                Some(&additive),
+                p,
+                false,
+                Some(&keep),
+                None,
+                false,
+            );
+            let diff = (ours.to_kind(Kind::Float) - reference.to_kind(Kind::Float))
+                .abs()
+                .max()
+                .double_value(&[]);
+            // bf16: the two round the scaled products at different points, within a bf16 step.
+            let tolerance = if kind == Kind::Float { 1e-5 } else { 2e-2 };
+            assert!(diff < tolerance, "{kind:?}: differs by {diff}");
+        }
     }
 }

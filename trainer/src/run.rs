@@ -403,7 +403,7 @@ fn train(
             }
             let step_start = Instant::now();
             let lr = lr_schedule.lr(state.steps_done);
-            tch::manual_seed(seeds::dropout_step_seed(dropout_base, state.steps_done));
+            model.reseed_dropout(seeds::dropout_step_seed(dropout_base, state.steps_done));
             let batch = data::collate(
                 &train_encoded,
                 &train_labels,
