@@ -50,7 +50,7 @@ pub struct Cli {
     /// Seeds the order of training examples in every epoch (and, by default, dropout).
     #[arg(long)]
     pub do_seed: u64,
-    /// Which seed drives dropout masks (torch's generator) when --dropout-seed is not given.
+    /// Which seed drives dropout masks when --dropout-seed is not given.
     #[arg(long, value_enum, default_value = "do")]
     pub dropout_seed_from: DropoutSeedFrom,
     /// An explicit seed for dropout masks; overrides --dropout-seed-from.

@@ -77,10 +77,10 @@ pub fn digest<T: Copy, F: Fn(T) -> u64>(values: &[T], bits: F) -> String {
     format!("{h:016x}")
 }
 
-/// The seed of torch's generator for the dropout masks of optimizer step `step` (0-based). Reseeding every step
-/// makes the masks a function of (seed, step) alone, so a run resumed from a checkpoint draws the same masks as
-/// one that never stopped (tch cannot save the generator's state). SplitMix64's finalizer spreads neighbouring
-/// steps over unrelated seeds.
+/// The seed of the dropout masks of optimizer step `step` (0-based): [`crate::dropout`]'s on the CPU, torch's
+/// generator's on CUDA. Reseeding every step makes the masks a function of (seed, step) alone, so a run resumed from
+/// a checkpoint draws the same masks as one that never stopped (tch cannot save torch's generator's state).
+/// SplitMix64's finalizer spreads neighbouring steps over unrelated seeds.
 pub fn dropout_step_seed(seed: u64, step: u64) -> i64 {
     let mut z = seed.wrapping_add(step.wrapping_add(1).wrapping_mul(0x9e37_79b9_7f4a_7c15));
     z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
@@ -100,7 +100,7 @@ pub enum DropoutSeedFrom {
     None,
 }
 
-/// The seed for torch's generator (dropout masks): an explicit `--dropout-seed` wins, then `--dropout-seed-from`.
+/// The seed dropout masks derive from: an explicit `--dropout-seed` wins, then `--dropout-seed-from`.
 pub fn dropout_seed(
     from: DropoutSeedFrom,
     explicit: Option<u64>,
