@@ -573,7 +573,7 @@ mod tests {
             let ours = attention(&masks, &q, &k, &v, Some(&mask), p);
             assert_eq!(ours.kind(), kind);
             // The first mask drawn after a reseed is stream 0 of its seed.
-            let keep = crate::dropout::keep_mask(11, 0, &[b, heads, s, s], p, 1);
+            let keep = crate::dropout::keep_mask(&mut Vec::new(), 11, 0, &[b, heads, s, s], p, 1);
             // Called directly, the math path takes an additive mask (the public function converts a bool one).
             let additive = Tensor::zeros([b, 1, 1, s], (kind, Device::Cpu))
                 .masked_fill(&mask.logical_not(), f64::NEG_INFINITY);
