@@ -77,7 +77,7 @@ const BLOCK_WORDS: usize = 1 << 14;
 /// A bool tensor of `size`, each element false with probability `p` (to 2⁻³²): an element is kept when its
 /// 32-bit ChaCha8 word, read as a signed integer, is at least a threshold. `mask` numbers the masks drawn under one
 /// `seed`; `threads` only splits the work. `words` is scratch space, kept between calls: written into fresh memory,
-/// the words cost more in page faults than in drawing them.
+/// each mask's words would also cost page faults, about as much as drawing them.
 pub fn keep_mask(
     words: &mut Vec<u32>,
     seed: u64,
@@ -99,8 +99,8 @@ pub fn keep_mask(
             scope.spawn(move || fill(part, seed, mask, first));
         }
     });
-    // SAFETY: the tensor borrows `words` (n 32-bit integers, contiguous) without copying, and is dropped at the end
-    // of this statement: `ge` writes its result to a tensor of its own.
+    // SAFETY: the tensor views `words` (n contiguous 32-bit integers) without copying and lives only until `ge`
+    // below has read it; `ge` writes its result to a tensor of its own, and `words` outlives both.
     let as_tensor = unsafe {
         Tensor::from_blob(
             words.as_ptr() as *const u8,

@@ -572,7 +572,7 @@ mod tests {
             masks.reseed(11);
             let ours = attention(&masks, &q, &k, &v, Some(&mask), p);
             assert_eq!(ours.kind(), kind);
-            // The first mask drawn after a reseed is stream 0 of its seed.
+            // The first mask drawn after a reseed is mask number 0 of its seed.
             let keep = crate::dropout::keep_mask(&mut Vec::new(), 11, 0, &[b, heads, s, s], p, 1);
             // Called directly, the math path takes an additive mask (the public function converts a bool one).
             let additive = Tensor::zeros([b, 1, 1, s], (kind, Device::Cpu))
