@@ -16,8 +16,8 @@ use std::cell::{Cell, RefCell};
 use tch::{Device, Kind, Tensor};
 
 /// Draws the step's dropout masks. Reseeded before every optimizer step; evaluation draws none.
+#[derive(Default)]
 pub struct Dropout {
-    device: Device,
     seed: Cell<u64>,
     /// Masks drawn since the last reseed: the next one is [`keep_mask`]'s mask number `drawn`.
     drawn: Cell<u64>,
@@ -26,15 +26,6 @@ pub struct Dropout {
 }
 
 impl Dropout {
-    pub fn new(device: Device) -> Self {
-        Dropout {
-            device,
-            seed: Cell::new(0),
-            drawn: Cell::new(0),
-            words: RefCell::new(Vec::new()),
-        }
-    }
-
     /// Starts a step's masks: they are a function of `seed` and their order within the step alone. Reseeds torch's
     /// generator too, which draws the masks on CUDA.
     pub fn reseed(&self, seed: i64) {
@@ -49,7 +40,7 @@ impl Dropout {
         if !train || p == 0.0 {
             return xs.shallow_clone();
         }
-        if self.device != Device::Cpu {
+        if xs.device() != Device::Cpu {
             return xs.dropout(p, true);
         }
         if p >= 1.0 {
@@ -193,7 +184,7 @@ mod tests {
 
     #[test]
     fn a_reseeded_step_draws_the_same_masks_in_the_same_order() {
-        let dropout = Dropout::new(Device::Cpu);
+        let dropout = Dropout::default();
         let xs = Tensor::ones([64, 64], (Kind::Float, Device::Cpu));
         let step = |seed| {
             dropout.reseed(seed);
@@ -213,7 +204,7 @@ mod tests {
 
     #[test]
     fn gradients_flow_through_the_kept_elements_only() {
-        let dropout = Dropout::new(Device::Cpu);
+        let dropout = Dropout::default();
         dropout.reseed(9);
         let xs = Tensor::ones([32, 32], (Kind::Float, Device::Cpu)).set_requires_grad(true);
         let out = dropout.apply(&xs, 0.25, true);
@@ -224,7 +215,7 @@ mod tests {
 
     #[test]
     fn a_bf16_input_stays_bf16() {
-        let dropout = Dropout::new(Device::Cpu);
+        let dropout = Dropout::default();
         let xs = Tensor::ones([8, 8], (Kind::BFloat16, Device::Cpu));
         assert_eq!(dropout.apply(&xs, 0.1, true).kind(), Kind::BFloat16);
     }

@@ -303,7 +303,7 @@ impl Bert {
             pooler_source: PoolerSource::Checkpoint,
             skip_padding: true,
             compute,
-            dropout: Dropout::new(device),
+            dropout: Dropout::default(),
         };
         model.pooler_source = model.load_weights(&weights)?;
         model.init_head(wi_seed);
@@ -568,7 +568,7 @@ mod tests {
         let p = 0.3;
         for kind in [Kind::Float, Kind::BFloat16] {
             let [q, k, v] = [0, 1, 2].map(|_| Tensor::randn([b, heads, s, d], (kind, Device::Cpu)));
-            let masks = Dropout::new(Device::Cpu);
+            let masks = Dropout::default();
             masks.reseed(11);
             let ours = attention(&masks, &q, &k, &v, Some(&mask), p);
             assert_eq!(ours.kind(), kind);
