@@ -106,10 +106,11 @@ pub async fn write_chunks(
     let writes: Vec<_> = changed
         .into_iter()
         .map(|ChangedChunk { k, digest, text }| {
+            let cm_name = chunk_name(&name, k);
             // The chunk's text moves into the ConfigMap: a chunk near 1 MiB is not copied on its way out.
             let object = ConfigMap {
                 metadata: ObjectMeta {
-                    name: Some(chunk_name(&name, k)),
+                    name: Some(cm_name.clone()),
                     labels: Some(BTreeMap::from([
                         (LABEL_SWEEP.to_string(), name.clone()),
                         (LABEL_MANAGED_BY.to_string(), MANAGER.to_string()),
@@ -121,10 +122,10 @@ pub async fn write_chunks(
                 data: Some(BTreeMap::from([(DATA_KEY.to_string(), text)])),
                 ..ConfigMap::default()
             };
-            let (api, name) = (&api, &name);
+            let api = &api;
             async move {
                 api.patch(
-                    &chunk_name(name, k),
+                    &cm_name,
                     &PatchParams::apply(MANAGER).force(),
                     &Patch::Apply(&object),
                 )
