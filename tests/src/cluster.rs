@@ -131,6 +131,8 @@ struct Local {
     ip_second_octet: u8,
     /// Clusters this process started before this one.
     ordinal: u32,
+    /// The controller manager's secure port, once start.sh has started it.
+    kcm_port: Option<u16>,
 }
 
 /// A runtime on its own thread hosts the simulators, so they outlive every `#[tokio::test]` runtime.
@@ -187,6 +189,7 @@ impl TestCluster {
             harness,
             ip_second_octet: 10 + (std::process::id().wrapping_add(ordinal * 37) % 200) as u8,
             ordinal,
+            kcm_port: None,
         };
         local.start_control_plane()?;
         let cluster = TestCluster {
@@ -413,6 +416,24 @@ impl TestCluster {
         }
     }
 
+    /// The controller manager's `/metrics` text. It serves them only to a restarted controller manager given
+    /// `--authorization-always-allow-paths=/healthz,/metrics` ([`Self::restart_controller_manager`]): start.sh gives
+    /// it no authorization kubeconfig, so every other path is refused. Its certificate is its own self-signed one.
+    pub async fn controller_manager_metrics(&self) -> Result<String> {
+        let port = (self.local.as_ref())
+            .and_then(|l| l.kcm_port)
+            .context("only a local control plane's controller manager is reachable")?;
+        let mut config = kube::Config::new(format!("https://127.0.0.1:{port}").parse()?);
+        config.accept_invalid_certs = true;
+        let client = Client::try_from(config)?;
+        let request = http::Request::get("/metrics")
+            .body(Vec::new())
+            .context("building a request")?;
+        client.request_text(request).await.with_context(|| {
+            format!("GET https://127.0.0.1:{port}/metrics (the controller manager)")
+        })
+    }
+
     /// SIGKILLs the container process group of `pod`'s containers on the simulated node, as when a container
     /// crashes: the simulator then reports it terminated (exit code 137), and the pod's restart policy and its
     /// Job decide what follows. Returns how many process groups were killed (0: none was running).
@@ -480,6 +501,7 @@ impl Local {
                 .output()
                 .with_context(|| format!("running {}/start.sh", self.k8s_dir.display()))?;
             if output.status.success() {
+                self.kcm_port = Some(ports[3]);
                 return Ok(());
             }
             let err = anyhow::anyhow!(

@@ -77,7 +77,7 @@ pub fn created(exposition: &str, resource: &str) -> Result<f64, String> {
 }
 
 /// Splits `a="x",b="y,z"` at the commas between labels (values may hold commas).
-fn split_labels(labels: &str) -> Vec<&str> {
+pub(crate) fn split_labels(labels: &str) -> Vec<&str> {
     let mut out = Vec::new();
     let (mut start, mut quoted, mut escaped) = (0, false, false);
     for (i, c) in labels.char_indices() {

@@ -6,6 +6,7 @@
 
 pub mod apiserver;
 pub mod events;
+pub mod job_queue;
 pub mod local;
 pub mod procstat;
 pub mod reconciles;
@@ -18,8 +19,8 @@ use crate::standin::offline::{Schedule, offline_top, rung_score, served_evals};
 use anyhow::{Context, Result, bail, ensure};
 use futures::StreamExt;
 use k8s_openapi::api::batch::v1::Job;
-use k8s_openapi::api::core::v1::{ConfigMap, Pod};
-use kube::api::{Api, PostParams};
+use k8s_openapi::api::core::v1::{ConfigMap, Event, Pod};
+use kube::api::{Api, ListParams, PostParams};
 use kube::runtime::watcher;
 use kube::{Client, ResourceExt};
 use seedsweep_crds::MetricName;
@@ -65,9 +66,10 @@ pub struct Options {
     pub out: Option<PathBuf>,
     #[arg(long, default_value_t = 60)]
     pub timeout_minutes: u64,
-    /// Restarts the controller manager with `--kube-api-qps=Q --kube-api-burst=2Q` before the sweeps start. Its
-    /// Job controller creates every trial's pod through a client limited to 20 requests a second by default
-    /// (start.sh keeps the default), the rate that bounds how fast freed slots fill again.
+    /// Gives the controller manager `--kube-api-qps=Q --kube-api-burst=2Q` when it is restarted before the sweeps
+    /// start (it always is, to serve its metrics). Its Job controller creates every trial's pod through a client
+    /// limited to 20 requests a second by default (start.sh keeps the default), the rate that bounds how fast freed
+    /// slots fill again.
     #[arg(long)]
     pub controller_manager_qps: Option<u32>,
 }
@@ -551,16 +553,21 @@ pub async fn run(o: Options) -> Result<serde_json::Value> {
     // Finished trial pods stay (their Jobs are kept); the node must take all of them.
     node.pods = (o.trials * o.sweeps * 3).max(110);
     cluster.add_node(node).await?;
+    // Restarted so that it serves its /metrics (the Job controller's work queue, read below), with a faster client
+    // when asked.
+    let mut kcm_args = vec!["--authorization-always-allow-paths=/healthz,/metrics".to_string()];
     if let Some(qps) = o.controller_manager_qps {
         ensure!(qps >= 1, "--controller-manager-qps must be at least 1");
-        eprintln!("restarting the controller manager with --kube-api-qps={qps} ...");
-        cluster
-            .restart_controller_manager(&[
-                format!("--kube-api-qps={qps}"),
-                format!("--kube-api-burst={}", 2 * qps),
-            ])
-            .await?;
+        kcm_args.extend([
+            format!("--kube-api-qps={qps}"),
+            format!("--kube-api-burst={}", 2 * qps),
+        ]);
     }
+    eprintln!(
+        "restarting the controller manager with {} ...",
+        kcm_args.join(" ")
+    );
+    cluster.restart_controller_manager(&kcm_args).await?;
     let client = cluster.client().await?;
     helpers::apply_crd_yaml(
         &client,
@@ -584,6 +591,8 @@ pub async fn run(o: Options) -> Result<serde_json::Value> {
     let before = apiserver::request_counts(&get_text(&client, "/metrics").await?)
         .map_err(anyhow::Error::msg)?;
     let cpu_before = procstat::read(operator.pid()).map_err(anyhow::Error::msg)?;
+    let job_queue_before = job_queue::read(&cluster.controller_manager_metrics().await?)
+        .map_err(anyhow::Error::msg)?;
     let reconciles_before = read_reconciles(&log).await;
 
     let api = Api::<SeedSweep>::namespaced(client.clone(), &ns);
@@ -637,6 +646,9 @@ pub async fn run(o: Options) -> Result<serde_json::Value> {
     let after = apiserver::request_counts(&get_text(&client, "/metrics").await?)
         .map_err(anyhow::Error::msg)?;
     let cpu_after = procstat::read(operator.pid()).map_err(anyhow::Error::msg)?;
+    let job_queue_after = job_queue::read(&cluster.controller_manager_metrics().await?)
+        .map_err(anyhow::Error::msg)?;
+    let queue_wall = now() - started;
     let etcd_db_at_end = cluster.etcd_db_bytes();
     let reconciles_after = read_reconciles(&log).await;
     let mut objects = BTreeMap::new();
@@ -741,6 +753,7 @@ pub async fn run(o: Options) -> Result<serde_json::Value> {
         },
         "etcdDatabaseBytes": {"peak": peak_etcd_db, "atEnd": etcd_db_at_end},
         "reconciles": reconciles_report(reconciles_before.as_ref(), reconciles_after.as_ref()),
+        "jobControllerQueue": job_queue::report(&job_queue_before, &job_queue_after, queue_wall),
         "apiserverRequests": {"total": total_requests, "perTrial": total_requests / all_trials, "byVerbAndResource": by_request},
         "statusWritesPerMinute": status_writes / (wall / 60.0),
         "statusWritesPerMinutePerSweep": status_writes / f64::from(o.sweeps) / (wall / 60.0),
@@ -758,6 +771,7 @@ pub async fn run(o: Options) -> Result<serde_json::Value> {
         }
     }
     report["runningPodsFractionWhileTrialsRemain"] = fraction_report(&fill.all);
+    report["warningEvents"] = json!(warning_events(&client, &ns).await?);
     std::fs::write(
         out.join("report.json"),
         serde_json::to_string_pretty(&report)?,
@@ -779,6 +793,20 @@ pub async fn run(o: Options) -> Result<serde_json::Value> {
         );
     }
     Ok(report)
+}
+
+/// The namespace's Warning events by reason, counting each event's repeats: what a user watching the sweep would
+/// have been warned of (a `TrialStuck` for a pod that waited a moment for a GPU is a false alarm).
+async fn warning_events(client: &Client, ns: &str) -> Result<BTreeMap<String, i64>> {
+    let api: Api<Event> = Api::namespaced(client.clone(), ns);
+    let mut by_reason = BTreeMap::new();
+    let params = ListParams::default().fields("type=Warning");
+    for event in api.list(&params).await.context("listing Warning events")? {
+        *by_reason
+            .entry(event.reason.unwrap_or_default())
+            .or_default() += i64::from(event.count.unwrap_or(1).max(1));
+    }
+    Ok(by_reason)
 }
 
 /// Every trial's record as the engine reports it, read from the sweep's `status.engine` and its ConfigMaps, with
