@@ -20,7 +20,7 @@ use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use kube::{Client, ResourceExt};
 use seedsweep_crds::sweep::{SeedSweep, SeedSweepStatus, SweepPhase, TrialPhase};
 use seedsweep_operator::controller::engine_store;
-use seedsweep_operator::controller::observe::is_finished;
+use seedsweep_operator::controller::observe::{UNSCHEDULABLE_GRACE_SECONDS, is_finished};
 use seedsweep_operator::engine::snapshot::Snapshot;
 use seedsweep_operator::engine::transfer;
 use seedsweep_tests::helpers::{apply_crd_yaml, create_namespace, delete_namespace, wait_for};
@@ -906,7 +906,8 @@ async fn trials_that_cannot_start_are_stuck_and_fail_fast() -> Result<()> {
                 }
             };
 
-            // More GPUs than any node has: unschedulable, with the scheduler's message.
+            // More GPUs than any node has: unschedulable, with the scheduler's message, once it has been so for
+            // the grace a replacement pod gets to wait for a GPU being given back (30 s).
             let greedy = sweep_yaml(
                 "greedy",
                 &t,
@@ -920,7 +921,7 @@ async fn trials_that_cannot_start_are_stuck_and_fail_fast() -> Result<()> {
             let st = wait_for(
                 &s.sweeps(),
                 "greedy",
-                Duration::from_secs(60),
+                Duration::from_secs(90),
                 "Unschedulable",
                 stuck_phase("Unschedulable"),
             )
@@ -944,6 +945,19 @@ async fn trials_that_cannot_start_are_stuck_and_fail_fast() -> Result<()> {
                 st.counts.stuck == 1 && st.counts.running == 0,
                 "{:?}",
                 st.counts
+            );
+            // Not before the grace: the scheduler's condition (to the second) is at least 29 s old.
+            let pods = s.pods().list(&ListParams::default()).await?;
+            let since = (pods.items.iter())
+                .filter_map(|p| p.status.as_ref()?.conditions.as_ref())
+                .flatten()
+                .find(|c| c.type_ == "PodScheduled" && c.reason.as_deref() == Some("Unschedulable"))
+                .and_then(|c| c.last_transition_time.clone())
+                .context("no pod the scheduler found unschedulable")?;
+            let waited = k8s_openapi::jiff::Timestamp::now().duration_since(since.0);
+            ensure!(
+                waited.as_secs() >= UNSCHEDULABLE_GRACE_SECONDS - 1,
+                "stuck after {waited:?} unschedulable"
             );
             let (on, _, message) = condition(&st, "TrialsStuck").context("no TrialsStuck")?;
             ensure!(on == "True" && message.contains(&stuck.name), "{message}");

