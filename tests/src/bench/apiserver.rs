@@ -15,32 +15,19 @@ pub type RequestCounts = BTreeMap<(String, String), f64>;
 pub fn request_counts(exposition: &str) -> Result<RequestCounts, String> {
     let mut counts = RequestCounts::new();
     for line in exposition.lines() {
-        let Some(rest) = line.strip_prefix("apiserver_request_total{") else {
+        let Some(read) = sample(line, "apiserver_request_total") else {
             continue;
         };
-        let bad = || format!("cannot read this apiserver_request_total sample: {line:?}");
-        let (labels, value) = rest.rsplit_once("} ").ok_or_else(bad)?;
-        let value: f64 = value.trim().parse().map_err(|_| bad())?;
-        let mut verb = None;
-        let mut resource = String::new();
-        let mut subresource = String::new();
-        for pair in split_labels(labels) {
-            let (k, v) = pair.split_once('=').ok_or_else(bad)?;
-            let v = v.trim_matches('"').to_string();
-            match k {
-                "verb" => verb = Some(v),
-                "resource" => resource = v,
-                "subresource" => subresource = v,
-                _ => {}
-            }
-        }
-        let verb = verb.ok_or_else(bad)?;
-        let key = if subresource.is_empty() {
-            resource
-        } else {
-            format!("{resource}/{subresource}")
+        let (labels, value) = read?;
+        let label = |name: &str| labels.iter().find(|(k, _)| *k == name).map(|(_, v)| *v);
+        let verb = label("verb")
+            .ok_or_else(|| format!("cannot read this apiserver_request_total sample: {line:?}"))?;
+        let resource = label("resource").unwrap_or_default();
+        let key = match label("subresource").unwrap_or_default() {
+            "" => resource.to_string(),
+            subresource => format!("{resource}/{subresource}"),
         };
-        *counts.entry((verb, key)).or_default() += value;
+        *counts.entry((verb.to_string(), key)).or_default() += value;
     }
     Ok(counts)
 }
@@ -51,33 +38,51 @@ pub fn request_counts(exposition: &str) -> Result<RequestCounts, String> {
 pub fn created(exposition: &str, resource: &str) -> Result<f64, String> {
     let mut total = 0.0;
     for line in exposition.lines() {
-        let Some(rest) = line.strip_prefix("apiserver_request_total{") else {
+        let Some(read) = sample(line, "apiserver_request_total") else {
             continue;
         };
-        let bad = || format!("cannot read this apiserver_request_total sample: {line:?}");
-        let (labels, value) = rest.rsplit_once("} ").ok_or_else(bad)?;
-        let value: f64 = value.trim().parse().map_err(|_| bad())?;
-        let (mut verb, mut res, mut sub, mut code) = ("", "", "", "");
-        for pair in split_labels(labels) {
-            let (k, v) = pair.split_once('=').ok_or_else(bad)?;
-            let v = v.trim_matches('"');
-            match k {
-                "verb" => verb = v,
-                "resource" => res = v,
-                "subresource" => sub = v,
-                "code" => code = v,
-                _ => {}
-            }
-        }
-        if verb == "POST" && res == resource && sub.is_empty() && code == "201" {
+        let (labels, value) = read?;
+        let label = |name: &str| {
+            labels
+                .iter()
+                .find(|(k, _)| *k == name)
+                .map_or("", |(_, v)| *v)
+        };
+        if label("verb") == "POST"
+            && label("resource") == resource
+            && label("subresource").is_empty()
+            && label("code") == "201"
+        {
             total += value;
         }
     }
     Ok(total)
 }
 
+/// Labels as (name, value without its quotes) and the value of a sample.
+pub(crate) type Sample<'a> = (Vec<(&'a str, &'a str)>, f64);
+
+/// `line` read as a sample of `metric`: `None` when it is not one (another metric, a comment), an error quoting it
+/// when it is one that does not parse.
+pub(crate) fn sample<'a>(line: &'a str, metric: &str) -> Option<Result<Sample<'a>, String>> {
+    let rest = line.strip_prefix(metric)?.strip_prefix('{')?;
+    let bad = || format!("cannot read this {metric} sample: {line:?}");
+    let read = || {
+        let (labels, value) = rest.rsplit_once("} ").ok_or_else(bad)?;
+        let value: f64 = value.trim().parse().map_err(|_| bad())?;
+        let labels = (split_labels(labels).into_iter())
+            .map(|pair| {
+                let (k, v) = pair.split_once('=').ok_or_else(bad)?;
+                Ok((k, v.trim_matches('"')))
+            })
+            .collect::<Result<_, String>>()?;
+        Ok((labels, value))
+    };
+    Some(read())
+}
+
 /// Splits `a="x",b="y,z"` at the commas between labels (values may hold commas).
-pub(crate) fn split_labels(labels: &str) -> Vec<&str> {
+fn split_labels(labels: &str) -> Vec<&str> {
     let mut out = Vec::new();
     let (mut start, mut quoted, mut escaped) = (0, false, false);
     for (i, c) in labels.char_indices() {

@@ -4,7 +4,7 @@
 //! no setting for more. Two readings give what happened in between: how many syncs, how long a key waited in the
 //! queue and how long a sync took.
 
-use super::apiserver::split_labels;
+use super::apiserver::sample;
 
 /// The Job work queue's counters at one moment.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
@@ -22,13 +22,11 @@ pub struct JobQueue {
 pub fn read(exposition: &str) -> Result<JobQueue, String> {
     let value = |metric: &str| -> Result<f64, String> {
         for line in exposition.lines() {
-            let Some(rest) = line.strip_prefix(metric).and_then(|r| r.strip_prefix('{')) else {
-                continue;
-            };
-            let bad = || format!("cannot read this {metric} sample: {line:?}");
-            let (labels, value) = rest.rsplit_once("} ").ok_or_else(bad)?;
-            if split_labels(labels).contains(&r#"name="job""#) {
-                return value.trim().parse().map_err(|_| bad());
+            if let Some(read) = sample(line, metric) {
+                let (labels, value) = read?;
+                if labels.contains(&("name", "job")) {
+                    return Ok(value);
+                }
             }
         }
         Err(format!(
